@@ -1,0 +1,212 @@
+"""Train the fusion network on simulated scenes (CPU-friendly, reproducible from a seed, resumable).
+
+    python -m models.train --config models/configs/default.json [--resume] [--steps N] [--max-minutes M]
+
+Every step draws scene seeds from the training range with a seeded generator; a scene missing from
+the cache (``data.cache_dir``) is simulated and saved on the spot, so the draw sequence does not
+depend on what a background cache generator (``python -m models.dataset``) has finished yet.
+Checkpoints ``<run_dir>/last.pt`` every ``ckpt_minutes`` (model, optimiser, step, RNG states) and
+``<run_dir>/best.pt`` on the best validation loss (fixed validation scenes, fixed modality subsets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.dataset import (
+    COMBOS,
+    features_and_target,
+    load_record,
+    sample_features,
+    save_record,
+    simulate_record,
+)
+from models.network import build_model, count_params, enu_px_from_d
+
+DEFAULT_CONFIG = Path("models/configs/default.json")
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def get_record(cache_dir: Path, seed: int, size: int, backend: str) -> dict[str, Any]:
+    p = cache_dir / f"scene_{seed:08d}.npz"
+    if p.exists():
+        try:
+            return load_record(p)
+        except Exception:  # half-written by a concurrent generator: simulate ourselves
+            pass
+    rec = simulate_record(seed, (size, size), backend)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    save_record(p, rec)
+    return rec
+
+
+def laplace_nll(d_px: torch.Tensor, logb: torch.Tensor, target_enu_px: torch.Tensor,
+                valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean Laplace NLL over valid pixels and the 3 components; also the mean |error| (px)."""
+    err = (enu_px_from_d(d_px) - target_enu_px).abs()
+    nll = err * torch.exp(-logb) + logb
+    v = valid.unsqueeze(1)
+    n = v.sum().clamp(min=1.0) * 3.0
+    return (nll * v).sum() / n, (err * v).sum() / n
+
+
+def batch_tensors(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, ...]:
+    x = torch.from_numpy(np.stack([i[0] for i in items]))
+    t = torch.from_numpy(np.stack([i[1] for i in items]))
+    v = torch.from_numpy(np.stack([i[2] for i in items]))
+    return x, t, v
+
+
+def validation_set(cfg: dict[str, Any]) -> list[tuple[str, tuple[torch.Tensor, ...]]]:
+    d = cfg["data"]
+    start, count = d["val_seeds"]
+    combos = list(COMBOS)
+    out = []
+    for i in range(count):
+        rec = get_record(Path(d["val_dir"]), start + i, d["scene_size"], d["backend"])
+        combo = combos[i % len(combos)]
+        out.append((combo, batch_tensors([features_and_target(rec, COMBOS[combo])])))
+    return out
+
+
+@torch.no_grad()
+def evaluate_val(model: torch.nn.Module, val: list) -> dict[str, float]:
+    model.eval()
+    nll_sum, en_sum, n = 0.0, 0.0, 0
+    for _, (x, t, v) in val:
+        d, logb, _ = model.forward_px(x)
+        nll, _ = laplace_nll(d, logb, t, v)
+        epe = torch.linalg.vector_norm(enu_px_from_d(d)[:, :2] - t[:, :2], dim=1)
+        en_sum += float((epe * v).sum() / v.sum().clamp(min=1))
+        nll_sum += float(nll)
+        n += 1
+    model.train()
+    return {"val_nll": nll_sum / n, "val_epe_px": en_sum / n}
+
+
+def lr_at(step: int, cfg: dict[str, Any]) -> float:
+    tr = cfg["train"]
+    warm, total, lr = tr.get("warmup", 200), tr["steps"], tr["lr"]
+    if step < warm:
+        return lr * (step + 1) / warm
+    p = min(1.0, (step - warm) / max(1, total - warm))
+    return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def save_ckpt(path: Path, model, opt, step: int, cfg, rng: np.random.Generator, extra: dict | None = None) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "config": cfg,
+                "seed": cfg["seed"], "np_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                **(extra or {})}, tmp)
+    tmp.replace(path)
+
+
+def train(cfg: dict[str, Any], resume: bool = False) -> Path:
+    tr, d = cfg["train"], cfg["data"]
+    torch.set_num_threads(int(tr.get("threads", 2)))
+    seed = int(cfg["seed"])
+    torch.manual_seed(seed)
+    random.seed(seed)
+    rng = np.random.default_rng(seed)
+    run_dir = Path(cfg["run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(cfg, indent=2))
+    model = build_model(cfg.get("model", {}))
+    opt = torch.optim.AdamW(model.parameters(), lr=tr["lr"], weight_decay=tr.get("weight_decay", 1e-4))
+    step, best = 0, float("inf")
+    last = run_dir / "last.pt"
+    if resume and last.exists():
+        ck = torch.load(last, map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step, best = ck["step"], ck.get("best", float("inf"))
+        rng.bit_generator.state = ck["np_rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        print(f"resumed from {last} at step {step}", flush=True)
+    print(f"model: {count_params(model)} parameters; config {json.dumps(cfg)}", flush=True)
+    val = validation_set(cfg)
+    log = (run_dir / "log.jsonl").open("a")
+    cache_dir, (s0, s1) = Path(d["cache_dir"]), d["train_seeds"]
+    t_start = time.time()
+    t_ckpt = time.time()
+    max_s = float(tr.get("max_minutes", 1e9)) * 60
+    w_init, w_l1 = tr.get("w_init", 0.5), tr.get("w_l1", 0.1)
+    model.train()
+    bar = tqdm(total=tr["steps"], initial=step, dynamic_ncols=True, mininterval=10)
+    run_loss = run_err = 0.0
+    while step < tr["steps"]:
+        seeds = rng.integers(s0, s1, size=tr["batch"])
+        items = [sample_features(get_record(cache_dir, int(s), d["scene_size"], d["backend"]), rng, d["crop"],
+                                 p_keep=d.get("p_keep", 0.6)) for s in seeds]
+        x, t, v = batch_tensors(items)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        _, _, preds = model.forward_px(x)
+        loss = 0.0
+        for k, (dp, lb) in enumerate(preds):
+            nll, l1 = laplace_nll(dp, lb, t, v)
+            w = 1.0 if k == len(preds) - 1 else w_init
+            loss = loss + w * (nll + w_l1 * l1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tr.get("clip", 1.0))
+        opt.step()
+        step += 1
+        run_loss = 0.98 * run_loss + 0.02 * loss.item() if step > 1 else loss.item()
+        run_err = 0.98 * run_err + 0.02 * l1.item() if step > 1 else l1.item()
+        bar.update(1)
+        bar.set_postfix(loss=f"{run_loss:.3f}", mae_px=f"{run_err:.3f}", lr=f"{lr_at(step, cfg):.1e}")
+        done = step >= tr["steps"] or time.time() - t_start > max_s
+        if step % tr.get("val_every", 500) == 0 or done:
+            m = evaluate_val(model, val)
+            rec = {"step": step, "time_s": round(time.time() - t_start), "train_loss": run_loss,
+                   "train_mae_px": run_err, **m}
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            tqdm.write(json.dumps(rec))
+            if m["val_nll"] < best:
+                best = m["val_nll"]
+                save_ckpt(run_dir / "best.pt", model, opt, step, cfg, rng, {"val_loss": best, "best": best, **m})
+        if time.time() - t_ckpt > tr.get("ckpt_minutes", 4) * 60 or done:
+            save_ckpt(last, model, opt, step, cfg, rng, {"best": best})
+            t_ckpt = time.time()
+        if done:
+            break
+    bar.close()
+    print(f"finished at step {step} after {(time.time() - t_start) / 60:.1f} min; best val_nll {best:.4f}", flush=True)
+    return run_dir / "best.pt"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    ap.add_argument("--resume", action="store_true", help="continue from <run_dir>/last.pt")
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--max-minutes", type=float)
+    ap.add_argument("--run-dir")
+    args = ap.parse_args(argv)
+    cfg = load_config(args.config)
+    if args.steps:
+        cfg["train"]["steps"] = args.steps
+    if args.max_minutes:
+        cfg["train"]["max_minutes"] = args.max_minutes
+    if args.run_dir:
+        cfg["run_dir"] = args.run_dir
+    train(cfg, resume=args.resume)
+
+
+if __name__ == "__main__":
+    main()
