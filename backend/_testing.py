@@ -1,0 +1,66 @@
+"""A tiny ONNX stand-in for the fusion network, for tests and benchmarks of tiling, IO and speed.
+
+Same I/O names and metadata layout as the shipped model (``features`` -> ``displacement_enu_m``, ``sigma_enu_m``);
+a few convolutions with fixed weights, so outputs depend on a neighbourhood (a real receptive field for seam
+tests). Needs the ``onnx`` package (development only); the plugin never imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_CHANNELS = [
+    "optical_pre", "optical_post", "sar_pre_db", "sar_post_db", "phase_cos", "phase_sin", "coherence",
+    "dem_slope_east", "dem_slope_north", "los_east", "los_north", "los_up", "fringe_px", "pixel_size_m",
+    "mask_optical", "mask_sar", "mask_insar", "mask_dem",
+]
+
+
+def make_tiny_model(path: str | Path, channels: list[str] | None = None, kernel: int = 5, layers: int = 2,
+                    hidden: int = 8, seed: int = 0, version: str = "test-tiny") -> Path:
+    """Write a small conv net ONNX with QuakeFusion metadata to ``path``; returns the path."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    chans = channels or DEFAULT_CHANNELS
+    c = len(chans)
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+    prev, cin = "features", c
+    pad = kernel // 2
+    for i in range(layers):
+        cout = hidden
+        w = (rng.standard_normal((cout, cin, kernel, kernel)) / np.sqrt(cin * kernel * kernel)).astype(np.float32)
+        b = np.zeros(cout, np.float32)
+        inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
+        nodes.append(helper.make_node("Conv", [prev, f"w{i}", f"b{i}"], [f"c{i}"], pads=[pad] * 4))
+        nodes.append(helper.make_node("Tanh", [f"c{i}"], [f"a{i}"]))
+        prev, cin = f"a{i}", cout
+    wd = (0.05 * rng.standard_normal((3, cin, 1, 1))).astype(np.float32)
+    ws = (0.05 * rng.standard_normal((3, cin, 1, 1))).astype(np.float32)
+    inits += [numpy_helper.from_array(wd, "wd"), numpy_helper.from_array(ws, "ws"),
+              numpy_helper.from_array(np.full((1, 3, 1, 1), 0.01, np.float32), "s0")]
+    nodes.append(helper.make_node("Conv", [prev, "wd"], ["displacement_enu_m"]))
+    nodes.append(helper.make_node("Conv", [prev, "ws"], ["sraw"]))
+    nodes.append(helper.make_node("Softplus", ["sraw"], ["sp"]))
+    nodes.append(helper.make_node("Add", ["sp", "s0"], ["sigma_enu_m"]))
+    graph = helper.make_graph(
+        nodes, "tiny_quakefusion",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["B", c, "H", "W"])],
+        [helper.make_tensor_value_info("displacement_enu_m", TensorProto.FLOAT, ["B", 3, "H", "W"]),
+         helper.make_tensor_value_info("sigma_enu_m", TensorProto.FLOAT, ["B", 3, "H", "W"])],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    meta = {"model_version": version, "input_name": "features",
+            "outputs": {"displacement": "displacement_enu_m", "sigma": "sigma_enu_m"},
+            "channels": [{"name": n, "units": "-", "normalisation": "see backend/features.py"} for n in chans],
+            "pixel_size_range_m": [5.0, 200.0], "tile_multiple": 16, "wavelength_m_trained": [0.0555, 0.2384]}
+    helper.set_model_props(model, {"quakefusion": json.dumps(meta)})
+    onnx.checker.check_model(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path

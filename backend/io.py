@@ -1,0 +1,258 @@
+"""Raster inputs: opening, validation with actionable messages, and the output grid.
+
+Everything is read with rasterio by window (or as a decimated overview for checks), never whole
+rasters. ``validate_input`` returns an :class:`OpenedInput` that ``align.AlignedSource`` reads from.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.warp import calculate_default_transform, transform_bounds
+
+from .errors import PipelineError
+
+# Human-readable names of the inputs (CLI flag) for messages.
+FLAGS = {
+    "optical_pre": "--optical-pre", "optical_post": "--optical-post", "sar_pre": "--sar-pre",
+    "sar_post": "--sar-post", "phase": "--phase", "coherence": "--coherence", "dem": "--dem",
+    "incidence": "--incidence", "heading": "--heading", "grid_like": "--grid-like",
+}
+
+CHECK_MAX_PX = 1024  # decimated read for value-range checks: at most this many pixels a side
+
+
+@dataclass
+class InputRaster:
+    """One input raster: ``path`` (anything GDAL reads) and the 1-based ``band``."""
+
+    path: str | Path
+    band: int = 1
+
+
+@dataclass
+class Grid:
+    """Output grid: north-up, square-ish pixels, projected CRS (metres)."""
+
+    crs: CRS
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    @property
+    def pixel_size_m(self) -> float:
+        return float(math.sqrt(abs(self.transform.a * self.transform.e)))
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        t = self.transform
+        x0, y0 = t.c, t.f
+        x1, y1 = apply_affine(t, self.width, self.height)
+        return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+
+    def window_transform(self, row0: int, col0: int) -> Affine:
+        return self.transform * Affine.translation(col0, row0)
+
+    def to_json(self) -> dict:
+        t = self.transform
+        return {"crs": self.crs.to_string(), "transform": [t.a, t.b, t.c, t.d, t.e, t.f], "width": self.width,
+                "height": self.height, "pixel_size_m": self.pixel_size_m}
+
+
+@dataclass
+class OpenedInput:
+    """A validated input: its name (``phase``, ``optical_post``...), path, band, and what was learned."""
+
+    name: str
+    path: Path
+    band: int
+    crs: CRS
+    transform: Affine
+    width: int
+    height: int
+    nodata: float | None
+    dtype: str
+    zero_is_nodata: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def open(self) -> rasterio.io.DatasetReader:
+        return rasterio.open(self.path)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "path": str(self.path), "band": self.band, "crs": self.crs.to_string(),
+                "width": self.width, "height": self.height, "nodata": self.nodata, "dtype": self.dtype,
+                "zero_is_nodata": self.zero_is_nodata, "notes": self.notes}
+
+
+def apply_affine(t: Affine, x: float, y: float) -> tuple[float, float]:
+    """Map (col, row) -> (x, y) with an affine transform (works with affine 2.x and 3.x)."""
+    return t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f
+
+
+def _err(name: str, path: Path | str, problem: str, fix: str) -> PipelineError:
+    flag = FLAGS.get(name, name)
+    return PipelineError(f"{name} ({flag} {path}): {problem}. Fix: {fix}", name)
+
+
+def read_overview(ds: rasterio.io.DatasetReader, band: int, max_px: int = CHECK_MAX_PX) -> np.ndarray:
+    """Decimated read (nearest) of one band as float64 with nodata -> NaN; for checks and statistics."""
+    f = max(1, math.ceil(max(ds.height, ds.width) / max_px))
+    shape = (max(1, ds.height // f), max(1, ds.width // f))
+    a = ds.read(band, out_shape=shape, resampling=Resampling.nearest, masked=True)
+    out = np.ma.filled(a.astype(np.float64), np.nan)
+    return out
+
+
+# value-range rules: (min allowed, max allowed, fix message)
+def _check_values(name: str, path: Path, v: np.ndarray, notes: list[str]) -> bool:
+    """Check value ranges on a decimated copy; returns ``zero_is_nodata`` for the phase."""
+    fin = v[np.isfinite(v)]
+    if fin.size == 0:
+        raise _err(name, path, "has no valid pixel (all nodata/NaN)", "check the band number and the nodata value")
+    lo, hi = float(fin.min()), float(fin.max())
+    zero_nodata = False
+    if name == "phase":
+        if lo < -np.pi - 1e-3 or hi > np.pi + 1e-3:
+            if lo >= -180.5 and hi <= 180.5 and hi > 3.5:
+                fix = "the values look like degrees; convert to radians (phase * pi / 180)"
+            elif lo >= -1e-3 and hi <= 2 * np.pi + 1e-3:
+                fix = "the values look like [0, 2pi); that is fine once wrapped: give wrap(phase) in [-pi, pi)"
+            else:
+                fix = ("give the WRAPPED phase in radians in [-pi, pi) (e.g. the LiCSAR *.geo.diff_pha.tif); "
+                       "an unwrapped phase or a displacement in metres is not accepted here")
+            if not (lo >= -1e-3 and hi <= 2 * np.pi + 1e-3):
+                raise _err(name, path, f"values span [{lo:.3g}, {hi:.3g}], outside [-pi, pi]", fix)
+            notes.append("values in [0, 2pi): wrapped to [-pi, pi) on reading")
+        zero_frac = float(np.mean(fin == 0.0))
+        if zero_frac > 0.005:
+            zero_nodata = True
+            notes.append(f"{zero_frac:.1%} of the pixels are exactly 0: treated as no data (processor fill value)")
+    elif name == "coherence":
+        if lo < -1e-3 or hi > 1.0 + 1e-3:
+            fix = ("give coherence in 0..1" + (" (values up to 255 look like a byte scaling: divide by 255)"
+                                                if hi <= 255 else ""))
+            raise _err(name, path, f"values span [{lo:.3g}, {hi:.3g}], outside 0..1", fix)
+    elif name in ("sar_pre", "sar_post"):
+        if lo < 0:
+            raise _err(name, path, f"has negative values (min {lo:.3g}): looks like dB or complex parts",
+                       "give LINEAR amplitude (from dB: 10**(dB/20)); for a complex SLC give abs(slc)")
+    elif name == "incidence":
+        if lo < 0 or hi > 90:
+            raise _err(name, path, f"incidence values span [{lo:.3g}, {hi:.3g}] deg, outside 0..90",
+                       "give the incidence angle in degrees from the vertical at the ground")
+    elif name == "heading":
+        if lo < -360 or hi > 360:
+            raise _err(name, path, f"heading values span [{lo:.3g}, {hi:.3g}] deg, outside -360..360",
+                       "give the flight-direction azimuth in degrees clockwise from north (S1 ascending ~-12)")
+    elif name == "dem":
+        if lo < -500 or hi > 9000:
+            raise _err(name, path, f"elevations span [{lo:.4g}, {hi:.4g}] m, not plausible",
+                       "give a DEM in metres with its nodata value set (e.g. gdal_edit.py -a_nodata -9999)")
+    return zero_nodata
+
+
+def validate_input(name: str, raster: InputRaster) -> OpenedInput:
+    """Open and check one input; raise :class:`PipelineError` naming the input and the fix."""
+    path = Path(raster.path)
+    if not path.exists() and "://" not in str(path) and not str(path).startswith("/vsi"):
+        raise _err(name, path, "file not found", "check the path")
+    try:
+        ds = rasterio.open(path)
+    except Exception as exc:  # rasterio raises RasterioIOError and friends
+        raise _err(name, path, f"GDAL cannot read it ({exc})", "give a raster GDAL reads (GeoTIFF, VRT, ...)") from exc
+    with ds:
+        if raster.band < 1 or raster.band > ds.count:
+            raise _err(name, path, f"band {raster.band} requested but the file has {ds.count} band(s)",
+                       f"choose a band in 1..{ds.count}")
+        dtype = ds.dtypes[raster.band - 1]
+        if np.issubdtype(np.dtype(dtype), np.complexfloating):
+            fix = ("give the phase angle in radians (e.g. gdal_calc.py --calc='angle(A)')" if name == "phase"
+                   else "give a real-valued band (for an SLC, its amplitude abs(slc))")
+            raise _err(name, path, f"band {raster.band} is complex ({dtype})", fix)
+        if dtype == "bool" or not (np.issubdtype(np.dtype(dtype), np.number)):
+            raise _err(name, path, f"band {raster.band} has type {dtype}", "give a numeric band")
+        if ds.crs is None or not ds.crs.to_wkt():
+            raise _err(name, path, "has no coordinate reference system",
+                       "assign one, e.g. gdal_edit.py -a_srs EPSG:32634 FILE (or save it with its CRS from QGIS)")
+        t = ds.transform
+        if t.b != 0 or t.d != 0:
+            raise _err(name, path, "is rotated or sheared (not north-up)", "warp it first: gdalwarp IN OUT")
+        if t.e > 0:
+            raise _err(name, path, "is stored south-up", "warp it first: gdalwarp IN OUT")
+        if t == Affine.identity():
+            raise _err(name, path, "has no georeferencing (identity transform)",
+                       "georeference it (gdal_translate -a_ullr ... -a_srs ...)")
+        notes: list[str] = []
+        v = read_overview(ds, raster.band)
+        zero_nodata = _check_values(name, path, v, notes)
+        return OpenedInput(name=name, path=path, band=raster.band, crs=ds.crs, transform=ds.transform,
+                           width=ds.width, height=ds.height, nodata=ds.nodatavals[raster.band - 1], dtype=dtype,
+                           zero_is_nodata=zero_nodata, notes=notes)
+
+
+def input_bounds_in(inp: OpenedInput, crs: CRS) -> tuple[float, float, float, float]:
+    t = inp.transform
+    x0, y1 = t.c, t.f
+    x1, y0 = apply_affine(t, inp.width, inp.height)
+    return transform_bounds(inp.crs, crs, min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1), densify_pts=21)
+
+
+def utm_crs_for(lon: float, lat: float) -> CRS:
+    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+
+
+def grid_from(inp: OpenedInput) -> Grid:
+    """The output grid of a reference input; geographic (or other non-metric) grids go to local UTM."""
+    if inp.crs.is_projected and abs(inp.crs.linear_units_factor[1] - 1.0) < 1e-9:
+        return Grid(inp.crs, inp.transform, inp.width, inp.height)
+    # geographic -> local UTM with the input's pixel size in metres
+    t = inp.transform
+    x0, y1 = t.c, t.f
+    x1, y0 = apply_affine(t, inp.width, inp.height)
+    left, bottom, right, top = min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+    lb = transform_bounds(inp.crs, "EPSG:4326", left, bottom, right, top)
+    lon_c = 0.5 * (lb[0] + lb[2])
+    lat_c = 0.5 * (lb[1] + lb[3])
+    dst = utm_crs_for(lon_c, lat_c)
+    if inp.crs.is_geographic:
+        m_per_deg = 111_320.0
+        dx = abs(t.a) * m_per_deg * math.cos(math.radians(lat_c))
+        dy = abs(t.e) * m_per_deg
+        res = float(min(dx, dy))
+    else:
+        res = float(abs(t.a) * inp.crs.linear_units_factor[1])
+    res = float(f"{res:.3g}")  # a round pixel size in metres
+    tr, w, h = calculate_default_transform(inp.crs, dst, inp.width, inp.height, left, bottom, right, top,
+                                           resolution=res)
+    return Grid(dst, tr, int(w), int(h))
+
+
+def check_overlap(inp: OpenedInput, grid: Grid, min_fraction: float = 0.0) -> float:
+    """Fraction of the output grid covered by the input's footprint; raises if they do not overlap."""
+    try:
+        b = input_bounds_in(inp, grid.crs)
+    except Exception as exc:
+        raise _err(inp.name, inp.path, f"its CRS cannot be transformed to the output grid's ({exc})",
+                   "reproject it to a common CRS") from exc
+    g = grid.bounds
+    ix = max(0.0, min(b[2], g[2]) - max(b[0], g[0]))
+    iy = max(0.0, min(b[3], g[3]) - max(b[1], g[1]))
+    frac = ix * iy / max((g[2] - g[0]) * (g[3] - g[1]), 1e-12)
+    if frac <= min_fraction:
+        raise _err(inp.name, inp.path,
+                   f"does not overlap the output grid (its extent {tuple(round(x) for x in b)} vs the grid's "
+                   f"{tuple(round(x) for x in g)} in {grid.crs.to_string()})",
+                   "give rasters of the same area (check the CRS assigned to each file)")
+    return frac
