@@ -70,7 +70,8 @@ def scene_figure(scene: Scene, path: str | Path, title: str | None = None) -> Pa
     t = title or (
         f"seed {s.params['seed']} — {ev.get('mechanism', ev.get('name', ''))} Mw {ev.get('mw', float('nan')):.2f}, "
         f"{'surface-rupturing' if ev.get('surface_rupture') else 'blind'}; pixel {px:.1f} m; "
-        f"{g.get('band')}-band λ={s.wavelength_m * 100:.1f} cm, {g.get('pass')}, heading {g.get('heading_deg', 0):.0f}°, "
+        f"{g.get('band')}-band λ={s.wavelength_m * 100:.1f} cm, {g.get('pass')}, "
+        f"heading {g.get('heading_deg', 0):.0f}°, "
         f"incidence {g.get('incidence_center_deg', 0):.0f}°; DEM {s.params['dem']['source']}, "
         f"texture {s.params['optical']['texture']}; EPSG:{s.crs}"
     )

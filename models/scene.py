@@ -79,7 +79,7 @@ class Scene:
 # ----------------------------------------------------------------------------------------------- real data
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _read_raster(rel: str) -> tuple[np.ndarray, float]:
     """(array float32 with NaN for nodata, pixel size m) of a raster under data/ (cached per process)."""
     import rasterio  # local import: only needed when real data are used
@@ -100,7 +100,7 @@ def _fill_nan(a: np.ndarray) -> np.ndarray:
     return a[tuple(idx)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _real_dem(name: str) -> tuple[np.ndarray, float]:
     rel = {
         "aster_patagonia": "aster_dem_patagonia_2012/AST_L1A_00303182012144228_Z.tif",
@@ -112,7 +112,7 @@ def _real_dem(name: str) -> tuple[np.ndarray, float]:
     return a.astype(np.float32), res
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _real_texture(name: str) -> tuple[np.ndarray, float]:
     """Reflectance-like texture in ~[0, 1] (float32) and its pixel size."""
     rel = {
@@ -444,7 +444,8 @@ def simulate_scene(
     dem_s = dem_s + _fractal(rng, (Hs, Ws), beta=3.0, lo_cut=0.05) * step_s * 0.15 * relief
     dem_s = dem_s.astype(np.float64)
     s0 = margin * os_
-    dem = dem_s[s0: s0 + H * os_: os_, s0: s0 + W * os_: os_]
+    sl = (slice(s0, s0 + H * os_, os_), slice(s0, s0 + W * os_, os_))  # source samples at the pixel centres
+    dem = dem_s[sl]
 
     # ---- acquisition geometry
     band = ov.get("band") or _choose(rng, ["C", "L"], [0.65, 0.35])
@@ -454,7 +455,9 @@ def simulate_scene(
     asc = bool(rng.random() < 0.5)
     heading = float((-12.0 if asc else -168.0) + rng.normal(0, 2.0))
     inc_c = float(rng.uniform(29.0, 46.0) if band == "C" else rng.uniform(25.0, 48.0))
-    dinc_dm = 0.068e-3  # deg per metre of ground range (Sentinel-1 IW: 29→46° over ~250 km)
+    # incidence gradient, deg per metre of ground range: 5.9e-5 fitted on the real OPERA S1 LOS grid
+    # (data/opera_s1_los_hawaii), 6.8e-5 for IW 29→46° over 250 km; L-band swaths are similar
+    dinc_dm = float(rng.uniform(0.055e-3, 0.07e-3))
     los_c = cv.los_unit_vector(inc_c, heading)
     g_e, g_n = -los_c[0] / math.hypot(los_c[0], los_c[1]), -los_c[1] / math.hypot(los_c[0], los_c[1])
     inc = inc_c + dinc_dm * (LE * g_e + LN * g_n)
@@ -473,8 +476,6 @@ def simulate_scene(
     truth_los = cv.enu_to_los(u[0], u[1], u[2], los)
 
     # ---- sampling coordinates on the source grid (continuous pre / post positions)
-    rows_pre = (i[:, None] + margin) * os_ + 0 * j[None, :]
-    cols_pre = (j[None, :] + margin) * os_ + 0 * i[:, None]
     # optical: post(x) = scene(x - u_h(x))
     r_post = (i[:, None] + margin + u[1] / pixel) * os_
     c_post = (j[None, :] + margin - u[0] / pixel) * os_
@@ -514,9 +515,9 @@ def simulate_scene(
                 r0, c0 = rng.integers(0, Hs - rh), rng.integers(0, Ws - rw)
                 a_k[r0:r0 + rh, c0:c0 + rw] *= rng.uniform(0.5, 1.8)
         rad.append(a_k * (ambient + (1 - ambient) * shade / max(math.sin(math.radians(sun[k][1])), 0.2)))
-    psf = float(rng.uniform(0.4, 0.8)) * os_  # sigma in source samples
+    psf = float(rng.uniform(0.5, 0.8)) * os_  # sigma in source samples
     rad = [ndimage.gaussian_filter(r, psf) for r in rad]
-    opt_pre = rad[0][s0: s0 + H * os_: os_, s0: s0 + W * os_: os_]
+    opt_pre = rad[0][sl]
     opt_post = ndimage.map_coordinates(rad[1], [r_post, c_post], order=3, mode="mirror")
     dn_scale = 10000.0 if tex_src != "landsat_everest" else 255.0 / 0.6
     opt = []
@@ -531,7 +532,7 @@ def simulate_scene(
                          "dn_scale": dn_scale, "ambient": ambient}
 
     # ---- coherence
-    veg = ndimage.gaussian_filter(alb, 2 * os_)[s0: s0 + H * os_: os_, s0: s0 + W * os_: os_]
+    veg = ndimage.gaussian_filter(alb, 2 * os_)[sl]
     veg = np.clip((veg - np.percentile(veg, 30)) / (np.ptp(veg) + 1e-6), 0, 1)  # proxy: bright fields
     base_coh = float(rng.uniform(0.6, 0.95) if band == "C" else rng.uniform(0.75, 0.97))
     coh = base_coh * (1 - (0.6 if band == "C" else 0.25) * veg * rng.uniform(0.3, 1.0))
@@ -585,7 +586,7 @@ def simulate_scene(
                        "ramp_m_per_m": [float(ramp_a), float(ramp_b)], "base_coherence": base_coh}
 
     # ---- SAR amplitude
-    L_looks = int(rng.integers(1, 6))
+    L_looks = int(ov.get("sar_looks", rng.integers(1, 6)))
     # backscatter on the source grid
     gse, gsn = _grad(dem_s, step_s)
     los_s = cv.los_unit_vector(inc_s, np.full_like(inc_s, heading))
@@ -593,6 +594,10 @@ def simulate_scene(
     cl = np.clip((-gse * los_s[0] - gsn * los_s[1] + los_s[2]) / nrm_s, 0.02, 1.0)
     sin_loc = np.sqrt(1 - cl**2)
     cover = np.exp(0.6 * _fractal(rng, (Hs, Ws), beta=2.0)) * (0.5 + 2.0 * np.clip(alb, 0, 0.5))
+    # K-distribution-like sub-pixel texture (Gamma, shape nu): heterogeneous clutter, checked against the real
+    # UAVSAR single-look intensity statistics (tests/test_simulator.py)
+    nu_tex = float(np.exp(rng.uniform(math.log(0.8), math.log(5.0))))
+    cover = cover * rng.gamma(nu_tex, 1.0 / nu_tex, (Hs, Ws))
     sigma0 = cover * cl**1.5 * np.sin(np.deg2rad(inc_s)) / np.maximum(sin_loc, 0.15)
     face = -(gse * (-g_e) + gsn * (-g_n))
     lay_s = np.arctan(face) > np.deg2rad(inc_s)
@@ -606,7 +611,7 @@ def simulate_scene(
     sh_n = u_az * a_n + rng_inc / np.sin(np.deg2rad(inc)) * g_n
     rs_post = (i[:, None] + margin + sh_n / pixel) * os_
     cs_post = (j[None, :] + margin - sh_e / pixel) * os_
-    sig_pre = sigma0[s0: s0 + H * os_: os_, s0: s0 + W * os_: os_]
+    sig_pre = sigma0[sl]
     sig_post = ndimage.map_coordinates(sigma0, [rs_post, cs_post], order=1, mode="mirror")
     if noise_free:
         sar_pre, sar_post = np.sqrt(sig_pre), np.sqrt(sig_post)
@@ -620,7 +625,7 @@ def simulate_scene(
             sd = math.sqrt(0.5 * (zr.var() + zi.var()) * 2)
             zr /= sd
             zi /= sd
-            a_pre = zr[s0: s0 + H * os_: os_, s0: s0 + W * os_: os_] + 1j * zi[s0: s0 + H * os_: os_, s0: s0 + W * os_: os_]
+            a_pre = zr[sl] + 1j * zi[sl]
             a_post = (ndimage.map_coordinates(zr, [rs_post, cs_post], order=1, mode="mirror")
                       + 1j * ndimage.map_coordinates(zi, [rs_post, cs_post], order=1, mode="mirror"))
             nz = (rng.standard_normal((H, W)) + 1j * rng.standard_normal((H, W))) / math.sqrt(2)
@@ -633,7 +638,7 @@ def simulate_scene(
         gain = float(np.exp(rng.normal(0, 0.05)))
         sar_pre = np.sqrt(sig_pre * i_pre / L_looks * L_looks)
         sar_post = np.sqrt(gain * sig_post * i_post)
-    params["sar"] = {"looks": L_looks}
+    params["sar"] = {"looks": L_looks, "texture_gamma_shape": nu_tex}
 
     scene = Scene(
         optical_pre=opt[0], optical_post=opt[1],
