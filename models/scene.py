@@ -109,7 +109,8 @@ def _real_dem(name: str) -> tuple[np.ndarray, float]:
     a, res = _read_raster(rel)
     a = _fill_nan(a)
     a = ndimage.median_filter(a, 3) if name == "aster_patagonia" else a  # ASTER blunders
-    return a.astype(np.float32), res
+    # cubic B-spline coefficients, computed once per process (sampled with prefilter=False)
+    return ndimage.spline_filter(a.astype(np.float64), order=3, mode="mirror"), res
 
 
 @functools.cache
@@ -143,7 +144,7 @@ def _fractal(rng: np.random.Generator, shape: tuple[int, int], beta: float, lo_c
     if lo_cut > 0:
         amp *= 1.0 - np.exp(-((k / lo_cut) ** 2))
     amp[0, 0] = 0.0
-    spec = (rng.standard_normal(amp.shape) + 1j * rng.standard_normal(amp.shape)) * amp
+    spec = (rng.standard_normal(amp.shape, dtype=F32) + 1j * rng.standard_normal(amp.shape, dtype=F32)) * amp
     f = np.fft.irfft2(spec, s=shape)
     s = f.std()
     return (f / s if s > 0 else f).astype(np.float64)
@@ -151,7 +152,7 @@ def _fractal(rng: np.random.Generator, shape: tuple[int, int], beta: float, lo_c
 
 def _sample_rotated(
     img: np.ndarray, out_shape: tuple[int, int], step: float, angle: float, flip: bool,
-    rng: np.random.Generator, order: int = 1,
+    rng: np.random.Generator, order: int = 1, prefiltered: bool = False,
 ) -> np.ndarray:
     """Sample ``img`` on a rotated grid of ``out_shape`` with ``step`` image pixels per output sample."""
     h, w = out_shape
@@ -169,7 +170,8 @@ def _sample_rotated(
     mc = max(0.0, W / 2.0 - half - 1)
     r0 = H / 2.0 + rng.uniform(-mr, mr)
     c0 = W / 2.0 + rng.uniform(-mc, mc)
-    return ndimage.map_coordinates(img, [rot_r + r0, rot_c + c0], order=order, mode="mirror")
+    return ndimage.map_coordinates(img, [rot_r + r0, rot_c + c0], order=order, mode="mirror",
+                                   prefilter=not prefiltered)
 
 
 # ------------------------------------------------------------------------------------------------- events
@@ -438,7 +440,7 @@ def simulate_scene(
         if need > min(d.shape) * 0.95:
             stepd *= min(d.shape) * 0.95 / need
         dem_s = _sample_rotated(d, (Hs, Ws), stepd, rng.uniform(0, 2 * math.pi), bool(rng.random() < 0.5), rng,
-                                order=3)
+                                order=3, prefiltered=True)
         dem_s = (dem_s - dem_s.mean()) * relief + dem_s.mean() * rng.uniform(0.2, 1.0)
     # small-scale roughness below the DEM's resolution
     dem_s = dem_s + _fractal(rng, (Hs, Ws), beta=3.0, lo_cut=0.05) * step_s * 0.15 * relief
@@ -565,19 +567,24 @@ def simulate_scene(
     ramp = ramp_a * LE + ramp_b * LN
     delay = turb + strat + ramp  # range increase from the atmosphere (m)
     truth_unw = phi_def + phase_sign * k * delay
-    nl_looks = int(rng.integers(4, 17))
+    nl_looks = int(np.clip(round(pixel * pixel / 100.0 * rng.uniform(0.5, 1.0)), 2, 64))
     if np.all(coh >= 1.0):
         wrapped = cv.wrap(truth_unw)
         coh_est = coh
     else:
-        z1 = (rng.standard_normal((nl_looks, H, W)) + 1j * rng.standard_normal((nl_looks, H, W)))
-        zn = (rng.standard_normal((nl_looks, H, W)) + 1j * rng.standard_normal((nl_looks, H, W)))
-        z2 = coh * z1 + np.sqrt(1 - coh**2) * zn
-        ifg = (z1 * np.conj(z2)).sum(0)  # phase of s1 s2* = -(phase of z2 rel z1) ; add the signal below
+        # Exact L-look complex-Gaussian interferogram without drawing the L looks: with unit-power SLCs
+        # s1, s2 = γ s1 + √(1-γ²) n, P1 = Σ|s1|² ~ Gamma(L), Σ s1 n* | s1 ~ CN(0, P1) (= √P1 w), and
+        # Σ|n|² = |w|² + Gamma(L-1) (component of n along s1 + the L-1 orthogonal ones).
+        g = coh
+        gc = np.sqrt(np.maximum(1 - g * g, 0.0))
+        p1 = rng.gamma(nl_looks, 1.0, (H, W))
+        w = (rng.standard_normal((H, W)) + 1j * rng.standard_normal((H, W))) / math.sqrt(2)
+        cross = np.sqrt(p1) * w
+        ifg = g * p1 + gc * cross  # Σ s1 s2* with zero signal phase
+        pn = np.abs(w) ** 2 + (rng.gamma(nl_looks - 1, 1.0, (H, W)) if nl_looks > 1 else 0.0)
+        p2 = g * g * p1 + gc * gc * pn + 2 * g * gc * np.sqrt(p1) * w.real
         ifg = ifg * np.exp(1j * truth_unw)
         wrapped = np.angle(ifg)
-        p1 = (np.abs(z1) ** 2).sum(0)
-        p2 = (np.abs(z2) ** 2).sum(0)
         coh_est = np.abs(ifg) / np.sqrt(p1 * p2)
         coh_est = np.clip(ndimage.uniform_filter(coh_est, 3), 0, 1)
     wrapped = cv.wrap(wrapped).astype(F32)
@@ -586,18 +593,23 @@ def simulate_scene(
                        "ramp_m_per_m": [float(ramp_a), float(ramp_b)], "base_coherence": base_coh}
 
     # ---- SAR amplitude
-    L_looks = int(ov.get("sar_looks", rng.integers(1, 6)))
+    # equivalent number of looks of a geocoded amplitude of this pixel size (SLC cell ~5 m × 20 m, efficiency
+    # 0.4–1); simulated with up to 4 complex looks then flattened to L (mean 1, variance 1/L)
+    L_auto = int(np.clip(round(pixel * pixel / 100.0 * rng.uniform(0.4, 1.0)), 1, 64))
+    L_looks = int(ov.get("sar_looks", L_auto))
+    L_c = min(L_looks, 4)
     # backscatter on the source grid
     gse, gsn = _grad(dem_s, step_s)
     los_s = cv.los_unit_vector(inc_s, np.full_like(inc_s, heading))
     nrm_s = np.sqrt(gse**2 + gsn**2 + 1)
     cl = np.clip((-gse * los_s[0] - gsn * los_s[1] + los_s[2]) / nrm_s, 0.02, 1.0)
     sin_loc = np.sqrt(1 - cl**2)
-    cover = np.exp(0.6 * _fractal(rng, (Hs, Ws), beta=2.0)) * (0.5 + 2.0 * np.clip(alb, 0, 0.5))
+    cover = np.exp(0.35 * _fractal(rng, (Hs, Ws), beta=2.0)) * (alb / alb.mean()) ** float(rng.uniform(0.8, 2.0))
     # K-distribution-like sub-pixel texture (Gamma, shape nu): heterogeneous clutter, checked against the real
     # UAVSAR single-look intensity statistics (tests/test_simulator.py)
     nu_tex = float(np.exp(rng.uniform(math.log(0.8), math.log(5.0))))
-    cover = cover * rng.gamma(nu_tex, 1.0 / nu_tex, (Hs, Ws))
+    # (sub-resolution clutter averages out over the L looks of a geocoded pixel: variance / L)
+    cover = cover * (1.0 + (rng.gamma(nu_tex, 1.0 / nu_tex, (Hs, Ws)) - 1.0) / math.sqrt(L_looks))
     sigma0 = cover * cl**1.5 * np.sin(np.deg2rad(inc_s)) / np.maximum(sin_loc, 0.15)
     face = -(gse * (-g_e) + gsn * (-g_n))
     lay_s = np.arctan(face) > np.deg2rad(inc_s)
@@ -619,24 +631,27 @@ def simulate_scene(
         i_pre = np.zeros((H, W))
         i_post = np.zeros((H, W))
         gamma_sar = np.clip(coh, 0, 1)
-        for _ in range(L_looks):
-            zr = ndimage.gaussian_filter(rng.standard_normal((Hs, Ws)), 0.5 * os_)
-            zi = ndimage.gaussian_filter(rng.standard_normal((Hs, Ws)), 0.5 * os_)
+        for _ in range(L_c):
+            zr = ndimage.gaussian_filter(rng.standard_normal((Hs, Ws), dtype=F32), 0.5 * os_)
+            zi = ndimage.gaussian_filter(rng.standard_normal((Hs, Ws), dtype=F32), 0.5 * os_)
             sd = math.sqrt(0.5 * (zr.var() + zi.var()) * 2)
             zr /= sd
             zi /= sd
             a_pre = zr[sl] + 1j * zi[sl]
             a_post = (ndimage.map_coordinates(zr, [rs_post, cs_post], order=1, mode="mirror")
                       + 1j * ndimage.map_coordinates(zi, [rs_post, cs_post], order=1, mode="mirror"))
-            nz = (rng.standard_normal((H, W)) + 1j * rng.standard_normal((H, W))) / math.sqrt(2)
+            nz = (rng.standard_normal((H, W), dtype=F32) + 1j * rng.standard_normal((H, W), dtype=F32)) / math.sqrt(2)
             a_post = gamma_sar * a_post + np.sqrt(1 - gamma_sar**2) * nz
             i_pre += np.abs(a_pre) ** 2
             i_post += np.abs(a_post) ** 2
         # renormalise the interpolated speckle to unit mean (interpolation lowers the variance of the field)
         i_pre /= i_pre.mean()
         i_post /= i_post.mean()
+        flat = math.sqrt(L_c / L_looks)
+        i_pre = 1.0 + (i_pre - 1.0) * flat
+        i_post = 1.0 + (i_post - 1.0) * flat
         gain = float(np.exp(rng.normal(0, 0.05)))
-        sar_pre = np.sqrt(sig_pre * i_pre / L_looks * L_looks)
+        sar_pre = np.sqrt(sig_pre * i_pre)
         sar_post = np.sqrt(gain * sig_post * i_post)
     params["sar"] = {"looks": L_looks, "texture_gamma_shape": nu_tex}
 
