@@ -485,9 +485,17 @@ def simulate_scene(
     # ---- optical
     tex_src = ov.get("texture") or _choose(rng, ["s2_berlin", "landsat_everest", "procedural"], [0.45, 0.25, 0.30])
     if tex_src == "procedural":
-        alb = 0.12 + 0.05 * _fractal(rng, (Hs, Ws), beta=2.2)
-        fields = ndimage.zoom(rng.uniform(0.05, 0.25, (max(2, Hs // 40), max(2, Ws // 40))), 1, order=0)
-        alb += ndimage.zoom(fields, (Hs / fields.shape[0], Ws / fields.shape[1]), order=0)[:Hs, :Ws] * 0.5
+        # agricultural parcels on a rotated lattice (random sizes in metres), per-parcel albedo, + fractal
+        ang = rng.uniform(0, math.pi)
+        yy, xx = np.mgrid[0:Hs, 0:Ws].astype(np.float64) * step_s
+        u_ = xx * math.cos(ang) + yy * math.sin(ang)
+        v_ = -xx * math.sin(ang) + yy * math.cos(ang)
+        pa, pb = rng.uniform(80, 600, 2)
+        iu = np.floor(u_ / pa).astype(np.int64)
+        iv = np.floor((v_ + (iu % 7) * pb * 0.37) / pb).astype(np.int64)  # staggered parcel rows
+        h = (iu * 73856093) ^ (iv * 19349663) ^ int(rng.integers(1, 2**31))
+        parcel = ((h % 1000) / 1000.0)
+        alb = 0.06 + 0.18 * parcel + 0.04 * _fractal(rng, (Hs, Ws), beta=2.2)
     else:
         t, res = _real_texture(tex_src)
         stept = step_s / res * float(np.exp(rng.uniform(-0.3, 0.3)))
