@@ -441,6 +441,8 @@ def simulate_scene(
             stepd *= min(d.shape) * 0.95 / need
         dem_s = _sample_rotated(d, (Hs, Ws), stepd, rng.uniform(0, 2 * math.pi), bool(rng.random() < 0.5), rng,
                                 order=3, prefiltered=True)
+        if stepd < 0.5:  # strong upsampling: soften the source DEM's own 1-px terracing/noise
+            dem_s = ndimage.gaussian_filter(dem_s, 0.4 / stepd)
         dem_s = (dem_s - dem_s.mean()) * relief + dem_s.mean() * rng.uniform(0.2, 1.0)
     # small-scale roughness below the DEM's resolution
     dem_s = dem_s + _fractal(rng, (Hs, Ws), beta=3.0, lo_cut=0.05) * step_s * 0.15 * relief
