@@ -70,6 +70,14 @@ def test_stack_imports_and_transforms_in_one_process(qgis_app) -> None:
     xs, ys = rio_transform("EPSG:4326", "EPSG:32634", [22.18], [39.76])
     assert xs[0] == pytest.approx(x, abs=1e-3) and ys[0] == pytest.approx(y, abs=1e-3)
     assert rasterio.crs.CRS.from_epsg(32634).to_epsg() == 32634
+    # affine 3.x breaks rasterio 1.4's dataset.res and tuple(transform): the pin keeps them working.
+    from rasterio.io import MemoryFile
+
+    profile = dict(driver="GTiff", width=4, height=3, count=1, dtype="float32", crs="EPSG:32634",
+                   transform=rasterio.transform.from_origin(500000.0, 4400000.0, 30.0, 30.0))
+    with MemoryFile() as mem, mem.open(**profile) as ds:
+        assert ds.res == (30.0, 30.0)
+        assert tuple(ds.transform)[:6] == (30.0, 0.0, 500000.0, 0.0, -30.0, 4400000.0)
     assert int(gdal.VersionInfo()) >= 3060000
 
     # ONNX Runtime always has its CPU provider.
