@@ -68,7 +68,7 @@ bench: setup
 	$(PY) tools/assemble_benchmarks.py
 
 figures: setup
-	$(PY) -m models.simulate --figure docs/img/simulated_scene.png
+	$(PY) -m models.figures --seed 7 --out docs/img/simulated_scene.png
 
 screenshots: setup
 	$(PY) tests/screenshots.py
