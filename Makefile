@@ -82,7 +82,7 @@ deploy: package
 	rm -rf "$(QGIS_PLUGIN_DIR)/$(PLUGIN_NAME)"
 	cd "$(QGIS_PLUGIN_DIR)" && $(CURDIR)/$(PY) -m zipfile -e "$(CURDIR)/dist/$(PLUGIN_NAME).zip" .
 	@echo "Installed into $(QGIS_PLUGIN_DIR)/$(PLUGIN_NAME); enable it in Plugins > Manage and Install Plugins."
-	@echo "QGIS's Python also needs: $$(grep -v '^#' requirements.txt | tr '\n' ' ')"
+	@echo "QGIS's Python also needs: $$(grep -v '^#' requirements.txt | sed 's/ *#.*//' | tr '\n' ' ') (see docs/install.md)"
 
 clean:
 	rm -rf build dist demo_output .pytest_cache .ruff_cache
