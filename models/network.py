@@ -83,10 +83,10 @@ class PairEncoder(nn.Module):
 class QuakeFusionNet(nn.Module):
     def __init__(self, channels: list[str] | None = None, c_full: int = 16, c_half: int = 32, radius: int = 4,
                  widths: tuple[int, int, int, int] = (48, 64, 80, 80), c_aux: int = 24, iters: int = 1,
-                 use_sar_corr: bool = True) -> None:
+                 use_sar_corr: bool = True, use_corr: bool = True) -> None:
         super().__init__()
         self.channels = list(channels or CHANNELS)
-        self.radius, self.iters, self.use_sar_corr = radius, iters, use_sar_corr
+        self.radius, self.iters, self.use_sar_corr, self.use_corr = radius, iters, use_sar_corr, use_corr
         ix = {n: i for i, n in enumerate(self.channels)}
         self.ix = ix
         need = ["optical_pre", "optical_post", "sar_pre_db", "sar_post_db", "phase_cos", "phase_sin", "coherence",
@@ -95,7 +95,8 @@ class QuakeFusionNet(nn.Module):
         missing = [n for n in need if n not in ix]
         if missing:
             raise ValueError(f"QuakeFusionNet: channels missing {missing}")
-        ncorr = (2 * radius + 1) ** 2
+        # use_corr=False: GeoFlowNet-like, the U-Net sees the stacked pre/post features instead of a cost volume
+        ncorr = (2 * radius + 1) ** 2 if use_corr else 2 * c_half
         self.opt_enc = PairEncoder(c_full, c_half)
         self.sar_enc = PairEncoder(c_full, c_half) if use_sar_corr else None
         n_aux_raw = 15  # see _aux
@@ -152,10 +153,11 @@ class QuakeFusionNet(nn.Module):
         mo, ms = c(x, "mask_optical"), c(x, "mask_sar")
         o1f, o2f, o1h, o2h = self.opt_enc(c(x, "optical_pre"), c(x, "optical_post"))
         mo_h = F.avg_pool2d(mo, 2)
-        feats = [correlation(o1h, o2h, self.radius) * mo_h]
+        pair = (lambda a, b: correlation(a, b, self.radius)) if self.use_corr else (lambda a, b: torch.cat([a, b], 1))
+        feats = [pair(o1h, o2h) * mo_h]
         if self.sar_enc is not None:
             _, _, s1h, s2h = self.sar_enc(c(x, "sar_pre_db"), c(x, "sar_post_db"))
-            feats.append(correlation(s1h, s2h, self.radius) * F.avg_pool2d(ms, 2))
+            feats.append(pair(s1h, s2h) * F.avg_pool2d(ms, 2))
         aux_f = self.aux_full(self._aux(x))
         feats += [o1h * mo_h, self.aux_half(aux_f)]
         e1 = self.e1(torch.cat(feats, 1))

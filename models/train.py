@@ -63,6 +63,24 @@ def laplace_nll(d_px: torch.Tensor, logb: torch.Tensor, target_enu_px: torch.Ten
     return (nll * v).sum() / n, (err * v).sum() / n
 
 
+def training_loss(d_px: torch.Tensor, logb: torch.Tensor, target_enu_px: torch.Tensor, valid: torch.Tensor,
+                  b0: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stabilised heteroscedastic loss (pixels).
+
+    * scale: Laplace NLL ``|e|/b + log b`` with the error detached (trains sigma only);
+    * mean: ``|e| / (b + b0)`` with ``b`` detached: the Laplace weighting of the NLL, capped at
+      ``1/b0`` so that pixels the network deems very precise cannot blow the gradient up.
+    Returns (loss, mean |error|).
+    """
+    err = (enu_px_from_d(d_px) - target_enu_px).abs()
+    b = torch.exp(logb)
+    nll_b = err.detach() / b + logb
+    mean_term = err / (b.detach() + b0)
+    v = valid.unsqueeze(1)
+    n = v.sum().clamp(min=1.0) * 3.0
+    return ((nll_b + b0 * mean_term) * v).sum() / n, (err * v).sum() / n
+
+
 def batch_tensors(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, ...]:
     x = torch.from_numpy(np.stack([i[0] for i in items]))
     t = torch.from_numpy(np.stack([i[1] for i in items]))
@@ -73,7 +91,7 @@ def batch_tensors(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tup
 def validation_set(cfg: dict[str, Any]) -> list[tuple[str, tuple[torch.Tensor, ...]]]:
     d = cfg["data"]
     start, count = d["val_seeds"]
-    combos = list(COMBOS)
+    combos = list(d.get("val_combos", COMBOS))
     out = []
     for i in range(count):
         rec = get_record(Path(d["val_dir"]), start + i, d["scene_size"], d["backend"])
@@ -86,15 +104,19 @@ def validation_set(cfg: dict[str, Any]) -> list[tuple[str, tuple[torch.Tensor, .
 def evaluate_val(model: torch.nn.Module, val: list) -> dict[str, float]:
     model.eval()
     nll_sum, en_sum, n = 0.0, 0.0, 0
-    for _, (x, t, v) in val:
+    per: dict[str, list[float]] = {}
+    for combo, (x, t, v) in val:
         d, logb, _ = model.forward_px(x)
         nll, _ = laplace_nll(d, logb, t, v)
         epe = torch.linalg.vector_norm(enu_px_from_d(d)[:, :2] - t[:, :2], dim=1)
-        en_sum += float((epe * v).sum() / v.sum().clamp(min=1))
+        e = float((epe * v).sum() / v.sum().clamp(min=1))
+        per.setdefault(combo, []).append(e)
+        en_sum += e
         nll_sum += float(nll)
         n += 1
     model.train()
-    return {"val_nll": nll_sum / n, "val_epe_px": en_sum / n}
+    return {"val_nll": nll_sum / n, "val_epe_px": en_sum / n,
+            "val_epe_px_by_combo": {k: round(float(np.mean(v)), 4) for k, v in per.items()}}
 
 
 def lr_at(step: int, cfg: dict[str, Any]) -> float:
@@ -149,17 +171,18 @@ def train(cfg: dict[str, Any], resume: bool = False) -> Path:
     run_loss = run_err = 0.0
     while step < tr["steps"]:
         seeds = rng.integers(s0, s1, size=tr["batch"])
+        present = tuple(COMBOS[d["train_combo"]]) if d.get("train_combo") else None
         items = [sample_features(get_record(cache_dir, int(s), d["scene_size"], d["backend"]), rng, d["crop"],
-                                 p_keep=d.get("p_keep", 0.6)) for s in seeds]
+                                 p_keep=d.get("p_keep", 0.6), present=present) for s in seeds]
         x, t, v = batch_tensors(items)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
         _, _, preds = model.forward_px(x)
         loss = 0.0
         for k, (dp, lb) in enumerate(preds):
-            nll, l1 = laplace_nll(dp, lb, t, v)
+            lk, l1 = training_loss(dp, lb, t, v, b0=tr.get("b0", 0.05))
             w = 1.0 if k == len(preds) - 1 else w_init
-            loss = loss + w * (nll + w_l1 * l1)
+            loss = loss + w * (lk + w_l1 * l1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tr.get("clip", 1.0))
