@@ -1,0 +1,85 @@
+"""Shared fixtures: import the plugin the way QGIS does, a small simulated scene, a model file.
+
+* ``qf_plugin_pkg``: the repository root imported as the package ``quakefusion`` (a temp dir holding a symlink
+  ``quakefusion`` -> repo root is put on ``sys.path``), exactly like QGIS imports a plugin folder.
+* ``sim_scene``: a small simulated event written as GeoTIFFs (``models.scene.simulate_scene``) in a temp dir.
+* ``qf_model``: the shipped ``models/quakefusion.onnx`` when it exists, else a tiny stand-in with the same
+  I/O and metadata (``backend._testing.make_tiny_model``).
+
+Nothing here is autouse, so other test modules are unaffected.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN_NAME = "quakefusion"
+_PKG_DIR: Path | None = None
+
+
+def plugin_parent_dir() -> Path:
+    """A temp dir holding the symlink ``quakefusion`` -> repo root (created once per session)."""
+    global _PKG_DIR
+    if _PKG_DIR is None:
+        _PKG_DIR = Path(tempfile.mkdtemp(prefix="qf-plugins-"))
+        (_PKG_DIR / PLUGIN_NAME).symlink_to(ROOT, target_is_directory=True)
+    return _PKG_DIR
+
+
+@pytest.fixture(scope="session")
+def qf_plugin_pkg():
+    """The plugin package imported as QGIS does (``import quakefusion``)."""
+    parent = str(plugin_parent_dir())
+    if parent not in sys.path:
+        sys.path.insert(0, parent)
+    return importlib.import_module(PLUGIN_NAME)
+
+
+@pytest.fixture(scope="session")
+def qf_model(tmp_path_factory) -> Path:
+    shipped = ROOT / "models" / "quakefusion.onnx"
+    if shipped.exists():
+        return shipped
+    from backend._testing import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
+
+
+def write_scene(out: Path, seed: int = 3, size: tuple[int, int] = (96, 96), pixel: float = 30.0) -> dict:
+    """Write a simulated scene: optical.tif (2 bands pre/post), sar.tif (2 bands), phase, coherence, dem."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+
+    from models.scene import simulate_scene
+
+    s = simulate_scene(seed, size=size, pixel_size_m=pixel)
+    out.mkdir(parents=True, exist_ok=True)
+    prof = dict(driver="GTiff", height=size[0], width=size[1], dtype="float32", crs=f"EPSG:{s.crs}",
+                transform=Affine(*s.transform), nodata=float("nan"))
+    files = {"optical": (["optical_pre", "optical_post"]), "sar": (["sar_pre", "sar_post"]),
+             "phase": ["wrapped_phase"], "coherence": ["coherence"], "dem": ["dem"]}
+    paths = {}
+    for name, keys in files.items():
+        p = out / f"{name}.tif"
+        with rasterio.open(p, "w", count=len(keys), **prof) as ds:
+            for i, k in enumerate(keys, start=1):
+                ds.write(np.asarray(getattr(s, k), dtype=np.float32), i)
+                ds.set_band_description(i, k)
+        paths[name] = p
+    los = s.los_unit_vector
+    inc = float(np.degrees(np.arccos(np.clip(los[2].mean(), -1, 1))))
+    hdg = float(np.degrees(np.arctan2(los[1].mean(), -los[0].mean())))
+    return {"paths": paths, "scene": s, "incidence": inc, "heading": hdg, "crs": s.crs,
+            "transform": s.transform, "size": size}
+
+
+@pytest.fixture
+def sim_scene(tmp_path: Path) -> dict:
+    return write_scene(tmp_path / "scene")
