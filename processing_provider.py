@@ -1,0 +1,228 @@
+"""Processing provider "QuakeFusion" with the algorithm "Estimate displacement (multi-modal)".
+
+Same parameters as the dialog; usable from the toolbox, batch mode, the model designer and
+``qgis_process run quakefusion:estimate_displacement -- PHASE=ifg.tif ... OUTPUT_FOLDER=out``.
+``processAlgorithm`` calls ``runner.execute`` (hence ``backend.pipeline.run_estimate``): feedback -> progress,
+``feedback.isCanceled`` -> cancel. Outputs keep their ``.qml`` styles, so loaded layers look like the dialog's.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingOutputFolder,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputRasterLayer,
+    QgsProcessingOutputString,
+    QgsProcessingOutputVectorLayer,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProcessingProvider,
+)
+from qgis.PyQt.QtGui import QIcon
+
+from .backend.conventions import ALOS2_WAVELENGTH_M, NISAR_L_WAVELENGTH_M, SENTINEL1_WAVELENGTH_M
+from .runner import ANGLES, MODALITIES, RunSpec, default_run_name
+
+PLUGIN_DIR = os.path.dirname(__file__)
+INPUT_LABELS = {
+    "optical_pre": "Optical image, pre-event", "optical_post": "Optical image, post-event",
+    "sar_pre": "SAR amplitude, pre-event", "sar_post": "SAR amplitude, post-event",
+    "phase": "InSAR wrapped interferogram (rad)", "coherence": "InSAR coherence (0..1)", "dem": "DEM (m)",
+    "incidence": "LOS incidence raster (deg)", "heading": "LOS heading raster (deg)",
+}
+WAVELENGTHS = [("Sentinel-1 C-band (0.05547 m)", SENTINEL1_WAVELENGTH_M), ("ALOS-2 L-band (0.22904 m)",
+               ALOS2_WAVELENGTH_M), ("NISAR L-band (0.2384 m)", NISAR_L_WAVELENGTH_M),
+               ("Custom (WAVELENGTH_CUSTOM)", None)]
+SIGNS = [("LiCSAR/COMET (+1)", 1), ("ASF HyP3 (+1)", 1), ("ISCE (+1)", 1), ("Custom +1", 1), ("Custom -1", -1)]
+DEVICES = ["auto", "cuda", "cpu"]
+OUTPUT_KEYS = {"DISPLACEMENT": "displacement", "DISPLACEMENT_SIGMA": "displacement_sigma",
+               "EAST": "east", "NORTH": "north", "UP": "up", "HORIZONTAL": "horizontal",
+               "UNCERTAINTY": "uncertainty", "LOS_DISPLACEMENT": "los_displacement",
+               "UNWRAPPED_PHASE": "unwrapped_phase", "REWRAPPED_PHASE": "rewrapped_phase"}
+
+
+class QuakeFusionProvider(QgsProcessingProvider):
+    def id(self) -> str:  # noqa: A003
+        return "quakefusion"
+
+    def name(self) -> str:
+        return "QuakeFusion"
+
+    def longName(self) -> str:  # noqa: N802
+        return "QuakeFusion (earthquake displacement from optical, SAR, InSAR and DEM)"
+
+    def icon(self) -> QIcon:
+        return QIcon(os.path.join(PLUGIN_DIR, "icon.png"))
+
+    def loadAlgorithms(self) -> None:  # noqa: N802
+        self.addAlgorithm(EstimateDisplacementAlgorithm())
+
+
+class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
+    def name(self) -> str:
+        return "estimate_displacement"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Estimate displacement (multi-modal)"
+
+    def group(self) -> str:
+        return ""
+
+    def groupId(self) -> str:  # noqa: N802
+        return ""
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return ("Fuses any subset of an optical pair, a SAR amplitude pair, a wrapped interferogram (+ coherence) "
+                "and a DEM with the QuakeFusion model into east/north/up displacement (m) with 1-sigma uncertainty, "
+                "and unwraps the interferogram with the fused estimate. Give at least an interferogram, an optical "
+                "pair or a SAR pair. Incidence/heading: a raster or a constant (degrees; heading clockwise from "
+                "north). Phase sign: +1 when the phase grows with range increase (LiCSAR/COMET, HyP3, ISCE). "
+                "Writes GeoTIFFs, styles (.qml) and run.json into a new sub-folder of the output folder.")
+
+    def icon(self) -> QIcon:
+        return QIcon(os.path.join(PLUGIN_DIR, "icon.png"))
+
+    def createInstance(self) -> EstimateDisplacementAlgorithm:  # noqa: N802
+        return EstimateDisplacementAlgorithm()
+
+    def initAlgorithm(self, config: Any = None) -> None:  # noqa: N802
+        for key in (*MODALITIES, *ANGLES):
+            up = key.upper()
+            self.addParameter(QgsProcessingParameterRasterLayer(up, INPUT_LABELS[key], optional=True))
+            self.addParameter(QgsProcessingParameterBand(f"{up}_BAND", f"{INPUT_LABELS[key]}: band", 1, up,
+                                                         optional=True))
+        self.addParameter(QgsProcessingParameterNumber("INCIDENCE_CONSTANT", "LOS incidence constant (deg), if no "
+                                                       "raster", QgsProcessingParameterNumber.Double, 39.0,
+                                                       minValue=0.0, maxValue=90.0))
+        self.addParameter(QgsProcessingParameterNumber("HEADING_CONSTANT", "LOS heading constant (deg), if no "
+                                                       "raster", QgsProcessingParameterNumber.Double, -12.0,
+                                                       minValue=-360.0, maxValue=360.0))
+        self.addParameter(QgsProcessingParameterEnum("WAVELENGTH", "Radar wavelength",
+                                                     [w[0] for w in WAVELENGTHS], defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber("WAVELENGTH_CUSTOM", "Custom wavelength (m)",
+                                                       QgsProcessingParameterNumber.Double, SENTINEL1_WAVELENGTH_M,
+                                                       optional=True, minValue=0.005, maxValue=0.5))
+        self.addParameter(QgsProcessingParameterEnum("PHASE_SIGN", "Phase sign convention",
+                                                     [s[0] for s in SIGNS], defaultValue=0))
+        self.addParameter(QgsProcessingParameterExtent("EXTENT", "Extent (empty: intersection of the inputs)",
+                                                       optional=True))
+        self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", ["Auto", "GPU (CUDA)", "CPU"],
+                                                     defaultValue=0))
+        adv = [
+            QgsProcessingParameterNumber("TILE", "Tile size (px)", QgsProcessingParameterNumber.Integer, 512,
+                                         minValue=64, maxValue=4096),
+            QgsProcessingParameterFile("MODEL", "Model (.onnx; empty: shipped model)", extension="onnx",
+                                       optional=True),
+            QgsProcessingParameterString("RUN_NAME", "Run name (sub-folder)", optional=True),
+            QgsProcessingParameterBoolean("LOAD_ALL", "Load all result layers (else east/north/up and arrows)",
+                                          defaultValue=False),
+        ]
+        for p in adv:
+            p.setFlags(p.flags() | p.FlagAdvanced)
+            self.addParameter(p)
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Output folder"))
+        self.addOutput(QgsProcessingOutputFolder("RUN_FOLDER", "Run folder"))
+        for out, key in OUTPUT_KEYS.items():
+            self.addOutput(QgsProcessingOutputRasterLayer(out, key.replace("_", " ")))
+        self.addOutput(QgsProcessingOutputVectorLayer("ARROWS", "Displacement arrows",
+                                                      QgsProcessing.TypeVectorPoint))
+        self.addOutput(QgsProcessingOutputString("DEVICE_USED", "Device used"))
+        self.addOutput(QgsProcessingOutputNumber("SECONDS", "Run time (s)"))
+
+    def checkParameterValues(self, parameters: dict, context: QgsProcessingContext) -> tuple[bool, str]:  # noqa: N802
+        ok, msg = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, msg
+        given = {k for k in (*MODALITIES, *ANGLES)
+                 if self.parameterAsRasterLayer(parameters, k.upper(), context) is not None}
+        for a, b in (("optical_pre", "optical_post"), ("sar_pre", "sar_post")):
+            if (a in given) != (b in given):
+                return False, f"{INPUT_LABELS[a]} and {INPUT_LABELS[b]} go together: give both or neither."
+        if "phase" not in given and "optical_pre" not in given and "sar_pre" not in given:
+            return False, "Give an interferogram (PHASE), an optical pair or a SAR amplitude pair."
+        if "coherence" in given and "phase" not in given:
+            return False, "COHERENCE needs PHASE."
+        return True, ""
+
+    def processAlgorithm(self, parameters: dict, context: QgsProcessingContext, feedback: Any) -> dict:  # noqa: N802
+        from .backend.errors import Cancelled, PipelineError
+        from .runner import execute
+
+        inputs: dict[str, tuple[str, int]] = {}
+        for key in (*MODALITIES, *ANGLES):
+            lyr = self.parameterAsRasterLayer(parameters, key.upper(), context)
+            if lyr is not None:
+                band = self.parameterAsInt(parameters, f"{key.upper()}_BAND", context) or 1
+                inputs[key] = (lyr.source(), int(band))
+        w_idx = self.parameterAsEnum(parameters, "WAVELENGTH", context)
+        wavelength = WAVELENGTHS[w_idx][1]
+        if wavelength is None:
+            wavelength = self.parameterAsDouble(parameters, "WAVELENGTH_CUSTOM", context)
+        extent = None
+        if parameters.get("EXTENT") not in (None, ""):
+            crs = self.parameterAsExtentCrs(parameters, "EXTENT", context)
+            r = self.parameterAsExtent(parameters, "EXTENT", context, crs)
+            if not r.isNull() and not r.isEmpty():
+                extent = (r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum(),
+                          crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED) if crs.isValid() else "")
+        out_root = Path(self.parameterAsString(parameters, "OUTPUT_FOLDER", context))
+        model = self.parameterAsString(parameters, "MODEL", context)
+        run_name = self.parameterAsString(parameters, "RUN_NAME", context) or default_run_name()
+        spec = RunSpec(out_root=out_root, run_name=run_name, inputs=inputs,
+                       incidence_deg=self.parameterAsDouble(parameters, "INCIDENCE_CONSTANT", context),
+                       heading_deg=self.parameterAsDouble(parameters, "HEADING_CONSTANT", context),
+                       wavelength_m=wavelength if "phase" in inputs else None,
+                       phase_sign=SIGNS[self.parameterAsEnum(parameters, "PHASE_SIGN", context)][1],
+                       device=DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)],
+                       tile=self.parameterAsInt(parameters, "TILE", context),
+                       model_path=Path(model) if model else None, extent=extent, intersection=True)
+
+        def progress(fraction: float, message: str) -> None:
+            feedback.setProgress(100.0 * fraction)
+            feedback.setProgressText(message)
+
+        try:
+            outcome = execute(spec, progress=progress, cancel=feedback.isCanceled, log=feedback.pushInfo)
+        except Cancelled:
+            feedback.reportError("Cancelled; nothing was written.")
+            return {}
+        except PipelineError as exc:
+            raise QgsProcessingException(exc.message) from exc
+        feedback.pushInfo(f"Results in {outcome.out_dir} ({outcome.device}, {outcome.seconds:.1f} s)")
+        results: dict[str, Any] = {"RUN_FOLDER": str(outcome.out_dir), "OUTPUT_FOLDER": str(out_root),
+                                   "DEVICE_USED": outcome.device, "SECONDS": outcome.seconds}
+        for out, key in OUTPUT_KEYS.items():
+            results[out] = str(outcome.files[key]) if key in outcome.files else None
+        results["ARROWS"] = str(outcome.files["arrows"]) if "arrows" in outcome.files else None
+        self._load(outcome, run_name, context, self.parameterAsBool(parameters, "LOAD_ALL", context))
+        return results
+
+    def _load(self, outcome: Any, run_name: str, context: QgsProcessingContext, load_all: bool) -> None:
+        from .results import LAYER_NAMES, LAYERS
+
+        if context.project() is None:
+            return
+        wanted = [k for k, *_ in LAYERS] if load_all else ["east", "north", "up", "arrows"]
+        for key in wanted:
+            path = outcome.files.get(key)
+            if path is None:
+                continue
+            src = f"{path}|layername=displacement_arrows" if key == "arrows" else str(path)
+            details = QgsProcessingContext.LayerDetails(f"{run_name}: {LAYER_NAMES[key]}", context.project(), key)
+            context.addLayerToLoadOnCompletion(src, details)

@@ -1,0 +1,433 @@
+"""The QuakeFusion dialog: inputs per modality, InSAR settings, extent, output, device; inline validation.
+
+Layout comes from ``main_dialog.ui`` (Qt Designer). The dialog never runs the pipeline itself: ``Run`` builds a
+:class:`runner.RunSpec` and hands it to ``start_task`` (the plugin's QgsTask factory); progress and the result
+come back through the task's signals. Nothing heavy is imported at module import.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsMapLayerProxyModel,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRectangle,
+    QgsSettings,
+)
+from qgis.gui import QgsFileWidget, QgsMapToolExtent
+from qgis.PyQt import uic
+from qgis.PyQt.QtWidgets import QDialog, QFileDialog
+
+from ..backend.conventions import ALOS2_WAVELENGTH_M, NISAR_L_WAVELENGTH_M, SENTINEL1_WAVELENGTH_M
+from ..runner import ANGLES, MODALITIES, RunSpec, default_run_name
+
+FORM_CLASS, _ = uic.loadUiType(os.path.join(os.path.dirname(__file__), "main_dialog.ui"))
+
+SETTINGS_PREFIX = "QuakeFusion/"
+ROWS = (*MODALITIES, *ANGLES)
+HUMAN = {
+    "optical_pre": "optical pre-event", "optical_post": "optical post-event", "sar_pre": "SAR amplitude pre-event",
+    "sar_post": "SAR amplitude post-event", "phase": "interferogram", "coherence": "coherence", "dem": "DEM",
+    "incidence": "LOS incidence", "heading": "LOS heading",
+}
+WAVELENGTH_PRESETS = [
+    ("Sentinel-1 (C-band, 5.55 cm)", SENTINEL1_WAVELENGTH_M),
+    ("ALOS-2 PALSAR-2 (L-band, 22.9 cm)", ALOS2_WAVELENGTH_M),
+    ("NISAR (L-band, 23.8 cm)", NISAR_L_WAVELENGTH_M),
+    ("Custom", None),
+]
+SIGN_PRESETS = [
+    ("LiCSAR / COMET", 1, "LiCSAR/COMET: phase grows with range increase (motion away from the satellite); sign +1."),
+    ("ASF HyP3", 1, "ASF HyP3 (GAMMA): unwrapped/wrapped phase grows with range increase (its displacement maps use "
+                    "the opposite sign); sign +1."),
+    ("ISCE", 1, "ISCE2 interferograms: phase grows with range increase (as read by MintPy); sign +1."),
+    ("Custom", None, "Custom: +1 if the phase grows when the ground moves away from the satellite, -1 otherwise. A "
+                     "wrong sign shows as a sign-flipped deformation pattern."),
+]
+EXTENT_MODES = [
+    ("intersection", "Intersection of the input layers"),
+    ("canvas", "Current map canvas extent"),
+    ("drawn", "Rectangle drawn on the map"),
+]
+DEVICES = [("auto", "Auto (GPU if it works, else CPU)"), ("cuda", "GPU (CUDA)"), ("cpu", "CPU")]
+
+
+def available_devices() -> tuple[bool, str]:
+    """(GPU usable?, a sentence for the user) from the installed onnxruntime build (no session is created)."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return False, "onnxruntime is not installed: no device available (see Plugins > QuakeFusion > dependencies)."
+    try:
+        import onnxruntime as ort
+
+        providers = ort.get_available_providers()
+    except Exception as exc:  # a broken install must not break the dialog
+        return False, f"onnxruntime cannot be loaded ({exc}); CPU only after reinstalling it."
+    if "CUDAExecutionProvider" in providers:
+        return True, ("GPU build of onnxruntime found (CUDA provider). Auto uses the GPU when CUDA initialises, "
+                      "otherwise the CPU.")
+    return False, f"CPU only: this onnxruntime ({ort.__version__}) has no CUDA provider."
+
+
+class MainDialog(QDialog, FORM_CLASS):
+    """The main dialog. ``start_task(spec)`` must return a started task with ``progressChanged``, ``message``,
+    ``taskCompleted``/``taskTerminated`` signals and ``cancel()`` (the plugin's ``QuakeFusionTask``)."""
+
+    def __init__(self, iface: Any = None, parent: Any = None,
+                 start_task: Callable[[RunSpec], Any] | None = None) -> None:
+        super().__init__(parent)
+        self.setupUi(self)
+        self.iface = iface
+        self.start_task = start_task
+        self.task: Any = None
+        self.drawn_extent: tuple[QgsRectangle, QgsCoordinateReferenceSystem] | None = None
+        self._extent_tool: Any = None
+        self._previous_tool: Any = None
+        self._setup_rows()
+        self._setup_insar()
+        self._setup_area()
+        self._setup_advanced()
+        self.btn_run.clicked.connect(self.run)
+        self.btn_cancel.clicked.connect(self.cancel_run)
+        self.btn_close.clicked.connect(self.close)
+        self.btn_cancel.setEnabled(False)
+        self.progress.setValue(0)
+        QgsProject.instance().layersAdded.connect(self.validate)
+        QgsProject.instance().layersRemoved.connect(self.validate)
+        self.validate()
+
+    # ------------------------------------------------------------------ set-up
+    def _setup_rows(self) -> None:
+        for key in ROWS:
+            cb = self.combo(key)
+            cb.setFilters(QgsMapLayerProxyModel.RasterLayer)
+            cb.setAllowEmptyLayer(True)
+            cb.setShowCrs(True)
+            cb.setLayer(None)
+            band = getattr(self, f"band_{key}")
+            band.setLayer(None)
+            cb.layerChanged.connect(band.setLayer)
+            cb.layerChanged.connect(self.validate)
+            band.bandChanged.connect(self.validate)
+            getattr(self, f"browse_{key}").clicked.connect(lambda _=False, k=key: self.browse(k))
+        for key in ANGLES:
+            self.combo(key).layerChanged.connect(lambda _lyr, k=key: getattr(self, f"const_{k}").setEnabled(
+                self.combo(k).currentLayer() is None))
+        s = QgsSettings()
+        self.const_incidence.setValue(float(s.value(SETTINGS_PREFIX + "incidence_deg", 39.0)))
+        self.const_heading.setValue(float(s.value(SETTINGS_PREFIX + "heading_deg", -12.0)))
+
+    def _setup_insar(self) -> None:
+        for label, value in WAVELENGTH_PRESETS:
+            self.cb_wavelength_preset.addItem(label, value)
+        for label, sign, _ in SIGN_PRESETS:
+            self.cb_sign_preset.addItem(label, sign)
+        self.cb_sign_custom.addItem("+1: phase grows with range increase", 1)
+        self.cb_sign_custom.addItem("-1: phase grows with range decrease", -1)
+        self.cb_wavelength_preset.currentIndexChanged.connect(self._wavelength_preset_changed)
+        self.cb_sign_preset.currentIndexChanged.connect(self._sign_preset_changed)
+        self.spin_wavelength.valueChanged.connect(self.validate)
+        s = QgsSettings()
+        self.cb_wavelength_preset.setCurrentIndex(int(s.value(SETTINGS_PREFIX + "wavelength_preset", 0)))
+        self.cb_sign_preset.setCurrentIndex(int(s.value(SETTINGS_PREFIX + "sign_preset", 0)))
+        self._wavelength_preset_changed()
+        self._sign_preset_changed()
+
+    def _setup_area(self) -> None:
+        for key, label in EXTENT_MODES:
+            self.cb_extent_mode.addItem(label, key)
+        self.cb_extent_mode.currentIndexChanged.connect(self._extent_mode_changed)
+        self.btn_draw_extent.clicked.connect(self.draw_extent)
+        self.fw_output.setStorageMode(QgsFileWidget.GetDirectory)
+        self.fw_output.setDialogTitle("QuakeFusion output folder")
+        self.fw_output.setFilePath(str(QgsSettings().value(SETTINGS_PREFIX + "output_dir", "")))
+        self.fw_output.fileChanged.connect(self.validate)
+        self.le_run_name.setText(default_run_name())
+        self.le_run_name.textChanged.connect(self.validate)
+        self._extent_mode_changed()
+
+    def _setup_advanced(self) -> None:
+        gpu, text = available_devices()
+        for key, label in DEVICES:
+            self.cb_device.addItem(label, key)
+        if not gpu:
+            item = self.cb_device.model().item(1)
+            item.setEnabled(False)
+            item.setToolTip("No CUDA provider in this onnxruntime")
+        self.lbl_device_info.setText(text)
+        self.cb_device.currentIndexChanged.connect(self.validate)
+        self.fw_model.setFilter("ONNX model (*.onnx)")
+        self.fw_model.fileChanged.connect(self.validate)
+        self.spin_tile.valueChanged.connect(self.validate)
+
+    # ------------------------------------------------------------------ helpers
+    def combo(self, key: str) -> Any:
+        return getattr(self, f"cb_{key}")
+
+    def layer(self, key: str) -> QgsRasterLayer | None:
+        return self.combo(key).currentLayer()
+
+    def set_input(self, key: str, layer: QgsRasterLayer | None, band: int = 1) -> None:
+        """Select ``layer`` (and ``band``) for a modality row (used by tests and by the browse button)."""
+        self.combo(key).setLayer(layer)
+        getattr(self, f"band_{key}").setLayer(layer)
+        if layer is not None:
+            getattr(self, f"band_{key}").setBand(band)
+
+    def band(self, key: str) -> int:
+        b = getattr(self, f"band_{key}").currentBand()
+        return int(b) if b and b > 0 else 1
+
+    def wavelength_m(self) -> float:
+        return float(self.spin_wavelength.value())
+
+    def phase_sign(self) -> int:
+        sign = self.cb_sign_preset.currentData()
+        return int(sign) if sign is not None else int(self.cb_sign_custom.currentData())
+
+    def extent_mode(self) -> str:
+        return str(self.cb_extent_mode.currentData())
+
+    def _wavelength_preset_changed(self) -> None:
+        value = self.cb_wavelength_preset.currentData()
+        self.spin_wavelength.setEnabled(value is None)
+        if value is not None:
+            self.spin_wavelength.setValue(float(value))
+        self.validate()
+
+    def _sign_preset_changed(self) -> None:
+        i = self.cb_sign_preset.currentIndex()
+        self.cb_sign_custom.setEnabled(self.cb_sign_preset.currentData() is None)
+        self.lbl_sign_explain.setText(SIGN_PRESETS[max(i, 0)][2])
+        self.validate()
+
+    def _extent_mode_changed(self) -> None:
+        self.btn_draw_extent.setEnabled(self.extent_mode() == "drawn")
+        self._update_extent_label()
+        self.validate()
+
+    def _update_extent_label(self) -> None:
+        mode = self.extent_mode()
+        if mode == "intersection":
+            text = "The output covers the area common to every chosen layer."
+        elif mode == "canvas":
+            text = "The output covers what the map shows when you press Run (cropped to the layers)."
+        elif self.drawn_extent is None:
+            text = "Press 'Draw on map…' and drag a rectangle on the map."
+        else:
+            r, crs = self.drawn_extent
+            text = (f"Drawn: {r.xMinimum():.1f}, {r.yMinimum():.1f} – {r.xMaximum():.1f}, {r.yMaximum():.1f} "
+                    f"({crs.authid()})")
+        self.lbl_extent_value.setText(text)
+
+    # ------------------------------------------------------------------ actions
+    def browse(self, key: str) -> str | None:
+        """Pick a raster file that is not loaded yet; it is added to the project and selected in the row."""
+        start = str(QgsSettings().value(SETTINGS_PREFIX + "last_input_dir", ""))
+        path, _ = QFileDialog.getOpenFileName(self, f"QuakeFusion: {HUMAN[key]} raster", start,
+                                              "Rasters (*.tif *.tiff *.vrt *.img *.nc *.jp2 *.grd);;All files (*)")
+        if not path:
+            return None
+        self.load_file(key, path)
+        return path
+
+    def load_file(self, key: str, path: str) -> QgsRasterLayer | None:
+        QgsSettings().setValue(SETTINGS_PREFIX + "last_input_dir", os.path.dirname(path))
+        layer = QgsRasterLayer(path, Path(path).stem, "gdal")
+        if not layer.isValid():
+            self.lbl_status.setText(f"<b>{Path(path).name}</b> is not a raster GDAL can read.")
+            return None
+        QgsProject.instance().addMapLayer(layer)
+        self.set_input(key, layer)
+        return layer
+
+    def draw_extent(self) -> None:
+        canvas = self.iface.mapCanvas() if self.iface is not None else None
+        if canvas is None:
+            return
+        self._previous_tool = canvas.mapTool()
+        self._extent_tool = QgsMapToolExtent(canvas)
+        self._extent_tool.extentChanged.connect(self._extent_drawn)
+        canvas.setMapTool(self._extent_tool)
+        self.hide()
+
+    def _extent_drawn(self, rect: QgsRectangle) -> None:
+        canvas = self.iface.mapCanvas()
+        self.set_drawn_extent(rect, canvas.mapSettings().destinationCrs())
+        if self._previous_tool is not None:
+            canvas.setMapTool(self._previous_tool)
+        else:
+            canvas.unsetMapTool(self._extent_tool)
+        self.show()
+        self.raise_()
+
+    def set_drawn_extent(self, rect: QgsRectangle, crs: QgsCoordinateReferenceSystem) -> None:
+        self.drawn_extent = (QgsRectangle(rect), QgsCoordinateReferenceSystem(crs))
+        self._update_extent_label()
+        self.validate()
+
+    # ------------------------------------------------------------------ validation
+    def problems(self) -> list[str]:
+        """Why Run is disabled, in plain words (empty list: ready)."""
+        p: list[str] = []
+        given = {k: self.layer(k) for k in ROWS if self.layer(k) is not None}
+        if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("rasterio") is None:
+            p.append("The Python packages onnxruntime and rasterio are needed: use Plugins > QuakeFusion > "
+                     "Install dependencies.")
+        for key, lyr in given.items():
+            if lyr.providerType() != "gdal":
+                p.append(f"The {HUMAN[key]} layer '{lyr.name()}' is not a file raster ({lyr.providerType()}); save "
+                         "it as a GeoTIFF first (right-click > Export > Save As).")
+            elif not lyr.isValid():
+                p.append(f"The {HUMAN[key]} layer '{lyr.name()}' cannot be read.")
+        for a, b, what in (("optical_pre", "optical_post", "optical"), ("sar_pre", "sar_post", "SAR amplitude")):
+            if (a in given) != (b in given):
+                missing = b if a in given else a
+                p.append(f"The {what} pair is incomplete: choose the {HUMAN[missing]} image too, or neither.")
+            elif a in given and given[a].id() == given[b].id() and self.band(a) == self.band(b):
+                p.append(f"The {what} pre- and post-event images are the same band of the same layer.")
+        if "phase" not in given and not ({"optical_pre", "optical_post"} <= set(given)) \
+                and not ({"sar_pre", "sar_post"} <= set(given)):
+            p.append("Choose something that sees the displacement: an interferogram, an optical pair or a SAR "
+                     "amplitude pair.")
+        if "coherence" in given and "phase" not in given:
+            p.append("Coherence is chosen without an interferogram: choose the interferogram too, or no coherence.")
+        if "phase" in given and not (0.005 <= self.wavelength_m() <= 0.5):
+            p.append("The radar wavelength must be in metres (0.005–0.5 m).")
+        out = self.fw_output.filePath().strip()
+        if not out:
+            p.append("Choose an output folder.")
+        else:
+            parent = Path(out)
+            while not parent.exists() and parent != parent.parent:
+                parent = parent.parent
+            if not os.access(parent, os.W_OK):
+                p.append(f"The output folder {out} cannot be written (no permission).")
+        if not self.le_run_name.text().strip():
+            p.append("Give the run a name.")
+        if self.extent_mode() == "drawn" and self.drawn_extent is None:
+            p.append("Draw the rectangle on the map (or choose another extent).")
+        elif self.extent_mode() == "canvas" and given and self.iface is not None:
+            if not self._canvas_overlaps(given.values()):
+                p.append("The map canvas shows no part of the chosen layers: pan/zoom to them or choose another "
+                         "extent.")
+        model = self.fw_model.filePath().strip()
+        if model and not Path(model).is_file():
+            p.append(f"The model file {model} does not exist.")
+        if not model and not (Path(__file__).resolve().parents[1] / "models" / "quakefusion.onnx").exists():
+            p.append("The model shipped with the plugin (models/quakefusion.onnx) is missing: reinstall the plugin "
+                     "or choose a model file under Advanced.")
+        if self.task is not None:
+            p.append("A run is in progress.")
+        return p
+
+    def _canvas_overlaps(self, layers: Any) -> bool:
+        canvas = self.iface.mapCanvas()
+        ext = canvas.extent()
+        crs = canvas.mapSettings().destinationCrs()
+        for lyr in layers:
+            try:
+                tr = QgsCoordinateTransform(lyr.crs(), crs, QgsProject.instance())
+                if tr.transformBoundingBox(lyr.extent()).intersects(ext):
+                    return True
+            except Exception:
+                return True  # cannot tell: let the backend decide
+        return False
+
+    def validate(self, *_args: Any) -> bool:
+        p = self.problems()
+        self.btn_run.setEnabled(not p)
+        if p:
+            items = "".join(f"<li>{x}</li>" for x in p)
+            self.lbl_validation.setText(f"<span style='color:#a15c00'><b>Run is disabled:</b></span><ul "
+                                        f"style='margin-top:0'>{items}</ul>")
+        else:
+            self.lbl_validation.setText("<span style='color:#2e7d32'><b>Ready to run.</b></span>")
+        return not p
+
+    # ------------------------------------------------------------------ run
+    def spec(self) -> RunSpec:
+        inputs = {}
+        for key in ROWS:
+            lyr = self.layer(key)
+            if lyr is not None:
+                inputs[key] = (lyr.source(), self.band(key))
+        extent = None
+        mode = self.extent_mode()
+        if mode == "canvas" and self.iface is not None:
+            canvas = self.iface.mapCanvas()
+            r = canvas.extent()
+            extent = (r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum(),
+                      canvas.mapSettings().destinationCrs().toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED))
+        elif mode == "drawn" and self.drawn_extent is not None:
+            r, crs = self.drawn_extent
+            extent = (r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum(),
+                      crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED))
+        model = self.fw_model.filePath().strip()
+        return RunSpec(out_root=Path(self.fw_output.filePath().strip()), run_name=self.le_run_name.text().strip(),
+                       inputs=inputs, incidence_deg=float(self.const_incidence.value()),
+                       heading_deg=float(self.const_heading.value()),
+                       wavelength_m=self.wavelength_m() if "phase" in inputs else None,
+                       phase_sign=self.phase_sign(), device=str(self.cb_device.currentData()),
+                       tile=int(self.spin_tile.value()), model_path=Path(model) if model else None,
+                       extent=extent, intersection=True)
+
+    def remember(self) -> None:
+        s = QgsSettings()
+        s.setValue(SETTINGS_PREFIX + "output_dir", self.fw_output.filePath().strip())
+        s.setValue(SETTINGS_PREFIX + "wavelength_preset", self.cb_wavelength_preset.currentIndex())
+        s.setValue(SETTINGS_PREFIX + "sign_preset", self.cb_sign_preset.currentIndex())
+        s.setValue(SETTINGS_PREFIX + "incidence_deg", float(self.const_incidence.value()))
+        s.setValue(SETTINGS_PREFIX + "heading_deg", float(self.const_heading.value()))
+
+    def run(self) -> Any:
+        if not self.validate() or self.start_task is None:
+            return None
+        self.remember()
+        spec = self.spec()
+        self.progress.setValue(0)
+        self.lbl_status.setText("Starting…")
+        task = self.start_task(spec)
+        self.task = task
+        task.progressChanged.connect(lambda v: self.progress.setValue(int(v)))
+        task.message.connect(self.lbl_status.setText)
+        task.done.connect(self._task_done)
+        self.btn_cancel.setEnabled(True)
+        self.validate()
+        return task
+
+    def cancel_run(self) -> None:
+        if self.task is not None:
+            self.lbl_status.setText("Cancelling… (stops after the current tile)")
+            self.task.cancel()
+
+    def _task_done(self, ok: bool, text: str) -> None:
+        self.task = None
+        self.btn_cancel.setEnabled(False)
+        self.progress.setValue(100 if ok else 0)
+        self.lbl_status.setText(text)
+        self.le_run_name.setText(default_run_name())
+        self.validate()
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
+        if self._extent_tool is not None and self.iface is not None:
+            self.iface.mapCanvas().unsetMapTool(self._extent_tool)
+        super().closeEvent(event)
+
+    def disconnect_project(self) -> None:
+        """Called by the plugin on unload."""
+        for sig in (QgsProject.instance().layersAdded, QgsProject.instance().layersRemoved):
+            try:
+                sig.disconnect(self.validate)
+            except TypeError:
+                pass
+
+
+__all__ = ["MainDialog", "available_devices", "ROWS"]
