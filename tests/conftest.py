@@ -83,3 +83,10 @@ def write_scene(out: Path, seed: int = 3, size: tuple[int, int] = (96, 96), pixe
 @pytest.fixture
 def sim_scene(tmp_path: Path) -> dict:
     return write_scene(tmp_path / "scene")
+
+
+@pytest.fixture
+def scene_factory(tmp_path: Path):
+    """``scene_factory(seed=.., size=(H, W), pixel=..)`` -> a written scene (see ``write_scene``)."""
+    count = iter(range(1000))
+    return lambda **kw: write_scene(tmp_path / f"scene_{next(count)}", **kw)

@@ -1,0 +1,143 @@
+"""The main dialog against a real QGIS project: layers per modality, band pickers, presets, validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRectangle,
+    QgsSettings,
+    QgsVectorLayer,
+)
+
+
+@pytest.fixture
+def dialog(qgis_app, qgis_iface, qgis_new_project, qf_plugin_pkg, sim_scene, qf_model):
+    from quakefusion.ui.main_dialog import MainDialog
+
+    layers = {}
+    for name, path in sim_scene["paths"].items():
+        lyr = QgsRasterLayer(str(path), name, "gdal")
+        assert lyr.isValid()
+        layers[name] = lyr
+    QgsProject.instance().addMapLayers(list(layers.values()))
+    vec = QgsVectorLayer("Point?crs=EPSG:4326", "points", "memory")
+    QgsProject.instance().addMapLayer(vec)
+    QgsSettings().remove("QuakeFusion/output_dir")
+    dlg = MainDialog(qgis_iface, None, start_task=None)
+    dlg.fw_model.setFilePath(str(qf_model))
+    yield dlg, layers
+    dlg.disconnect_project()
+    dlg.close()
+
+
+def test_rows_list_raster_layers_with_none_and_bands(dialog) -> None:
+    from quakefusion.ui.main_dialog import ROWS
+
+    dlg, layers = dialog
+    assert len(ROWS) == 9
+    for key in ROWS:
+        cb = dlg.combo(key)
+        names = [cb.itemText(i) for i in range(cb.count())]
+        assert cb.currentLayer() is None and cb.allowEmptyLayer()
+        assert names[0] == ""  # "none"
+        assert sorted(n.split(" [")[0] for n in names[1:]) == sorted(layers)  # rasters only, no vector layer
+    dlg.set_input("optical_pre", layers["optical"], 1)
+    band = dlg.band_optical_pre
+    assert band.count() == 2 and band.currentBand() == 1
+    dlg.set_input("optical_post", layers["optical"], 2)
+    assert dlg.band("optical_post") == 2
+    assert not dlg.const_incidence.isEnabled() or dlg.layer("incidence") is None
+    assert dlg.const_incidence.isEnabled()
+    dlg.set_input("incidence", layers["dem"])
+    assert not dlg.const_incidence.isEnabled()
+
+
+def test_validation_messages_and_run_button(dialog, tmp_path: Path) -> None:
+    dlg, layers = dialog
+    assert not dlg.btn_run.isEnabled()
+    assert any("sees the displacement" in p for p in dlg.problems())
+    assert "Run is disabled" in dlg.lbl_validation.text()
+    dlg.set_input("optical_pre", layers["optical"], 1)
+    assert any("optical pair is incomplete" in p for p in dlg.problems())
+    dlg.set_input("optical_post", layers["optical"], 1)
+    assert any("same band of the same layer" in p for p in dlg.problems())
+    dlg.set_input("optical_post", layers["optical"], 2)
+    dlg.set_input("coherence", layers["coherence"])
+    assert any("Coherence is chosen without an interferogram" in p for p in dlg.problems())
+    dlg.set_input("phase", layers["phase"])
+    assert dlg.problems() == ["Choose an output folder."]
+    assert not dlg.btn_run.isEnabled()
+    dlg.fw_output.setFilePath(str(tmp_path / "out"))
+    assert dlg.problems() == [] and dlg.btn_run.isEnabled()
+    assert "Ready to run" in dlg.lbl_validation.text()
+    # drawn extent needs a rectangle
+    dlg.cb_extent_mode.setCurrentIndex(2)
+    assert dlg.problems() == ["Draw the rectangle on the map (or choose another extent)."]
+    r = layers["phase"].extent()
+    dlg.set_drawn_extent(QgsRectangle(r.xMinimum(), r.yMinimum(), r.center().x(), r.center().y()),
+                         layers["phase"].crs())
+    assert dlg.problems() == [] and "Drawn:" in dlg.lbl_extent_value.text()
+    dlg.fw_model.setFilePath(str(tmp_path / "nope.onnx"))
+    assert any("does not exist" in p for p in dlg.problems())
+
+
+def test_presets_spec_and_remembered_output(dialog, tmp_path: Path, qgis_iface) -> None:
+    from quakefusion.backend.conventions import ALOS2_WAVELENGTH_M, SENTINEL1_WAVELENGTH_M
+    from quakefusion.ui.main_dialog import MainDialog, available_devices
+
+    dlg, layers = dialog
+    assert dlg.wavelength_m() == pytest.approx(SENTINEL1_WAVELENGTH_M, abs=1e-5)
+    assert not dlg.spin_wavelength.isEnabled()
+    dlg.cb_wavelength_preset.setCurrentIndex(1)
+    assert dlg.wavelength_m() == pytest.approx(ALOS2_WAVELENGTH_M, abs=1e-5)
+    dlg.cb_wavelength_preset.setCurrentIndex(3)  # custom
+    assert dlg.spin_wavelength.isEnabled()
+    dlg.spin_wavelength.setValue(0.031)
+    assert dlg.wavelength_m() == pytest.approx(0.031)
+    assert [dlg.cb_sign_preset.itemText(i) for i in range(4)] == ["LiCSAR / COMET", "ASF HyP3", "ISCE", "Custom"]
+    assert dlg.phase_sign() == 1 and "LiCSAR" in dlg.lbl_sign_explain.text()
+    assert not dlg.cb_sign_custom.isEnabled()
+    dlg.cb_sign_preset.setCurrentIndex(3)
+    dlg.cb_sign_custom.setCurrentIndex(1)
+    assert dlg.phase_sign() == -1 and "Custom" in dlg.lbl_sign_explain.text()
+    gpu, text = available_devices()
+    assert dlg.cb_device.model().item(1).isEnabled() == gpu and dlg.lbl_device_info.text() == text
+    assert [dlg.cb_device.itemData(i) for i in range(3)] == ["auto", "cuda", "cpu"]
+
+    dlg.set_input("phase", layers["phase"])
+    dlg.set_input("sar_pre", layers["sar"], 1)
+    dlg.set_input("sar_post", layers["sar"], 2)
+    dlg.fw_output.setFilePath(str(tmp_path / "results"))
+    dlg.spin_tile.setValue(128)
+    qgis_iface.mapCanvas().setDestinationCrs(layers["phase"].crs())
+    qgis_iface.mapCanvas().setExtent(layers["phase"].extent())
+    dlg.cb_extent_mode.setCurrentIndex(1)  # canvas
+    spec = dlg.spec()
+    assert spec.inputs == {"phase": (str(layers["phase"].source()), 1), "sar_pre": (layers["sar"].source(), 1),
+                           "sar_post": (layers["sar"].source(), 2)}
+    assert spec.wavelength_m == pytest.approx(0.031) and spec.phase_sign == -1 and spec.tile == 128
+    assert spec.extent is not None and QgsCoordinateReferenceSystem.fromWkt(spec.extent[4]) == layers["phase"].crs()
+    assert spec.out_root == tmp_path / "results" and spec.incidence_deg == pytest.approx(39.0)
+    dlg.remember()
+    again = MainDialog(qgis_iface, None)
+    assert again.fw_output.filePath() == str(tmp_path / "results")
+    assert again.cb_wavelength_preset.currentIndex() == 3
+    again.disconnect_project()
+    again.close()
+
+
+def test_browse_loads_file_into_project_and_row(dialog, sim_scene) -> None:
+    dlg, _layers = dialog
+    n = len(QgsProject.instance().mapLayers())
+    lyr = dlg.load_file("dem", str(sim_scene["paths"]["dem"]))
+    assert lyr is not None and len(QgsProject.instance().mapLayers()) == n + 1
+    assert dlg.layer("dem").id() == lyr.id()
+    bad = Path(sim_scene["paths"]["dem"]).with_name("not_a_raster.tif")
+    bad.write_text("hello")
+    assert dlg.load_file("dem", str(bad)) is None
+    assert "not a raster" in dlg.lbl_status.text()
