@@ -100,6 +100,12 @@ class QuakeFusionTask(QgsTask):
                     f"<a href=\"{url}\">Open the output folder</a>")
             if bar is not None:
                 bar.pushMessage("QuakeFusion", text, Qgis.Success, 15)
+            if self.outcome.valid_fraction == 0.0:
+                warn = ("the model returned no valid displacement (NaN everywhere) for these inputs. Try adding the "
+                        "interferogram or another modality; details in the QuakeFusion log")
+                if bar is not None:
+                    bar.pushMessage("QuakeFusion", warn, Qgis.Warning, 0)
+                log(warn, Qgis.Warning)
             log(f"run '{self.spec.run_name}' done: {len(self.layers)} layers from {folder}", Qgis.Success)
             self.done.emit(True, f"Done: {len(self.layers)} layers added from {folder}")
             return

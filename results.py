@@ -115,6 +115,12 @@ def write_derived(out_dir: Path, outputs: dict[str, Path],
     return made
 
 
+def valid_fraction(path: Path, band: int = 1) -> float:
+    """Fraction of finite pixels of a result band (decimated read): 0 means the model gave nothing usable."""
+    vals = _sample(path, band)
+    return float(np.isfinite(vals).mean()) if vals.size else 0.0
+
+
 def arrow_step(width: int, height: int) -> int:
     """Pixels between arrows: about :data:`ARROWS_PER_SIDE` arrows along the longer side."""
     return max(1, math.ceil(max(width, height) / ARROWS_PER_SIDE))

@@ -65,6 +65,7 @@ class RunOutcome:
     run: dict[str, Any]
     styles: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
+    valid_fraction: float = 1.0
 
 
 def slug(name: str) -> str:
@@ -235,12 +236,14 @@ def execute(spec: RunSpec, progress: ProgressFn | None = None, cancel: CancelFn 
             shutil.rmtree(out_dir, ignore_errors=True)
             raise
         secs = time.perf_counter() - t0
+        valid = results.valid_fraction(files["east"])
         if log is not None:
+            log(f"valid displacement pixels: {100 * valid:.1f} %")
             log(f"run '{spec.run_name}' finished in {secs:.1f} s on {res.device}: {out_dir}")
             for note in res.run.get("notes", []):
                 log(f"note: {note}")
         report(1.0, f"done in {secs:.1f} s ({res.device})")
         return RunOutcome(out_dir=out_dir, files=files, device=res.device, run=res.run, styles=style_info,
-                          seconds=secs)
+                          seconds=secs, valid_fraction=valid)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

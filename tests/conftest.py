@@ -90,3 +90,13 @@ def scene_factory(tmp_path: Path):
     """``scene_factory(seed=.., size=(H, W), pixel=..)`` -> a written scene (see ``write_scene``)."""
     count = iter(range(1000))
     return lambda **kw: write_scene(tmp_path / f"scene_{next(count)}", **kw)
+
+
+@pytest.fixture
+def qf_clean_settings(qgis_app):
+    """Forget QuakeFusion's remembered dialog values (QgsSettings persist between test sessions)."""
+    from qgis.core import QgsSettings
+
+    QgsSettings().remove("QuakeFusion")
+    yield
+    QgsSettings().remove("QuakeFusion")

@@ -41,7 +41,7 @@ def _layers_from_project(sim_scene) -> dict[str, QgsRasterLayer]:
 
 
 @pytest.fixture
-def plugin(qgis_app, qgis_iface, qf_plugin_pkg):
+def plugin(qgis_app, qgis_iface, qf_plugin_pkg, qf_clean_settings):
     p = qf_plugin_pkg.classFactory(qgis_iface)
     p.initGui()
     qgis_iface.messageBar().clear_messages()

@@ -10,13 +10,12 @@ from qgis.core import (
     QgsProject,
     QgsRasterLayer,
     QgsRectangle,
-    QgsSettings,
     QgsVectorLayer,
 )
 
 
 @pytest.fixture
-def dialog(qgis_app, qgis_iface, qgis_new_project, qf_plugin_pkg, sim_scene, qf_model):
+def dialog(qgis_app, qgis_iface, qgis_new_project, qf_plugin_pkg, sim_scene, qf_model, qf_clean_settings):
     from quakefusion.ui.main_dialog import MainDialog
 
     layers = {}
@@ -27,7 +26,6 @@ def dialog(qgis_app, qgis_iface, qgis_new_project, qf_plugin_pkg, sim_scene, qf_
     QgsProject.instance().addMapLayers(list(layers.values()))
     vec = QgsVectorLayer("Point?crs=EPSG:4326", "points", "memory")
     QgsProject.instance().addMapLayer(vec)
-    QgsSettings().remove("QuakeFusion/output_dir")
     dlg = MainDialog(qgis_iface, None, start_task=None)
     dlg.fw_model.setFilePath(str(qf_model))
     yield dlg, layers
