@@ -1,0 +1,210 @@
+"""Screenshots of the real QGIS desktop under Xvfb: the filled-in dialog and the result layers over the rupture.
+
+    .venv/bin/python tests/screenshots.py            # -> docs/img/qgis_dialog.png, docs/img/qgis_results.png
+
+Starts Xvfb, then ``qgis`` with a throw-away profile in which the plugin (a ``quakefusion`` symlink on
+QGIS_PLUGINPATH) is enabled, and a ``--code`` script that simulates a scene (models.scene), loads it, fills the
+dialog through the real plugin instance, grabs the screen, runs the task, styles nothing by hand (the result
+layers carry their .qml styles) and grabs the map. Not a pytest test (the name does not start with test_).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+QGIS_SCRIPT = r'''
+import os, sys, json, traceback
+from pathlib import Path
+from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsRectangle
+from qgis.PyQt.QtCore import QTimer
+from qgis.PyQt.QtWidgets import QApplication
+from qgis.utils import iface, plugins
+
+CFG = json.loads(os.environ["QF_SHOT_CFG"])
+OUT = Path(CFG["out"])
+STATE = {}
+
+
+def shot(name, widget=None):
+    QApplication.processEvents()
+    screen = QApplication.primaryScreen()
+    pix = widget.grab() if widget is not None else screen.grabWindow(0)
+    pix.save(str(OUT / name))
+    print("saved", OUT / name, flush=True)
+
+
+def fail(exc):
+    (OUT / "error.txt").write_text(traceback.format_exc())
+    QgsApplication.exit(1)
+
+
+def step1():
+    try:
+        sys.path.insert(0, CFG["root"])
+        import numpy as np, rasterio
+        from affine import Affine
+        from models.scene import simulate_scene
+        s = simulate_scene(CFG["seed"], size=(CFG["size"], CFG["size"]), pixel_size_m=CFG["pixel"])
+        d = Path(CFG["data"])
+        prof = dict(driver="GTiff", height=CFG["size"], width=CFG["size"], dtype="float32", crs=f"EPSG:{s.crs}",
+                    transform=Affine(*s.transform), nodata=float("nan"))
+        files = {"optical_pre": [s.optical_pre], "optical_post": [s.optical_post], "sar_pre": [s.sar_pre],
+                 "sar_post": [s.sar_post], "interferogram": [s.wrapped_phase], "coherence": [s.coherence],
+                 "dem": [s.dem], "rupture": [np.where(s.rupture_mask > 0, 1.0, np.nan)]}
+        layers = {}
+        for name, arrs in files.items():
+            p = d / f"{name}.tif"
+            with rasterio.open(p, "w", count=1, **prof) as ds:
+                ds.write(np.asarray(arrs[0], dtype=np.float32), 1)
+            layers[name] = QgsRasterLayer(str(p), name, "gdal")
+            QgsProject.instance().addMapLayer(layers[name])
+        los = s.los_unit_vector
+        STATE["inc"] = float(np.degrees(np.arccos(np.clip(los[2].mean(), -1, 1))))
+        STATE["hdg"] = float(np.degrees(np.arctan2(los[1].mean(), -los[0].mean())))
+        STATE["layers"] = layers
+        iface.mainWindow().showMaximized()
+        iface.mapCanvas().setExtent(layers["dem"].extent())
+        iface.mapCanvas().refresh()
+        plugin = plugins["quakefusion"]
+        STATE["plugin"] = plugin
+        dlg = plugin.show_dialog()
+        STATE["dlg"] = dlg
+        for key, name in (("optical_pre", "optical_pre"), ("optical_post", "optical_post"), ("sar_pre", "sar_pre"),
+                          ("sar_post", "sar_post"), ("phase", "interferogram"), ("coherence", "coherence"),
+                          ("dem", "dem")):
+            dlg.set_input(key, layers[name])
+        dlg.const_incidence.setValue(STATE["inc"])
+        dlg.const_heading.setValue(STATE["hdg"])
+        dlg.fw_output.setFilePath(CFG["results"])
+        dlg.le_run_name.setText("Simulated M6.8 event")
+        dlg.spin_tile.setValue(256)
+        dlg.grp_advanced.setCollapsed(False)
+        if CFG.get("model"):
+            dlg.fw_model.setFilePath(CFG["model"])
+        dlg.validate()
+        dlg.adjustSize()
+        dlg.move(40, 40)
+        QTimer.singleShot(1500, step2)
+    except Exception as exc:
+        fail(exc)
+
+
+def step2():
+    try:
+        shot("qgis_dialog.png", STATE["dlg"])
+        shot("qgis_dialog_desktop.png")
+        task = STATE["dlg"].run()
+        task.done.connect(lambda ok, text: QTimer.singleShot(500, lambda: step3(ok, text)))
+    except Exception as exc:
+        fail(exc)
+
+
+def step3(ok, text):
+    try:
+        print("task:", ok, text, flush=True)
+        STATE["dlg"].hide()
+        root = QgsProject.instance().layerTreeRoot()
+        layers = STATE["layers"]
+        for name, lyr in layers.items():
+            node = root.findLayer(lyr.id())
+            node.setItemVisibilityChecked(name in ("rupture", "dem"))
+        rup = layers["rupture"]
+        from qgis.core import QgsSingleBandPseudoColorRenderer, QgsColorRampShader, QgsRasterShader
+        from qgis.PyQt.QtGui import QColor
+        sh = QgsColorRampShader(0, 1)
+        sh.setColorRampItemList([QgsColorRampShader.ColorRampItem(1, QColor("#000000"), "surface rupture")])
+        rs = QgsRasterShader(); rs.setRasterShaderFunction(sh)
+        rup.setRenderer(QgsSingleBandPseudoColorRenderer(rup.dataProvider(), 1, rs))
+        # the rupture on top of the result group, the DEM (grey) underneath
+        node = root.findLayer(rup.id())
+        clone = node.clone(); root.insertChildNode(0, clone); node.parent().removeChildNode(node)
+        dem_node = root.findLayer(layers["dem"].id())
+        dem_node.setItemVisibilityChecked(False)
+        iface.mapCanvas().setExtent(layers["dem"].extent())
+        iface.mapCanvas().refreshAllLayers()
+        QTimer.singleShot(3000, step4)
+    except Exception as exc:
+        fail(exc)
+
+
+def step4():
+    try:
+        shot("qgis_results.png", iface.mainWindow())
+        QgsApplication.exit(0)
+    except Exception as exc:
+        fail(exc)
+
+
+QTimer.singleShot(3000, step1)
+'''
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(ROOT / "docs" / "img"))
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--size", type=int, default=384)
+    ap.add_argument("--pixel", type=float, default=40.0)
+    ap.add_argument("--model", default="", help="model .onnx (default: the shipped models/quakefusion.onnx)")
+    ap.add_argument("--display", default=":97")
+    ap.add_argument("--timeout", type=int, default=300)
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="qf-shots-"))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    shots = tmp / "shots"
+    for d in ("plugins", "profiles/default/QGIS", "data", "results", "runtime", "shots"):
+        (tmp / d).mkdir(parents=True, exist_ok=True)
+    (tmp / "runtime").chmod(0o700)
+    (tmp / "plugins" / "quakefusion").symlink_to(ROOT, target_is_directory=True)
+    (tmp / "profiles" / "default" / "QGIS" / "QGIS3.ini").write_text(
+        "[PythonPlugins]\nquakefusion=true\n\n[qgis]\nshowTips322=false\ncheckVersion=false\n"
+        "newProjectDefault=false\n\n[core]\nNewsFeed\\httpsfeedqgisorg\\disabled=true\n")
+    script = tmp / "shots.py"
+    script.write_text(QGIS_SCRIPT)
+    env = {**os.environ, "DISPLAY": args.display, "QGIS_PLUGINPATH": str(tmp / "plugins"),
+           "PYTHONPATH": os.pathsep.join([sysconfig.get_paths()["purelib"], str(ROOT)]),
+           "XDG_RUNTIME_DIR": str(tmp / "runtime"), "QT_QPA_PLATFORM": "xcb",
+           "QF_SHOT_CFG": __import__("json").dumps({"out": str(shots), "root": str(ROOT), "seed": args.seed,
+                                                   "size": args.size, "pixel": args.pixel,
+                                                   "data": str(tmp / "data"), "results": str(tmp / "results"),
+                                                   "model": args.model})}
+    xvfb = subprocess.Popen(["Xvfb", args.display, "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.5)
+        proc = subprocess.run(["qgis", "--nologo", "--noversioncheck", "--profiles-path", str(tmp),
+                               "--code", str(script)], env=env, timeout=args.timeout, capture_output=True, text=True)
+        print(proc.stdout[-4000:])
+        crashed = "Inferior 1" in proc.stdout + proc.stderr or proc.returncode not in (0,)
+        print(f"qgis exit code {proc.returncode}{' (CRASHED at exit)' if crashed else ''}")
+        if (shots / "error.txt").exists():
+            print((shots / "error.txt").read_text(), file=sys.stderr)
+            return 1
+        made = sorted(shots.glob("*.png"))
+        if len(made) < 3:
+            print(proc.stderr[-4000:], file=sys.stderr)
+            return 1
+        for p in made:
+            shutil.copy(p, out / p.name)
+            print("->", out / p.name)
+        return 0
+    finally:
+        xvfb.terminate()
+        xvfb.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
