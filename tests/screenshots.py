@@ -11,6 +11,7 @@ layers carry their .qml styles) and grabs the map. Not a pytest test (the name d
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -137,9 +138,33 @@ def step3(ok, text):
         fail(exc)
 
 
+def unload_check():
+    """Real QGIS: unload removes the Raster-menu entries, toolbar and provider; loading again works."""
+    from qgis.PyQt.QtWidgets import QToolBar
+    from qgis.utils import loadPlugin, startPlugin, unloadPlugin
+
+    def state():
+        menus = [a.text() for a in iface.rasterMenu().actions()]
+        tbs = [t for t in iface.mainWindow().findChildren(QToolBar) if t.objectName() == "QuakeFusionToolbar"
+               and t.parent() is not None]
+        prov = QgsApplication.processingRegistry().providerById("quakefusion") is not None
+        return {"raster_menu_has_quakefusion": any("QuakeFusion" in m for m in menus), "toolbars": len(tbs),
+                "provider": prov}
+
+    loaded = state()
+    unloadPlugin("quakefusion")
+    QApplication.processEvents()
+    unloaded = state()
+    loadPlugin("quakefusion")
+    startPlugin("quakefusion")
+    reloaded = state()
+    return {"loaded": loaded, "unloaded": unloaded, "reloaded": reloaded}
+
+
 def step4():
     try:
         shot("qgis_results.png", iface.mainWindow())
+        (OUT / "unload_check.json").write_text(json.dumps(unload_check()))
         QgsApplication.exit(0)
     except Exception as exc:
         fail(exc)
@@ -176,7 +201,7 @@ def main() -> int:
     env = {**os.environ, "DISPLAY": args.display, "QGIS_PLUGINPATH": str(tmp / "plugins"),
            "PYTHONPATH": os.pathsep.join([sysconfig.get_paths()["purelib"], str(ROOT)]),
            "XDG_RUNTIME_DIR": str(tmp / "runtime"), "QT_QPA_PLATFORM": "xcb",
-           "QF_SHOT_CFG": __import__("json").dumps({"out": str(shots), "root": str(ROOT), "seed": args.seed,
+           "QF_SHOT_CFG": json.dumps({"out": str(shots), "root": str(ROOT), "seed": args.seed,
                                                    "size": args.size, "pixel": args.pixel,
                                                    "data": str(tmp / "data"), "results": str(tmp / "results"),
                                                    "model": args.model})}
@@ -192,6 +217,15 @@ def main() -> int:
         if (shots / "error.txt").exists():
             print((shots / "error.txt").read_text(), file=sys.stderr)
             return 1
+        check = shots / "unload_check.json"
+        if check.exists():
+            print("real-QGIS load/unload/load check:", check.read_text())
+            st = json.loads(check.read_text())
+            want_on = {"raster_menu_has_quakefusion": True, "toolbars": 1, "provider": True}
+            want_off = {"raster_menu_has_quakefusion": False, "toolbars": 0, "provider": False}
+            if st["loaded"] != want_on or st["unloaded"] != want_off or st["reloaded"] != want_on:
+                print("load/unload check FAILED", file=sys.stderr)
+                return 1
         made = sorted(shots.glob("*.png"))
         if len(made) < 3:
             print(proc.stderr[-4000:], file=sys.stderr)
