@@ -226,5 +226,6 @@ def test_failure_is_a_message_not_a_traceback(plugin, qgis_new_project, qgis_ifa
     msgs = qgis_iface.messageBar().get_messages(Qgis.Critical)
     assert msgs and "ONNX Runtime cannot load it" in msgs[-1] and "Traceback" not in msgs[-1]
     assert dlg.lbl_status.text().startswith("Failed: model")
+    assert "c62828" in dlg.fw_model.styleSheet()  # the blamed input is outlined
     assert QgsProject.instance().layerTreeRoot().findGroup("Test event") is None
     assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()] == []

@@ -409,12 +409,27 @@ class MainDialog(QDialog, FORM_CLASS):
             self.task.cancel()
 
     def _task_done(self, ok: bool, text: str) -> None:
+        bad = getattr(self.task, "error_input", None) if not ok else None
         self.task = None
         self.btn_cancel.setEnabled(False)
         self.progress.setValue(100 if ok else 0)
         self.lbl_status.setText(text)
         self.le_run_name.setText(default_run_name())
         self.validate()
+        self.highlight(bad)
+
+    def highlight(self, input_name: str | None) -> None:
+        """Outline the row the backend blamed (PipelineError.input_name); clears the others."""
+        names = {"wavelength": "spin_wavelength", "extent": "cb_extent_mode", "model": "fw_model",
+                 "device": "cb_device", "tile": "spin_tile"}
+        for key in ROWS:
+            self.combo(key).setStyleSheet("")
+        for w in names.values():
+            getattr(self, w).setStyleSheet("")
+        if input_name in ROWS:
+            self.combo(input_name).setStyleSheet("QgsMapLayerComboBox { border: 2px solid #c62828; }")
+        elif input_name in names:
+            getattr(self, names[input_name]).setStyleSheet("border: 2px solid #c62828;")
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
         if self._extent_tool is not None and self.iface is not None:
