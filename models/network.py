@@ -136,8 +136,10 @@ class QuakeFusionNet(nn.Module):
             pc2 = _shift_next(pc, dim)
             ps2 = _shift_next(ps, dim)
             mi2 = _shift_next(mi, dim)
-            dphi = torch.atan2(ps2 * pc - pc2 * ps, pc2 * pc + ps2 * ps)
-            g = -dphi / (2.0 * math.pi) * fr * mi * mi2
+            valid = mi * mi2
+            # atan2(0, 0) is 0 in torch but NaN in ONNX Runtime's decomposition: keep x > 0 where masked
+            dphi = torch.atan2((ps2 * pc - pc2 * ps) * valid, (pc2 * pc + ps2 * ps) * valid + (1.0 - valid))
+            g = -dphi / (2.0 * math.pi) * fr * valid
             gl.append(g * 300.0)
         logfr = (torch.log10(fr.clamp(min=1e-6)) + 2.5) * mi
         return torch.cat([
