@@ -26,12 +26,21 @@ def test_onnx_matches_pytorch_and_carries_metadata(tmp_path: Path) -> None:
     assert min(o.version for o in onnx.load(str(out)).opset_import if o.domain in ("", "ai.onnx")) >= 17
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
-    # random inputs at two batch sizes / shapes, plus a realistic feature stack
+    # Random inputs at two batch sizes / shapes, plus a realistic feature stack. The random stacks are valid
+    # feature stacks (unit cos/sin, 0/1 masks, positive pixel/fringe sizes): on non-unit cos/sin the wrapped
+    # phase difference sits on the atan2 branch cut (+-pi) and 1-ulp differences flip it between runtimes.
     inputs = []
+    ix = CHANNELS.index
     for shape in [(2, len(CHANNELS), 48, 80), (1, len(CHANNELS), 96, 64)]:
+        b, _, h, w = shape
         x = rng.standard_normal(shape).astype(np.float32)
-        x[:, CHANNELS.index("pixel_size_m")] = rng.uniform(5, 30)
-        x[:, CHANNELS.index("fringe_px")] = np.abs(x[:, CHANNELS.index("fringe_px")]) * 0.01
+        ang = rng.uniform(-np.pi, np.pi, (b, h, w))
+        x[:, ix("phase_cos")], x[:, ix("phase_sin")] = np.cos(ang), np.sin(ang)
+        x[:, ix("coherence")] = rng.uniform(0, 1, (b, h, w))
+        for m in ("mask_optical", "mask_sar", "mask_insar", "mask_dem"):
+            x[:, ix(m)] = rng.random((b, h, w)) < 0.8
+        x[:, ix("pixel_size_m")] = rng.uniform(5, 30)
+        x[:, ix("fringe_px")] = rng.uniform(0.001, 0.03)
         inputs.append(x)
     inputs.append(features_and_target(standin_scene(1, (64, 64)), COMBOS["all"])[0][None])
     for x in inputs:
