@@ -20,7 +20,7 @@ from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
 from .conventions import wrap
-from .io import Grid, OpenedInput, apply_affine, input_bounds_in
+from .io import Grid, OpenedInput, apply_affine, input_bounds_in, invert_point, offset_transform
 
 KINDS = ("continuous", "phase", "mask")
 
@@ -94,9 +94,8 @@ class AlignedSource:
         x1, y1 = apply_affine(dst_t, w, h)
         left, bottom, right, top = transform_bounds(self.grid.crs, self.inp.crs, min(x0, x1), min(y0, y1),
                                                     max(x0, x1), max(y0, y1), densify_pts=11)
-        inv = ~self.inp.transform
-        ca, ra = apply_affine(inv, left, top)
-        cb, rb = apply_affine(inv, right, bottom)
+        ca, ra = invert_point(self.inp.transform, left, top)
+        cb, rb = invert_point(self.inp.transform, right, bottom)
         pad = 3
         c_lo = int(math.floor(min(ca, cb))) - pad
         c_hi = int(math.ceil(max(ca, cb))) + pad
@@ -110,7 +109,7 @@ class AlignedSource:
             return out.astype(np.float32)
         win = Window(c_lo, r_lo, c_hi - c_lo, r_hi - r_lo)
         src = self._read_src(win)
-        src_t = self.inp.transform * rasterio.Affine.translation(c_lo, r_lo)
+        src_t = offset_transform(self.inp.transform, r_lo, c_lo)
         kw = dict(src_transform=src_t, src_crs=self.inp.crs, dst_transform=dst_t, dst_crs=self.grid.crs,
                   resampling=self.resampling, src_nodata=np.nan, dst_nodata=np.nan, num_threads=1)
         if self.kind == "phase":

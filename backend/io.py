@@ -62,7 +62,7 @@ class Grid:
         return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
     def window_transform(self, row0: int, col0: int) -> Affine:
-        return self.transform * Affine.translation(col0, row0)
+        return offset_transform(self.transform, row0, col0)
 
     def to_json(self) -> dict:
         t = self.transform
@@ -98,6 +98,18 @@ class OpenedInput:
 def apply_affine(t: Affine, x: float, y: float) -> tuple[float, float]:
     """Map (col, row) -> (x, y) with an affine transform (works with affine 2.x and 3.x)."""
     return t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f
+
+
+def offset_transform(t: Affine, row0: float, col0: float) -> Affine:
+    """Transform of a window starting at (row0, col0) (no Affine arithmetic: affine 3.0 breaks it on py3.11)."""
+    return Affine(t.a, t.b, t.c + col0 * t.a + row0 * t.b, t.d, t.e, t.f + col0 * t.d + row0 * t.e)
+
+
+def invert_point(t: Affine, x: float, y: float) -> tuple[float, float]:
+    """(col, row) of map coordinates (x, y) for a non-rotated or rotated affine transform."""
+    det = t.a * t.e - t.b * t.d
+    dx, dy = x - t.c, y - t.f
+    return (t.e * dx - t.b * dy) / det, (-t.d * dx + t.a * dy) / det
 
 
 def _err(name: str, path: Path | str, problem: str, fix: str) -> PipelineError:

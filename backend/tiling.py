@@ -1,10 +1,11 @@
 """Overlapping tiles, smooth blending weights and a strip accumulator for windowed writes.
 
 Tiles are ``tile`` pixels a side (a multiple of the model's ``tile_multiple``) and overlap by ``overlap``.
-Each tile's prediction is weighted by a separable raised-cosine ramp over the overlap (weight 1 in the
-tile's interior and on the raster's border), accumulated, and divided by the summed weights, so there are no
-seams. Tiles are visited row by row; :class:`StripBlender` keeps only a strip of ``tile`` rows in memory and
-hands finished rows to a writer, so memory grows with the raster's width, not its area.
+Each tile's prediction is weighted by a separable ramp over the overlap (0 on the outer quarter, where the
+network sees the tile's zero padding, then a raised cosine; 1 in the tile's interior and on the raster's
+border), accumulated, and divided by the summed weights, so there are no seams. Tiles are visited row by
+row; :class:`StripBlender` keeps only a strip of ``tile`` rows in memory and hands finished rows to a writer,
+so memory grows with the raster's width, not its area.
 """
 
 from __future__ import annotations
@@ -32,12 +33,15 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
 
 
 def ramp(n: int, overlap: int, at_start: bool, at_end: bool, floor: float = 1e-3) -> np.ndarray:
-    """1-D weight: raised cosine over ``overlap`` pixels at each inner end, 1 elsewhere (and at raster borders)."""
+    """1-D weight: 0 over the outer quarter of the overlap (the network's padding-affected border), a raised
+    cosine over the middle half, 1 elsewhere; no ramp at raster borders."""
     w = np.ones(n, np.float64)
     if overlap > 0:
-        k = np.arange(overlap, dtype=np.float64)
-        r = 0.5 - 0.5 * np.cos(np.pi * (k + 0.5) / overlap)
-        r = np.maximum(r, floor)
+        margin = overlap // 4
+        m = max(overlap - 2 * margin, 1)
+        k = np.arange(m, dtype=np.float64)
+        r = np.concatenate([np.zeros(margin), np.maximum(0.5 - 0.5 * np.cos(np.pi * (k + 0.5) / m), floor),
+                            np.ones(overlap - margin - m)])
         if not at_start:
             w[:overlap] = np.minimum(w[:overlap], r)
         if not at_end:

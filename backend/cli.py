@@ -1,0 +1,155 @@
+"""Command line: ``python -m backend estimate ...`` and ``python -m backend demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .errors import Cancelled, PipelineError
+
+ESTIMATE_HELP = """\
+Estimate co-seismic ground displacement from any subset of optical, SAR amplitude, InSAR and DEM rasters, and
+unwrap the interferogram with the fused estimate.
+
+Inputs: any raster GDAL reads (GeoTIFF, VRT, ...), each with a CRS; different CRS and resolutions are aligned to one
+output grid (the grid of the first given of --phase, --optical-post, --sar-post; --grid-like overrides; geographic
+grids go to the local UTM zone at the input's resolution). Wrapped phase is resampled through exp(i*phase).
+
+Units and conventions (docs/conventions.md):
+  phase       wrapped, radians in [-pi, pi); phase = SIGN * 4*pi/wavelength * range_increase (--phase-sign SIGN,
+              +1 = LiCSAR/COMET). Exact zeros covering >0.5%% of the raster are read as no data.
+  coherence   0..1
+  SAR         linear amplitude (not dB)
+  DEM         metres
+  wavelength  metres (Sentinel-1 0.05546576, ALOS-2 0.22904)
+  incidence   degrees from the vertical at the ground; a number or a raster
+  heading     flight-direction azimuth, degrees clockwise from north (S1 ascending ~ -12, descending ~ -168);
+              right-looking SAR; a number or a raster
+
+Outputs in --out (float32 GeoTIFF, NaN = no data), moved in only when the run succeeds:
+  displacement.tif        east, north, up (m)
+  displacement_sigma.tif  1-sigma of each (m)
+  los_displacement.tif    band 1: fused LOS estimate (m, positive TOWARDS the satellite); band 2 (with --phase):
+                          LOS from the unwrapped phase
+  unwrapped_phase.tif     input phase + 2*pi*k, integer k (rad, same sign convention as the input); NaN where
+                          coherence is too low to unwrap reliably
+  run.json                inputs, parameters, model version, device, timings
+"""
+
+
+def _add_estimate_args(ap: argparse.ArgumentParser) -> None:
+    g = ap.add_argument_group("inputs (any subset; a file path, optionally PATH:BAND)")
+    for name, h in (("optical-pre", "optical image before the event (any DN/reflectance)"),
+                    ("optical-post", "optical image after the event"),
+                    ("sar-pre", "SAR amplitude before (linear)"), ("sar-post", "SAR amplitude after (linear)"),
+                    ("phase", "wrapped interferometric phase (rad)"), ("coherence", "interferometric coherence (0..1)"),
+                    ("dem", "elevation (m)")):
+        g.add_argument(f"--{name}", metavar="RASTER", help=h)
+    s = ap.add_argument_group("InSAR geometry")
+    s.add_argument("--wavelength", type=float, metavar="M", help="radar wavelength in metres (needed with --phase)")
+    s.add_argument("--incidence", metavar="DEG|RASTER", help="incidence angle (degrees) or a raster of it")
+    s.add_argument("--heading", metavar="DEG|RASTER", help="heading (degrees clockwise from north) or a raster")
+    s.add_argument("--phase-sign", type=int, choices=[1, -1], default=1,
+                   help="phase = SIGN*4pi/lambda*range_increase; +1 (default) = LiCSAR/COMET")
+    o = ap.add_argument_group("grid, output and run")
+    o.add_argument("--grid-like", metavar="RASTER", help="use this raster's grid for all outputs")
+    o.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    o.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="ONNX Runtime device: auto = CUDA if it really initialises, else CPU (default)")
+    o.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: all cores)")
+    o.add_argument("--tile", type=int, default=512, help="tile size in pixels (default 512)")
+    o.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels (default 64)")
+    o.add_argument("--batch", type=int, default=1, help="tiles per inference call (default 1)")
+    o.add_argument("--model", default=None, help="ONNX model (default: models/quakefusion.onnx)")
+    o.add_argument("--coh-min", type=float, default=0.3, help="coherence below which phase is masked (default 0.3)")
+    o.add_argument("--no-unwrap", action="store_true", help="skip the joint unwrapping")
+    o.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _raster(spec: str | None):  # noqa: ANN202
+    from .io import InputRaster
+
+    if spec is None:
+        return None
+    p, _, band = spec.rpartition(":")
+    if p and band.isdigit() and not Path(spec).exists():
+        return InputRaster(p, int(band))
+    return InputRaster(spec)
+
+
+def _angle(spec: str | None):  # noqa: ANN202
+    if spec is None:
+        return None
+    try:
+        return float(spec)
+    except ValueError:
+        return _raster(spec)
+
+
+def config_from_args(a: argparse.Namespace):  # noqa: ANN201
+    """EstimateConfig from parsed arguments."""
+    from .pipeline import EstimateConfig
+
+    return EstimateConfig(
+        out_dir=Path(a.out), optical_pre=_raster(a.optical_pre), optical_post=_raster(a.optical_post),
+        sar_pre=_raster(a.sar_pre), sar_post=_raster(a.sar_post), phase=_raster(a.phase),
+        coherence=_raster(a.coherence), dem=_raster(a.dem), wavelength_m=a.wavelength,
+        incidence_deg=_angle(a.incidence), heading_deg=_angle(a.heading), phase_sign=a.phase_sign,
+        grid_like=_raster(a.grid_like), device=a.device, tile=a.tile, overlap=a.overlap, batch=a.batch,
+        threads=a.threads, model_path=Path(a.model) if a.model else None, unwrap=not a.no_unwrap,
+        coh_min=a.coh_min)
+
+
+def _progress_printer(quiet: bool):  # noqa: ANN202
+    last = [-1.0]
+
+    def progress(fraction: float, message: str) -> None:
+        if quiet:
+            return
+        if fraction - last[0] >= 0.05 or fraction >= 1.0:
+            last[0] = fraction
+            print(f"[{fraction * 100:5.1f} %] {message}", file=sys.stderr, flush=True)
+
+    return progress
+
+
+def cmd_estimate(a: argparse.Namespace) -> int:
+    from .pipeline import CancelToken, run_estimate
+
+    token = CancelToken()
+    t0 = time.perf_counter()
+    try:
+        res = run_estimate(config_from_args(a), progress=_progress_printer(a.quiet), cancel=token)
+    except PipelineError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, Cancelled):
+        print("cancelled: nothing was written", file=sys.stderr)
+        return 130
+    print(f"device: {res.device}; {time.perf_counter() - t0:.1f} s; grid {res.grid.width}x{res.grid.height} "
+          f"@ {res.grid.pixel_size_m:.3g} m ({res.grid.crs.to_string()})")
+    for key, p in res.outputs.items():
+        print(f"{key}: {p}")
+    for note in res.run.get("notes", []):
+        print(f"note: {note}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m backend", description="QuakeFusion backend (no QGIS needed).")
+    sub = ap.add_subparsers(dest="command", required=True)
+    est = sub.add_parser("estimate", help="estimate displacement and unwrap the phase", description=ESTIMATE_HELP,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_estimate_args(est)
+    demo = sub.add_parser("demo", help="run the pipeline on the bundled data (Thessaly 2021, semi-synthetic Darfield)")
+    demo.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
+    demo.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    demo.add_argument("--model", default=None, help="ONNX model (default: models/quakefusion.onnx)")
+    a = ap.parse_args(argv)
+    if a.command == "estimate":
+        return cmd_estimate(a)
+    from .demo import run_demo
+
+    return run_demo(Path(a.out), device=a.device, model=Path(a.model) if a.model else None)
