@@ -2,6 +2,10 @@
 
     python -m models.export [--ckpt runs/default/best.pt] [--out models/quakefusion.onnx]
 
+Without ``--ckpt``: ``runs/default/best.pt`` (best validation loss), else ``runs/default/last.pt``.
+After writing, the ONNX model is checked against PyTorch on a valid random feature stack and on
+a stand-in scene for every modality subset (finite outputs, positive sigma).
+
 Opset 17, dynamic batch/height/width; input ``features`` (B,C,H,W) float32, outputs
 ``displacement_enu_m`` and ``sigma_enu_m`` (B,3,H,W) in metres. Metadata JSON under
 ``metadata_props["quakefusion"]`` (see docs/architecture.md).
@@ -25,7 +29,7 @@ from models.network import build_model
 MODEL_VERSION = "0.1.0"
 OPSET = 17
 TILE_MULTIPLE = 16
-DEFAULT_CKPT = Path("runs/default/best.pt")
+DEFAULT_CKPTS = (Path("runs/default/best.pt"), Path("runs/default/last.pt"))
 DEFAULT_OUT = Path("models/quakefusion.onnx")
 
 
@@ -47,7 +51,10 @@ def build_metadata(model: torch.nn.Module, ckpt: dict[str, Any] | None = None) -
         "opset": OPSET,
     }
     if ckpt is not None:
-        meta["training"] = {k: ckpt.get(k) for k in ("step", "seed", "val_loss") if k in ckpt}
+        meta["training"] = {k: ckpt.get(k) for k in ("step", "seed", "val_loss", "val_epe_px", "val_epe_px_by_combo")
+                            if k in ckpt}
+        meta["training"]["data"] = {k: data.get(k) for k in ("backend", "train_seeds", "scene_size", "crop")
+                                    if k in data}
         meta["network"] = ckpt.get("config", {}).get("model", {})
     return meta
 
@@ -92,24 +99,64 @@ def load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     return model.eval(), ckpt
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ckpt", type=Path, default=DEFAULT_CKPT)
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    args = ap.parse_args(argv)
-    model, ckpt = load_checkpoint(args.ckpt)
-    out = export_onnx(model, args.out, build_metadata(model, ckpt))
-    # check against PyTorch on a random input
+def default_checkpoint() -> Path:
+    for p in DEFAULT_CKPTS:
+        if p.exists():
+            return p
+    raise SystemExit(f"no checkpoint: none of {', '.join(map(str, DEFAULT_CKPTS))} exists (run `make train`)")
+
+
+def valid_random_features(model: torch.nn.Module, shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
+    """A random but valid feature stack (unit cos/sin, 0/1 masks, positive constants): raw noise would sit
+    on the atan2 branch cut of the wrapped-phase gradient, where 1-ulp differences flip +-pi."""
+    rng = np.random.default_rng(seed)
+    b, h, w = shape
+    ix = model.ix
+    x = rng.standard_normal((b, len(model.channels), h, w)).astype(np.float32)
+    ang = rng.uniform(-np.pi, np.pi, (b, h, w))
+    x[:, ix["phase_cos"]], x[:, ix["phase_sin"]] = np.cos(ang), np.sin(ang)
+    x[:, ix["coherence"]] = rng.uniform(0, 1, (b, h, w))
+    for m in ("mask_optical", "mask_sar", "mask_insar", "mask_dem"):
+        x[:, ix[m]] = rng.random((b, h, w)) < 0.9
+    x[:, ix["pixel_size_m"]] = 10.0
+    x[:, ix["fringe_px"]] = 0.0028
+    return x
+
+
+def check_export(model: torch.nn.Module, out: Path) -> dict[str, float]:
+    """ONNX Runtime vs PyTorch on a valid random stack; finite outputs for every modality subset."""
     import onnxruntime as ort
 
-    x = np.random.default_rng(0).standard_normal((1, len(model.channels), 96, 128)).astype(np.float32)
-    x[:, model.ix["pixel_size_m"]] = 10.0
+    from models.dataset import COMBOS, features_and_target, standin_scene
+
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = valid_random_features(model, (1, 96, 128))
     d_onnx, _ = sess.run(None, {"features": x})
     with torch.no_grad():
         d_torch, _ = model(torch.from_numpy(x))
-    err = float(np.abs(d_onnx - d_torch.numpy()).max())
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), step {ckpt.get('step')}, max |onnx - torch| = {err:.2e} m")
+    res = {"max_abs_onnx_minus_torch_m": float(np.abs(d_onnx - d_torch.numpy()).max())}
+    rec = standin_scene(0, (64, 64), pixel_size_m=10.0)
+    for present in COMBOS.values():
+        for drop_dem in (False, True):
+            mods = tuple(m for m in present if not (drop_dem and m == "dem"))
+            xc = features_and_target(rec, mods, list(model.channels))[0][None]
+            d, s = sess.run(None, {"features": xc})
+            if not (np.isfinite(d).all() and np.isfinite(s).all() and (s > 0).all()):
+                raise RuntimeError(f"{out}: non-finite output or sigma <= 0 for modalities {mods}")
+    return res
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ckpt", type=Path, help="default: runs/default/best.pt, else runs/default/last.pt")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = ap.parse_args(argv)
+    ckpt_path = args.ckpt or default_checkpoint()
+    model, ckpt = load_checkpoint(ckpt_path)
+    out = export_onnx(model, args.out, build_metadata(model, ckpt))
+    res = check_export(model, out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) from {ckpt_path} (step {ckpt.get('step')}); "
+          f"max |onnx - torch| = {res['max_abs_onnx_minus_torch_m']:.2e} m; finite for every modality subset")
 
 
 if __name__ == "__main__":

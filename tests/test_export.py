@@ -50,3 +50,37 @@ def test_onnx_matches_pytorch_and_carries_metadata(tmp_path: Path) -> None:
         assert d_onnx.shape == tuple(d_t.shape)
         assert np.abs(d_onnx - d_t.numpy()).max() < 1e-4
         assert np.abs(s_onnx - s_t.numpy()).max() < 1e-4 * max(1.0, float(s_t.abs().max()))
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "quakefusion.onnx"
+
+
+def test_shipped_model_is_finite_for_every_modality_subset() -> None:
+    """The shipped ONNX on a simulated scene: finite displacement and sigma > 0 for every non-empty subset of
+    optical / SAR / InSAR, with and without the DEM, and with InSAR holes (NaN phase in a block).
+    Regression: atan2(0, 0) in the wrapped-phase gradient is NaN in ONNX Runtime when InSAR is absent."""
+    from itertools import combinations
+
+    from backend.features import build_features, compute_stats
+    from models.dataset import arrays_for, scene_to_record
+    from models.scene import simulate_scene
+
+    assert SHIPPED.stat().st_size <= 20e6
+    meta = read_metadata(SHIPPED)
+    sess = ort.InferenceSession(str(SHIPPED), providers=["CPUExecutionProvider"])
+    rec = scene_to_record(simulate_scene(11, size=(64, 64), pixel_size_m=15.0))
+    holes = dict(rec)
+    holes["wrapped_phase"] = rec["wrapped_phase"].copy()
+    holes["wrapped_phase"][20:40, 10:30] = np.nan
+    subsets = [c for k in (1, 2, 3) for c in combinations(("optical", "sar", "insar"), k)]
+    for r in (rec, holes):
+        for mods in subsets:
+            for dem in ((), ("dem",)):
+                arrays = arrays_for(r, mods + dem)
+                x = build_features(meta["channels"], arrays, stats=compute_stats(arrays),
+                                   pixel_size_m=r["pixel_size_m"], wavelength_m=r["wavelength_m"],
+                                   phase_sign=int(r["phase_sign"]))
+                d, s = sess.run(["displacement_enu_m", "sigma_enu_m"], {"features": x[None]})
+                label = "+".join(mods + dem) + (" (InSAR holes)" if r is holes else "")
+                assert d.shape == (1, 3, 64, 64), label
+                assert np.isfinite(d).all() and np.isfinite(s).all() and (s > 0).all(), label
