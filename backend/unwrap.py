@@ -35,6 +35,7 @@ class UnwrapParams:
     edge_max: float = 0.5 * np.pi
     min_region: int = 25
     pseudo_window: int = 5
+    trust_sigma: float = np.pi  # model phase 1-sigma (rad) above which its gradient is not used
 
 
 def pseudo_coherence(phase: np.ndarray, window: int = 5) -> np.ndarray:
@@ -66,30 +67,43 @@ def pseudo_coherence(phase: np.ndarray, window: int = 5) -> np.ndarray:
     return q.astype(np.float32)
 
 
-def _integrate_forest(r: np.ndarray, edges_i: np.ndarray, edges_j: np.ndarray, cost: np.ndarray,
+def _integrate_forest(jump_e: np.ndarray, edges_i: np.ndarray, edges_j: np.ndarray, cost: np.ndarray,
                       n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Integrate the wrapped residual over the minimum spanning forest of the given edges.
+    """Integer cycles over the minimum spanning forest of the given edges.
 
-    Returns (cycles c with R = r + 2*pi*c, component labels; -1 for nodes without any edge).
+    ``jump_e[e]`` = k[j] - k[i] along edge e = (i, j). Returns (k relative to each tree's root, component
+    labels). Nodes without edges are their own component with k = 0.
     """
-    g = sparse.coo_matrix((cost, (edges_i, edges_j)), shape=(n, n)).tocsr()
-    tree = csgraph.minimum_spanning_tree(g)
-    tree = tree + tree.T
-    ncomp, labels = csgraph.connected_components(tree, directed=False)
-    # one root per component, joined to a virtual node n so that a single BFS roots the whole forest
+    m = edges_i.size
+    if m == 0:
+        return np.zeros(n, np.int64), np.arange(n)
+    # store edge index + 1 as data so that the MST tells which edges it kept (costs must be unique-ish: add a
+    # tiny index-dependent term so that ties cannot make the lookup ambiguous)
+    g = sparse.coo_matrix((cost + np.arange(m) * 1e-12, (edges_i, edges_j)), shape=(n, n)).tocsr()
+    tree = csgraph.minimum_spanning_tree(g).tocoo()
+    lookup = sparse.coo_matrix((np.tile(np.arange(m) + 1.0, 2), (np.concatenate([edges_i, edges_j]),
+                                np.concatenate([edges_j, edges_i]))), shape=(n, n)).tocsr()
+    eidx = np.asarray(lookup[tree.row, tree.col]).ravel().astype(np.int64) - 1
+    ti, tj = edges_i[eidx], edges_j[eidx]
+    tjump = jump_e[eidx]
+    und = sparse.coo_matrix((np.ones(2 * ti.size), (np.concatenate([ti, tj]), np.concatenate([tj, ti]))),
+                            shape=(n, n)).tocsr()
+    ncomp, labels = csgraph.connected_components(und, directed=False)
     _, roots = np.unique(labels, return_index=True)
-    t = tree.tocoo()
-    rows = np.concatenate([t.row, np.full(roots.size, n), roots])
-    cols = np.concatenate([t.col, roots, np.full(roots.size, n)])
-    data = np.concatenate([t.data, np.ones(2 * roots.size)])
-    big = sparse.csr_matrix((data, (rows, cols)), shape=(n + 1, n + 1))
+    rows = np.concatenate([ti, tj, np.full(roots.size, n), roots])
+    cols = np.concatenate([tj, ti, roots, np.full(roots.size, n)])
+    big = sparse.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n + 1, n + 1))
     _, pred = csgraph.breadth_first_order(big, n, directed=False, return_predecessors=True)
     pred = pred[:n].astype(np.int64)
-    parent = np.where((pred < 0) | (pred == n), np.arange(n), pred)
-    d = r - r[parent]
-    jump = np.rint((wrap(d) - d) / TWO_PI).astype(np.int64)  # integer cycles between node and its parent
-    jump[parent == np.arange(n)] = 0
-    # pointer jumping: acc[i] = cycles from i up to p[i]
+    ar = np.arange(n)
+    parent = np.where((pred < 0) | (pred == n), ar, pred)
+    # jump from parent to node: +tjump if the tree edge is (parent -> node) = (i, j), -tjump if (j, i)
+    jump = np.zeros(n, np.int64)
+    # vectorised: edges (i, j) where parent[j] == i give jump[j] = tjump; where parent[i] == j give jump[i] = -tjump
+    fwd = parent[tj] == ti
+    jump[tj[fwd]] = tjump[fwd]
+    bwd = (parent[ti] == tj) & ~fwd
+    jump[ti[bwd]] = -tjump[bwd]
     acc, p = jump, parent
     for _ in range(64):
         pp = p[p]
@@ -101,8 +115,13 @@ def _integrate_forest(r: np.ndarray, edges_i: np.ndarray, edges_j: np.ndarray, c
 
 
 def joint_unwrap(phase: np.ndarray, phase_model: np.ndarray, coherence: np.ndarray | None = None,
-                 params: UnwrapParams | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+                 params: UnwrapParams | None = None,
+                 model_sigma: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Unwrap ``phase`` (rad, wrapped) with the model phase ``phase_model`` (rad, same convention, unwrapped).
+
+    ``model_sigma``: 1-sigma of ``phase_model`` (rad); where it exceeds ``params.trust_sigma`` the model is not
+    trusted for the phase gradient there and the edge falls back to the classical ``wrap(dphi)`` (so a poor
+    model cannot make the unwrapping worse than path following on the phase). None = trusted everywhere.
 
     Returns ``(unwrapped float32 with NaN where masked, k int32 (0 where masked), info)``; on valid pixels
     ``unwrapped == phase + 2*pi*k`` exactly (computed in float64).
@@ -115,41 +134,51 @@ def joint_unwrap(phase: np.ndarray, phase_model: np.ndarray, coherence: np.ndarr
     q = np.asarray(coherence, np.float64) if coherence is not None else pseudo_coherence(phi, prm.pseudo_window)
     q = np.where(np.isfinite(q), q, 0.0)
     reliable = valid & (q >= prm.coh_min)
-    diff = np.where(valid, phi - mod, 0.0)
-    r = wrap(diff)
-    n0 = np.rint((diff - r) / TWO_PI).astype(np.int64)  # phi - phi_model = r + 2*pi*n0
+    if model_sigma is None:
+        trusted = np.ones((h, w), bool)
+    else:
+        sg = np.asarray(model_sigma, np.float64)
+        trusted = np.isfinite(sg) & (sg <= prm.trust_sigma)
+    phi0 = np.where(valid, phi, 0.0)
+    mod0 = np.where(valid, mod, 0.0)
 
     idx = np.arange(h * w).reshape(h, w)
-    ei, ej, ec = [], [], []
+    ei, ej, ec, ejump = [], [], [], []
     for a, b in (((slice(None), slice(0, -1)), (slice(None), slice(1, None))),
                  ((slice(0, -1), slice(None)), (slice(1, None), slice(None)))):
-        dr = np.abs(wrap(r[b] - r[a]))
-        ok = reliable[a] & reliable[b] & (dr < prm.edge_max)
+        dphi = phi0[b] - phi0[a]
+        dmod = mod0[b] - mod0[a]
+        dres = wrap(dphi - dmod)  # residual step
+        use_model = trusted[a] & trusted[b]
+        est = np.where(use_model, dmod + dres, wrap(dphi))  # estimated true phase step along the edge
+        step = np.where(use_model, np.abs(dres), np.abs(wrap(dphi)))
+        ok = reliable[a] & reliable[b] & (~use_model | (np.abs(dres) < prm.edge_max))
         ei.append(idx[a][ok])
         ej.append(idx[b][ok])
-        ec.append(1e-3 + dr[ok] / np.pi + (1.0 - np.minimum(q[a][ok], q[b][ok])))
-    ei_a, ej_a, ec_a = np.concatenate(ei), np.concatenate(ej), np.concatenate(ec)
-    rf = r.ravel()
-    cycles, labels = _integrate_forest(rf, ei_a, ej_a, ec_a, h * w)
-    # region sizes and offsets; only reliable pixels count
+        ec.append(1e-3 + step[ok] / np.pi + (1.0 - np.minimum(q[a][ok], q[b][ok])))
+        ejump.append(np.rint((est[ok] - dphi[ok]) / TWO_PI).astype(np.int64))
+    cycles, labels = _integrate_forest(np.concatenate(ejump), np.concatenate(ei), np.concatenate(ej),
+                                       np.concatenate(ec), h * w)
     labels = np.where(reliable.ravel(), labels, -1)
     lab_ok = labels >= 0
     nlab = int(labels.max()) + 1 if lab_ok.any() else 0
     sizes = np.bincount(labels[lab_ok], minlength=nlab)
     keep = lab_ok.copy()
     keep[lab_ok] = sizes[labels[lab_ok]] >= prm.min_region
-    R = rf + TWO_PI * cycles
+    # region offsets: put the median of (phi_unw - phi_model) in (-pi, pi]
+    dev = (phi0 - mod0).ravel() + TWO_PI * cycles
     m = np.zeros(nlab, np.int64)
     big = np.nonzero(sizes >= prm.min_region)[0]
     if big.size:
-        med = ndimage.median(R[keep], labels[keep], big)
+        med = ndimage.median(dev[keep], labels[keep], big)
         m[big] = -np.rint(np.asarray(med) / TWO_PI).astype(np.int64)
     k = np.zeros(h * w, np.int64)
-    k[keep] = cycles[keep] + m[labels[keep]] - n0.ravel()[keep]
+    k[keep] = cycles[keep] + m[labels[keep]]
     k = k.reshape(h, w)
     keep2 = keep.reshape(h, w)
     unw = np.where(keep2, phi + TWO_PI * k, np.nan).astype(np.float32)
     info = {"valid_pixels": int(valid.sum()), "reliable_pixels": int(reliable.sum()),
             "unwrapped_pixels": int(keep2.sum()), "regions": int(big.size),
+            "model_trusted_share": float(trusted[valid].mean()) if valid.any() else 0.0,
             "coherence_source": "input" if coherence is not None else "pseudo (phase-gradient consistency)"}
     return unw, np.where(keep2, k, 0).astype(np.int32), info
