@@ -131,6 +131,14 @@ def run_demo(out: Path, device: str = "auto", model: Path | None = None) -> int:
 
 
 # ------------------------------------------------------------------------------- data preparation
+def los_to_angles(los_unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(incidence, heading) in degrees (float32, rounded to 0.001) of a ground-to-satellite ENU unit vector."""
+    e, n, u = (np.asarray(x, np.float64) for x in los_unit)
+    inc = np.round(np.degrees(np.arccos(np.clip(u, -1, 1))), 3).astype(np.float32)
+    hdg = np.round(np.degrees(np.arctan2(n, -e)), 3).astype(np.float32)
+    return inc, hdg
+
+
 def prepare_darfield(sim_dir: Path, dest: Path = DARFIELD) -> None:
     """Copy the simulator's output into data/demo_darfield with incidence/heading rasters (degrees)."""
     sim_dir = Path(sim_dir)
@@ -150,8 +158,7 @@ def prepare_darfield(sim_dir: Path, dest: Path = DARFIELD) -> None:
     with rasterio.open(sim_dir / "los_unit_vector.tif") as src:
         e, n, u = src.read().astype(np.float64)
         prof = src.profile | prof_extra | {"count": 1}
-    inc = np.round(np.degrees(np.arccos(np.clip(u, -1, 1))), 3).astype(np.float32)
-    hdg = np.round(np.degrees(np.arctan2(n, -e)), 3).astype(np.float32)
+    inc, hdg = los_to_angles(np.stack([e, n, u]))
     for name, arr, desc in (("incidence.tif", inc, "incidence angle (deg from vertical)"),
                             ("heading.tif", hdg, "heading (deg clockwise from north)")):
         with rasterio.open(dest / name, "w", **prof) as dst:
