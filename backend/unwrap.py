@@ -11,8 +11,14 @@ Scheme (all vectorised numpy/scipy, no external unwrapper):
    + (1 - coherence).
 3. The residual is integrated (path following) over the minimum-cost spanning forest
    (``scipy.sparse.csgraph.minimum_spanning_tree`` + ``breadth_first_order``, pointer-jumping integration).
-4. Each connected region gets the integer cycle offset that puts the median of ``phi_unw - phi_model`` in
-   (-pi, pi]: a region-level model bias below lambda/4 in LOS suffices, whatever the step across the rupture.
+   Edges where the model itself steps by more than pi per pixel (an aliased step, e.g. at a rupture, that the
+   data cannot confirm) are cut too. Where the model's 1-sigma exceeds ``trust_sigma`` the classical
+   ``wrap(dphi)`` is used instead, so a poor model cannot do worse than path following.
+4. The largest region of each group of touching regions gets the integer offset that puts the median of
+   ``phi_unw - phi_model`` in (-pi, pi] (a region-level model bias below lambda/4 in LOS suffices); the others are
+   linked to it through a spanning tree of region pairs, each offset from the median of
+   ``(phi_unw - phi_model)`` differences of pixel pairs 4-8 px apart across their common boundary - local, so
+   atmosphere or model bias drifting across the scene does not matter; the step across the rupture is the model's.
 5. Pixels not reliable, or in regions smaller than ``min_region``, are masked (NaN), never guessed.
 
 ``k`` is an integer array and the output is ``phi + 2*pi*k``: congruent with the input by construction.
@@ -36,6 +42,8 @@ class UnwrapParams:
     min_region: int = 25
     pseudo_window: int = 5
     trust_sigma: float = np.pi  # model phase 1-sigma (rad) above which its gradient is not used
+    model_step_max: float = np.pi  # rad per pixel
+    link_probe: tuple[int, ...] = (4, 6, 8)  # px between compared pixels
 
 
 def pseudo_coherence(phase: np.ndarray, window: int = 5) -> np.ndarray:
@@ -114,6 +122,65 @@ def _integrate_forest(jump_e: np.ndarray, edges_i: np.ndarray, edges_j: np.ndarr
     return acc, labels
 
 
+def _link_regions(lab: np.ndarray, dev: np.ndarray, sizes: np.ndarray, m: np.ndarray,
+                  probe: tuple[int, ...]) -> int:
+    """Re-derive region offsets ``m`` (in place) through a spanning tree of touching regions. Returns #linked."""
+    h, w = lab.shape
+    pa, pb, dv = [], [], []
+    for d in probe:  # pixel pairs d apart (rows and columns) that lie in two different regions
+        if d >= w and d >= h:
+            continue
+        for la, lb, da, db in ((lab[:, :-d], lab[:, d:], dev[:, :-d], dev[:, d:]),
+                               (lab[:-d, :], lab[d:, :], dev[:-d, :], dev[d:, :])):
+            if la.size == 0:
+                continue
+            sel = (la >= 0) & (lb >= 0) & (la != lb)
+            pa.append(la[sel])
+            pb.append(lb[sel])
+            dv.append(db[sel] - da[sel])
+    if not pa:
+        return 0
+    A, B, V = np.concatenate(pa), np.concatenate(pb), np.concatenate(dv)
+    if A.size == 0:
+        return 0
+    swap = A > B
+    A, B, V = np.where(swap, B, A), np.where(swap, A, B), np.where(swap, -V, V)
+    nlab = m.size
+    key = A.astype(np.int64) * nlab + B
+    ukey, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+    med = np.asarray(ndimage.median(V, inv, np.arange(ukey.size)), np.float64)
+    strong = cnt >= 10  # enough boundary pairs
+    ua, ub = ukey[strong] // nlab, ukey[strong] % nlab
+    if ua.size == 0:
+        return 0
+    dcyc = np.rint(med[strong] / TWO_PI).astype(np.int64)  # (dev_B - dev_A) near the boundary, in cycles
+    g = sparse.coo_matrix((1.0 / cnt[strong], (ua, ub)), shape=(nlab, nlab)).tocsr()
+    tree = csgraph.minimum_spanning_tree(g).tocoo()
+    dmap = dict(zip(zip(ua.tolist(), ub.tolist()), dcyc.tolist()))
+    adj: dict[int, list[tuple[int, int]]] = {}
+    for a, b in zip(tree.row.tolist(), tree.col.tolist()):
+        a, b = (a, b) if a < b else (b, a)
+        d = dmap[(a, b)]
+        adj.setdefault(a, []).append((b, d))  # m_b = m_a - d
+        adj.setdefault(b, []).append((a, -d))
+    seen: set[int] = set()
+    linked = 0
+    for root in sorted(adj, key=lambda x: -sizes[x]):
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [root]
+        while stack:
+            a = stack.pop()
+            for b, d in adj[a]:
+                if b not in seen:
+                    seen.add(b)
+                    m[b] = m[a] - d
+                    linked += 1
+                    stack.append(b)
+    return linked
+
+
 def joint_unwrap(phase: np.ndarray, phase_model: np.ndarray, coherence: np.ndarray | None = None,
                  params: UnwrapParams | None = None,
                  model_sigma: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -152,7 +219,10 @@ def joint_unwrap(phase: np.ndarray, phase_model: np.ndarray, coherence: np.ndarr
         use_model = trusted[a] & trusted[b]
         est = np.where(use_model, dmod + dres, wrap(dphi))  # estimated true phase step along the edge
         step = np.where(use_model, np.abs(dres), np.abs(wrap(dphi)))
-        ok = reliable[a] & reliable[b] & (~use_model | (np.abs(dres) < prm.edge_max))
+        # cut where the residual jumps, and where the model itself steps by more than model_step_max (an
+        # aliased step the data cannot confirm, e.g. at a rupture): such regions are linked afterwards
+        ok = reliable[a] & reliable[b] & (~use_model | ((np.abs(dres) < prm.edge_max)
+                                                        & (np.abs(dmod) < prm.model_step_max)))
         ei.append(idx[a][ok])
         ej.append(idx[b][ok])
         ec.append(1e-3 + step[ok] / np.pi + (1.0 - np.minimum(q[a][ok], q[b][ok])))
@@ -165,20 +235,25 @@ def joint_unwrap(phase: np.ndarray, phase_model: np.ndarray, coherence: np.ndarr
     sizes = np.bincount(labels[lab_ok], minlength=nlab)
     keep = lab_ok.copy()
     keep[lab_ok] = sizes[labels[lab_ok]] >= prm.min_region
-    # region offsets: put the median of (phi_unw - phi_model) in (-pi, pi]
+    # region offsets: the largest region of each linked group puts the median of (phi_unw - phi_model) in
+    # (-pi, pi]; regions that touch it are linked through the local continuity of (phi_unw - phi_model) a few
+    # pixels either side of their common boundary (robust to atmosphere / model bias drifting across the scene)
     dev = (phi0 - mod0).ravel() + TWO_PI * cycles
     m = np.zeros(nlab, np.int64)
     big = np.nonzero(sizes >= prm.min_region)[0]
+    n_linked = 0
     if big.size:
         med = ndimage.median(dev[keep], labels[keep], big)
         m[big] = -np.rint(np.asarray(med) / TWO_PI).astype(np.int64)
+        lab_k = np.where(keep, labels, -1).reshape(h, w)
+        n_linked = _link_regions(lab_k, dev.reshape(h, w), sizes, m, prm.link_probe)
     k = np.zeros(h * w, np.int64)
     k[keep] = cycles[keep] + m[labels[keep]]
     k = k.reshape(h, w)
     keep2 = keep.reshape(h, w)
     unw = np.where(keep2, phi + TWO_PI * k, np.nan).astype(np.float32)
     info = {"valid_pixels": int(valid.sum()), "reliable_pixels": int(reliable.sum()),
-            "unwrapped_pixels": int(keep2.sum()), "regions": int(big.size),
+            "unwrapped_pixels": int(keep2.sum()), "regions": int(big.size), "linked_regions": int(n_linked),
             "model_trusted_share": float(trusted[valid].mean()) if valid.any() else 0.0,
             "coherence_source": "input" if coherence is not None else "pseudo (phase-gradient consistency)"}
     return unw, np.where(keep2, k, 0).astype(np.int32), info
