@@ -43,7 +43,7 @@ from . import features as feat
 from .align import AlignedSource
 from .conventions import enu_to_los, los_to_phase, los_unit_vector, phase_to_los
 from .errors import Cancelled, PipelineError
-from .io import Grid, InputRaster, OpenedInput, check_overlap, grid_from, validate_input
+from .io import Grid, InputRaster, OpenedInput, check_overlap, crop_grid, grid_from, validate_input
 from .model import OnnxModel
 from .tiling import StripBlender, iter_tiles, tile_grid, tile_weight
 from .unwrap import UnwrapParams, joint_unwrap, pseudo_coherence
@@ -83,6 +83,8 @@ class EstimateConfig:
 
     Angles: ``incidence_deg`` / ``heading_deg`` are numbers (degrees) or rasters of degrees. ``phase_sign``:
     phase = phase_sign * 4*pi/wavelength * range increase (+1 = LiCSAR/COMET). ``tile``/``overlap`` in pixels.
+    ``extent``: ``(xmin, ymin, xmax, ymax, crs)`` (crs: WKT, EPSG code or "EPSG:n"; may be left out = the output
+    grid's CRS) crops the output grid (default grid or ``grid_like``) to that area, snapped to its pixels.
     """
 
     out_dir: Path
@@ -98,6 +100,7 @@ class EstimateConfig:
     heading_deg: float | InputRaster | None = None
     phase_sign: int = 1
     grid_like: InputRaster | None = None
+    extent: tuple | None = None
     device: str = "auto"
     tile: int = 512
     overlap: int = 64
@@ -106,7 +109,7 @@ class EstimateConfig:
     model_path: Path | None = None
     unwrap: bool = True
     coh_min: float = 0.3
-    unwrap_block: int = 2048
+    unwrap_block: int = 1024
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -279,6 +282,8 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
     else:
         ref = next(opened[n] for n in GRID_ORDER if n in opened)
     grid = grid_from(ref)
+    if cfg.extent is not None:
+        grid = crop_grid(grid, cfg.extent)
     coverage = {name: check_overlap(inp, grid) for name, inp in opened.items()}
     timings["validate_s"] = time.perf_counter() - t_start
     _check_cancel(cancel)
@@ -462,7 +467,8 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
                            "tile": cfg.tile, "overlap": cfg.overlap, "batch": cfg.batch, "tile_shape": [th, tw],
                            "n_tiles": n_tiles, "threads": model.threads, "device_requested": cfg.device,
                            "unwrap": unwrap_info},
-            "grid": grid.to_json() | {"defined_by": ref.name},
+            "grid": grid.to_json() | {"defined_by": ref.name, "extent": None if cfg.extent is None
+                                      else [str(v) if i == 4 else float(v) for i, v in enumerate(cfg.extent)]},
             "model": {"path": str(model.path), "version": meta.version, "channels": [feat.channel_name(c)
                                                                                      for c in meta.channels]},
             "device": model.device, "providers": model.providers,

@@ -88,8 +88,8 @@ class StripBlender:
                  writer: Callable[[int, np.ndarray], None]) -> None:
         self.nbands, self.height, self.width, self.tile_h = nbands, height, width, tile_h
         self.writer = writer
-        self.buf = np.zeros((nbands, tile_h, width), np.float64)
-        self.wsum = np.zeros((tile_h, width), np.float64)
+        self.buf = np.zeros((nbands, tile_h, width), np.float32)
+        self.wsum = np.zeros((tile_h, width), np.float32)
         self.start = 0  # grid row of buf[:, 0]
 
     def _flush(self, upto: int) -> None:
@@ -115,7 +115,7 @@ class StripBlender:
         h = min(values.shape[1], self.height - row0)
         w = min(values.shape[2], self.width - col0)
         v = values[:, :h, :w]
-        wt = weight[:h, :w].astype(np.float64)
+        wt = weight[:h, :w].astype(np.float32)
         ok = np.all(np.isfinite(v), axis=0)
         wt = np.where(ok, wt, 0.0)
         r = row0 - self.start

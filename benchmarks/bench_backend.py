@@ -104,17 +104,20 @@ def seam_check(model: Path) -> tuple[float, float]:
                 model_path=model, device="cpu", unwrap=False)
     with tempfile.TemporaryDirectory() as td:
         a = run_estimate(EstimateConfig(out_dir=Path(td) / "single", tile=384, overlap=0, **base))
-        b = run_estimate(EstimateConfig(out_dir=Path(td) / "tiled", tile=128, overlap=32, **base))
-        worst, sig = 0.0, 0.0
-        for band in (1, 2, 3):
-            with rasterio.open(a.outputs["displacement"]) as ds:
-                x = ds.read(band)
-            with rasterio.open(b.outputs["displacement"]) as ds:
-                y = ds.read(band)
-            s = float(np.nanpercentile(np.abs(x), 99))
-            worst = max(worst, float(np.nanmax(np.abs(x - y))) / s)
-            sig = max(sig, s)
-    return worst, sig
+        out = {}
+        for tile, ov in ((256, 64), (128, 32)):
+            b = run_estimate(EstimateConfig(out_dir=Path(td) / f"tiled{tile}", tile=tile, overlap=ov, **base))
+            worst, sig = 0.0, 0.0
+            for band in (1, 2, 3):
+                with rasterio.open(a.outputs["displacement"]) as ds:
+                    x = ds.read(band)
+                with rasterio.open(b.outputs["displacement"]) as ds:
+                    y = ds.read(band)
+                s = float(np.nanpercentile(np.abs(x), 99))
+                worst = max(worst, float(np.nanmax(np.abs(x - y))) / s)
+                sig = max(sig, s)
+            out[f"{tile}/{ov}"] = (worst, sig)
+    return out
 
 
 def main() -> None:
@@ -155,13 +158,16 @@ def main() -> None:
                 f.unlink()
     lines += ["", "InSAR-only input (phase + coherence, 30 m), tile 512, overlap 64, batch 1, CPU. Peak RSS of the "
               "whole process (Python, GDAL, ONNX Runtime included). Memory stays bounded because inputs are read and "
-              "outputs written by windows (a strip of one tile row is held) and the unwrapping works on 2048^2 "
-              "blocks, each region's cycle offset coming from the fused estimate."]
+              "outputs written by windows (a strip of one tile row is held) and the unwrapping works on "
+              "blocks (1024^2), each region's cycle offset coming from the fused estimate."]
     if MODEL.exists():
-        worst, sig = seam_check(MODEL)
-        lines += ["", f"Seam check (shipped model, Darfield demo scene 384^2, all modalities): tiled 128/32 vs single "
-                  f"pass, max |difference| = **{worst * 100:.3f} %** of the signal (99th percentile |displacement| "
-                  f"{sig:.3f} m)."]
+        seams = seam_check(MODEL)
+        lines += ["", "Seam check (shipped model, Darfield demo scene 384^2, all modalities), tiled vs single pass, "
+                  "max |difference| as a share of the 99th percentile |displacement|: "
+                  + "; ".join(f"tile/overlap {k}: **{w * 100:.3f} %** (signal {s:.3f} m)"
+                              for k, (w, s) in seams.items())
+                  + ". Tiling/blending alone (receptive field within the overlap) is exact: see "
+                  "tests/test_backend_pipeline.py::test_seam_tiled_equals_single_pass."]
         print(lines[-1], flush=True)
     (RESULTS / "backend.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS / 'backend.md'}")
