@@ -55,6 +55,10 @@ def _add_estimate_args(ap: argparse.ArgumentParser) -> None:
                    help="phase = SIGN*4pi/lambda*range_increase; +1 (default) = LiCSAR/COMET")
     o = ap.add_argument_group("grid, output and run")
     o.add_argument("--grid-like", metavar="RASTER", help="use this raster's grid for all outputs")
+    o.add_argument("--extent", type=float, nargs=4, metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
+                   help="crop the output grid to this area (in --extent-crs; snapped outwards to whole pixels)")
+    o.add_argument("--extent-crs", metavar="CRS", default=None,
+                   help="CRS of --extent: EPSG:n, an EPSG code or WKT (default: the output grid's CRS)")
     o.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     o.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="ONNX Runtime device: auto = CUDA if it really initialises, else CPU (default)")
@@ -97,7 +101,8 @@ def config_from_args(a: argparse.Namespace):  # noqa: ANN201
         sar_pre=_raster(a.sar_pre), sar_post=_raster(a.sar_post), phase=_raster(a.phase),
         coherence=_raster(a.coherence), dem=_raster(a.dem), wavelength_m=a.wavelength,
         incidence_deg=_angle(a.incidence), heading_deg=_angle(a.heading), phase_sign=a.phase_sign,
-        grid_like=_raster(a.grid_like), device=a.device, tile=a.tile, overlap=a.overlap, batch=a.batch,
+        grid_like=_raster(a.grid_like), extent=None if a.extent is None else (*a.extent, a.extent_crs),
+        device=a.device, tile=a.tile, overlap=a.overlap, batch=a.batch,
         threads=a.threads, model_path=Path(a.model) if a.model else None, unwrap=not a.no_unwrap,
         coh_min=a.coh_min)
 

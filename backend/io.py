@@ -251,6 +251,51 @@ def grid_from(inp: OpenedInput) -> Grid:
     return Grid(dst, tr, int(w), int(h))
 
 
+def parse_crs(crs: object, default: CRS) -> CRS:
+    """CRS from an EPSG code (int or "EPSG:n"), WKT, PROJ string or a CRS; None/"" -> ``default``."""
+    if crs is None or (isinstance(crs, str) and not crs.strip()):
+        return default
+    if isinstance(crs, CRS):
+        return crs
+    if isinstance(crs, int) or (isinstance(crs, str) and crs.strip().isdigit()):
+        return CRS.from_epsg(int(crs))
+    return CRS.from_user_input(crs)
+
+
+def crop_grid(grid: Grid, extent: tuple, min_px: int = 8) -> Grid:
+    """The part of ``grid`` covering ``extent = (xmin, ymin, xmax, ymax[, crs])`` (crs: WKT, EPSG code or
+    "EPSG:n"; omitted/None = the grid's CRS), snapped outwards to whole grid pixels (same pixel size and
+    corners as ``grid``). Raises :class:`PipelineError` (input ``extent``) if empty or outside the grid."""
+    vals = tuple(extent)
+    if len(vals) not in (4, 5):
+        raise PipelineError(f"extent {extent!r} invalid. Fix: give (xmin, ymin, xmax, ymax, crs)", "extent")
+    try:
+        xmin, ymin, xmax, ymax = (float(v) for v in vals[:4])
+        src = parse_crs(vals[4] if len(vals) == 5 else None, grid.crs)
+    except Exception as exc:
+        raise PipelineError(f"extent {extent!r} invalid ({exc}). Fix: give numbers and a CRS as WKT, an EPSG code "
+                            "or 'EPSG:n'", "extent") from exc
+    if not (xmin < xmax and ymin < ymax):
+        raise PipelineError(f"extent ({xmin:g}, {ymin:g}, {xmax:g}, {ymax:g}) is empty. Fix: give xmin < xmax and "
+                            "ymin < ymax", "extent")
+    b = (xmin, ymin, xmax, ymax) if src == grid.crs else \
+        transform_bounds(src, grid.crs, xmin, ymin, xmax, ymax, densify_pts=21)
+    t = grid.transform
+    c0 = max(0, math.floor((b[0] - t.c) / t.a + 1e-6))
+    c1 = min(grid.width, math.ceil((b[2] - t.c) / t.a - 1e-6))
+    r0 = max(0, math.floor((b[3] - t.f) / t.e + 1e-6))
+    r1 = min(grid.height, math.ceil((b[1] - t.f) / t.e - 1e-6))
+    if c1 <= c0 or r1 <= r0:
+        g = grid.bounds
+        raise PipelineError(f"extent does not overlap the output grid (extent {tuple(round(x) for x in b)} vs grid "
+                            f"{tuple(round(x) for x in g)} in {grid.crs.to_string()}). Fix: choose an area over the "
+                            "inputs (check the extent's CRS)", "extent")
+    if c1 - c0 < min_px or r1 - r0 < min_px:
+        raise PipelineError(f"extent covers only {c1 - c0} x {r1 - r0} output pixels. Fix: choose a larger area (at "
+                            f"least {min_px} x {min_px} pixels of {grid.pixel_size_m:.3g} m)", "extent")
+    return Grid(grid.crs, offset_transform(t, r0, c0), c1 - c0, r1 - r0)
+
+
 def check_overlap(inp: OpenedInput, grid: Grid, min_fraction: float = 0.0) -> float:
     """Fraction of the output grid covered by the input's footprint; raises if they do not overlap."""
     try:
