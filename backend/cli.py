@@ -31,8 +31,8 @@ Units and conventions (docs/conventions.md):
 Outputs in --out (float32 GeoTIFF, NaN = no data), moved in only when the run succeeds:
   displacement.tif        east, north, up (m)
   displacement_sigma.tif  1-sigma of each (m)
-  los_displacement.tif    band 1: fused LOS estimate (m, positive towards the satellite); band 2: its 1-sigma;
-                          band 3 (with --phase): LOS from the unwrapped phase
+  los_displacement.tif    band 1: fused LOS estimate (m, positive towards the satellite); band 2 (with --phase):
+                          LOS from the unwrapped phase. Written only with --incidence and --heading
   unwrapped_phase.tif     input phase + 2*pi*k, integer k (rad, same sign convention as the input); NaN where
                           coherence is too low to unwrap reliably
   run.json                inputs, parameters, model version, device, timings

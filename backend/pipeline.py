@@ -330,8 +330,8 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
         datasets.append(ds_sig)
         ds_los = None
         if with_los:
-            los_desc = ["LOS displacement, fused estimate (positive towards the satellite)",
-                        "1-sigma of the fused LOS estimate"]
+            # band 1 fused estimate, band 2 (with a phase) from the unwrapped phase: the UI shows the last band
+            los_desc = ["LOS displacement, fused estimate (positive towards the satellite)"]
             if with_phase:
                 los_desc.append("LOS displacement from the unwrapped phase (positive towards the satellite)")
             ds_los = _open_out(tmp / OUTPUT_NAMES["los_displacement"], grid, los_desc, ["m"] * len(los_desc), tags)
@@ -348,8 +348,6 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
             if ds_los is not None:
                 lu = angles.los(row0, 0, n, grid.width)
                 ds_los.write(enu_to_los(disp[0], disp[1], disp[2], lu).astype(np.float32), 1, window=win)
-                los_sig = np.sqrt((lu[0] * sig[0]) ** 2 + (lu[1] * sig[1]) ** 2 + (lu[2] * sig[2]) ** 2)
-                ds_los.write(los_sig.astype(np.float32), 2, window=win)
 
         th, tw, rows, cols = tile_grid(grid.height, grid.width, cfg.tile, cfg.overlap, meta.tile_multiple)
         n_tiles = len(rows) * len(cols)
@@ -432,14 +430,18 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
                 coh = sources["coherence"].read(r0, c0, h, w) if "coherence" in sources else None
                 los_m = ds_los.read(1, window=win)
                 phi_m = los_to_phase(los_m, cfg.wavelength_m, cfg.phase_sign)
-                sig_m = np.abs(los_to_phase(ds_los.read(2, window=win), cfg.wavelength_m, 1))
+                with rasterio.open(tmp / OUTPUT_NAMES["displacement_sigma"]) as ds_s:
+                    sg = ds_s.read(window=win).astype(np.float64)
+                lu = angles.los(r0, c0, h, w)
+                los_sig = np.sqrt((lu[0] * sg[0]) ** 2 + (lu[1] * sg[1]) ** 2 + (lu[2] * sg[2]) ** 2)  # 1-sigma, m
+                sig_m = np.abs(los_to_phase(los_sig, cfg.wavelength_m, 1))
                 unw, _, info = joint_unwrap(phi, phi_m, coh, prm, model_sigma=sig_m)
                 trusted_px += info["model_trusted_share"] * info["valid_pixels"]
                 for key in tot:
                     tot[key] += info[key]
                 unwrap_info["coherence_source"] = info["coherence_source"]
                 ds_unw.write(unw, 1, window=win)
-                ds_los.write(phase_to_los(unw, cfg.wavelength_m, cfg.phase_sign).astype(np.float32), 3, window=win)
+                ds_los.write(phase_to_los(unw, cfg.wavelength_m, cfg.phase_sign).astype(np.float32), 2, window=win)
                 report(0.05 + frac_inf + 0.15 * (j + 1) / len(blocks), f"unwrapping: block {j + 1}/{len(blocks)}")
             unwrap_info.update(tot)
             unwrap_info["model_trusted_share"] = trusted_px / max(tot["valid_pixels"], 1)

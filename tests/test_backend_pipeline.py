@@ -214,7 +214,7 @@ def test_outputs_congruence_nodata_and_metadata(tmp_path: Path, tiny_model: Path
         assert ds.compression.name.lower() == "deflate" and ds.crs.to_epsg() == 32634
         assert ds.transform == Affine(50.0, 0, E0, 0, -50.0, N0)
     with rasterio.open(res.outputs["los_displacement"]) as ds:
-        assert ds.count == 3 and "towards the satellite" in ds.descriptions[0] and "sigma" in ds.descriptions[1]
+        assert ds.count == 2 and "towards the satellite" in ds.descriptions[0] and "unwrapped" in ds.descriptions[1]
     run = json.loads(res.outputs["run_json"].read_text())
     assert run["device"] == "cpu" and run["model"]["version"] == "test-tiny"
     assert run["inputs"]["phase"]["path"].endswith("phase.tif") and run["timings"]["total_s"] > 0
