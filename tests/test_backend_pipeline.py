@@ -329,3 +329,21 @@ def test_device_cuda_is_explicit(tmp_path: Path, good: dict[str, Path], tiny_mod
             OnnxModel(tiny_model, device="cuda")
     else:
         assert "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def test_grid_like_overrides_the_output_grid(tmp_path: Path, tiny_model: Path) -> None:
+    paths = _scene(tmp_path, 96, 96)  # 50 m grid
+    t100 = Affine(100.0, 0, E0 + 500, 0, -100.0, N0 - 500)
+    write(tmp_path / "like.tif", np.zeros((30, 32)), UTM, t100)
+    res = run_estimate(_cfg(paths, tmp_path / "out", tiny_model, grid_like=tmp_path / "like.tif", tile=64,
+                            overlap=16))
+    with rasterio.open(res.outputs["unwrapped_phase"]) as ds:
+        assert ds.transform == t100 and ds.shape == (30, 32)
+        unw = ds.read(1)
+    assert res.run["grid"]["defined_by"] == "grid_like"
+    # the 50 m phase was averaged through exp(i phi) onto the 100 m grid: still congruent with that average
+    with AlignedSource(validate_input("phase", InputRaster(paths["phase"])), res.grid, "phase") as src:
+        ph = src.read(0, 0, 30, 32)
+    ok = np.isfinite(unw)
+    assert ok.mean() > 0.8
+    np.testing.assert_allclose(wrap(unw[ok].astype(np.float64) - ph[ok]), 0.0, atol=2e-5)
