@@ -168,7 +168,7 @@ def _check_values(name: str, path: Path, v: np.ndarray, notes: list[str]) -> boo
             raise _err(name, path, f"heading values span [{lo:.3g}, {hi:.3g}] deg, outside -360..360",
                        "give the flight-direction azimuth in degrees clockwise from north (S1 ascending ~-12)")
     elif name == "dem":
-        if lo < -500 or hi > 9000:
+        if lo < -1000 or hi > 9000:  # lowest land -430 m (Dead Sea); -9999/-32768 are unset nodata
             raise _err(name, path, f"elevations span [{lo:.4g}, {hi:.4g}] m, not plausible",
                        "give a DEM in metres with its nodata value set (e.g. gdal_edit.py -a_nodata -9999)")
     return zero_nodata

@@ -1,0 +1,82 @@
+"""End to end: the whole pipeline (shipped model) unwraps simulated surface-rupturing scenes.
+
+Model-quality tolerant on purpose (the network is retrained now and then): the cross-rupture cycle count and the
+share of right ambiguities must be at least as good as without the model (the joint unwrapper falls back to path
+following where the model's sigma does not allow using it), exact where the model is trusted on most pixels, and
+the output must be congruent with the input. Exact cycle counts with a known-good estimate: tests/test_unwrap.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from backend.conventions import TWO_PI, wrap
+from backend.demo import los_to_angles
+from backend.evaluation import cross_rupture_cycle_error, exact_cycle_share, true_cross_rupture_cycles
+from backend.io import InputRaster
+from backend.pipeline import EstimateConfig, run_estimate
+
+
+def _write(scene, folder: Path) -> dict[str, Path]:  # noqa: ANN001
+    folder.mkdir(parents=True, exist_ok=True)
+    h, w = scene.dem.shape
+    prof = dict(driver="GTiff", width=w, height=h, count=1, dtype="float32", crs=f"EPSG:{scene.crs}",
+                transform=Affine(*scene.transform), nodata=float("nan"))
+    inc, hdg = los_to_angles(scene.los_unit_vector)
+    arrays = {"optical_pre": scene.optical_pre, "optical_post": scene.optical_post, "sar_pre": scene.sar_pre,
+              "sar_post": scene.sar_post, "phase": scene.wrapped_phase, "coherence": scene.coherence,
+              "dem": scene.dem, "incidence": inc, "heading": hdg}
+    out = {}
+    for key, a in arrays.items():
+        out[key] = folder / f"{key}.tif"
+        with rasterio.open(out[key], "w", **prof) as ds:
+            ds.write(np.asarray(a, np.float32), 1)
+    return out
+
+
+@pytest.mark.parametrize("seed", [7, 9])
+def test_pipeline_cycle_count_across_simulated_rupture(tmp_path: Path, qf_model: Path, seed: int) -> None:
+    from skimage.restoration import unwrap_phase
+
+    from backend.unwrap import joint_unwrap
+    from models.scene import simulate_scene
+
+    s = simulate_scene(seed, size=(192, 192))
+    trace = s.rupture_mask > 0
+    truth = s.truth_unwrapped_phase.astype(np.float64)
+    assert trace.any() and abs(true_cross_rupture_cycles(truth, trace)) > 5  # a real rupture, many cycles
+    p = _write(s, tmp_path / "in")
+    res = run_estimate(EstimateConfig(
+        out_dir=tmp_path / "out", **{k: InputRaster(v) for k, v in p.items() if k not in ("incidence", "heading")},
+        incidence_deg=InputRaster(p["incidence"]), heading_deg=InputRaster(p["heading"]),
+        wavelength_m=s.wavelength_m, phase_sign=s.phase_sign, model_path=qf_model, device="cpu"))
+    with rasterio.open(res.outputs["unwrapped_phase"]) as ds:
+        unw = ds.read(1).astype(np.float64)
+        assert ds.transform == Affine(*s.transform) and ds.crs.to_epsg() == s.crs
+    phase = s.wrapped_phase.astype(np.float64)
+    ok = np.isfinite(unw)
+    assert ok.mean() > 0.8
+    np.testing.assert_allclose(wrap(unw[ok] - phase[ok]), 0.0, atol=1e-4)  # input + 2 pi k (float32 output)
+    k = (unw[ok] - phase[ok]) / TWO_PI
+    assert np.abs(k - np.rint(k)).max() < 1e-4
+    # the same joint unwrapper without any model information (phase_model = 0): path following on the phase
+    base, _, _ = joint_unwrap(phase, np.zeros_like(phase), s.coherence.astype(np.float64))
+    ours_err = cross_rupture_cycle_error(unw, truth, trace)
+    base_err = cross_rupture_cycle_error(base, truth, trace)
+    classical_err = cross_rupture_cycle_error(unwrap_phase(phase), truth, trace)
+    assert np.isfinite(ours_err)
+    # the fused estimate never makes the cycle count across the rupture worse than no model at all ...
+    assert abs(ours_err) <= abs(base_err) + 1, (ours_err, base_err, classical_err)
+    assert exact_cycle_share(unw, truth)[0] >= exact_cycle_share(base, truth)[0] - 0.03
+    # ... and where the network is confident enough to be used (sigma below lambda/4 in LOS), it gets it right
+    if res.run["parameters"]["unwrap"]["model_trusted_share"] > 0.5:
+        assert abs(ours_err) <= 1, (ours_err, base_err, classical_err)
+    with rasterio.open(res.outputs["los_displacement"]) as ds:  # band 2: LOS of the unwrapped phase
+        los_unw = ds.read(2).astype(np.float64)
+    lam, sign = s.wavelength_m, s.phase_sign
+    np.testing.assert_allclose(los_unw[ok], -sign * unw[ok] * lam / (4 * np.pi), atol=1e-5)
