@@ -126,7 +126,7 @@ def seam_check(model: Path) -> list[tuple[str, str, float, float, float]]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[1024, 4096, 16384])
-    ap.add_argument("--budget", type=float, default=600.0, help="max estimated seconds per size with the real model")
+    ap.add_argument("--budget", type=float, default=120.0, help="max estimated seconds per size with the real model")
     ap.add_argument("--name", default="backend", help="results file benchmarks/results/NAME.md")
     ap.add_argument("--no-seam", action="store_true", help="skip the seam check")
     a = ap.parse_args()
