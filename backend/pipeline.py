@@ -420,7 +420,8 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
             prm = UnwrapParams(coh_min=cfg.coh_min)
             B = max(64, int(cfg.unwrap_block))
             blocks = [(r, c) for r in range(0, grid.height, B) for c in range(0, grid.width, B)]
-            tot = {"valid_pixels": 0, "reliable_pixels": 0, "unwrapped_pixels": 0, "regions": 0}
+            tot = {"valid_pixels": 0, "reliable_pixels": 0, "unwrapped_pixels": 0, "regions": 0,
+                   "model_offset_pixels": 0}  # pixels whose absolute cycle offset came from the model
             trusted_px = 0.0
             for j, (r0, c0) in enumerate(blocks):
                 _check_cancel(cancel)

@@ -43,6 +43,7 @@ class UnwrapParams:
     pseudo_window: int = 5
     trust_sigma: float = np.pi  # model phase 1-sigma (rad) above which its gradient is not used
     model_step_max: float = np.pi  # rad per pixel
+    offset_sigma_max: float = 2 * np.pi  # a region's median model 1-sigma (rad) above which it sets no absolute offset
     link_probe: tuple[int, ...] = (4, 6, 8)  # px between compared pixels
 
 
@@ -242,9 +243,22 @@ def joint_unwrap(phase: np.ndarray, phase_model: np.ndarray, coherence: np.ndarr
     m = np.zeros(nlab, np.int64)
     big = np.nonzero(sizes >= prm.min_region)[0]
     n_linked = 0
+    n_model_offset = 0
     if big.size:
         med = ndimage.median(dev[keep], labels[keep], big)
         m[big] = -np.rint(np.asarray(med) / TWO_PI).astype(np.int64)
+        if model_sigma is not None:
+            # a region where the model is far too uncertain (median sigma > offset_sigma_max) takes no absolute
+            # offset from it (a biased, untrained model would shift it by many cycles): median k = 0 there instead
+            sgf = np.where(np.isfinite(sg), sg, np.inf).ravel()
+            msig = np.asarray(ndimage.median(sgf[keep], labels[keep], big), np.float64)
+            loose = big[~(msig <= prm.offset_sigma_max)]
+            if loose.size:
+                mc = np.asarray(ndimage.median(cycles[keep].astype(np.float64), labels[keep], loose), np.float64)
+                m[loose] = -np.rint(mc).astype(np.int64)
+            n_model_offset = int(sizes[big[msig <= prm.offset_sigma_max]].sum())
+        else:
+            n_model_offset = int(sizes[big].sum())
         lab_k = np.where(keep, labels, -1).reshape(h, w)
         n_linked = _link_regions(lab_k, dev.reshape(h, w), sizes, m, prm.link_probe)
     k = np.zeros(h * w, np.int64)
@@ -255,5 +269,6 @@ def joint_unwrap(phase: np.ndarray, phase_model: np.ndarray, coherence: np.ndarr
     info = {"valid_pixels": int(valid.sum()), "reliable_pixels": int(reliable.sum()),
             "unwrapped_pixels": int(keep2.sum()), "regions": int(big.size), "linked_regions": int(n_linked),
             "model_trusted_share": float(trusted[valid].mean()) if valid.any() else 0.0,
+            "model_offset_pixels": n_model_offset,
             "coherence_source": "input" if coherence is not None else "pseudo (phase-gradient consistency)"}
     return unw, np.where(keep2, k, 0).astype(np.int32), info

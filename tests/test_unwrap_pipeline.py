@@ -80,3 +80,22 @@ def test_pipeline_cycle_count_across_simulated_rupture(tmp_path: Path, qf_model:
         los_unw = ds.read(2).astype(np.float64)
     lam, sign = s.wavelength_m, s.phase_sign
     np.testing.assert_allclose(los_unw[ok], -sign * unw[ok] * lam / (4 * np.pi), atol=1e-5)
+
+
+def test_absolute_offset_only_from_a_confident_model() -> None:
+    from backend.unwrap import joint_unwrap
+
+    rng = np.random.default_rng(0)
+    r, c = np.mgrid[0:80, 0:90].astype(np.float64)
+    truth = 0.3 * c + 0.1 * r + 40 * TWO_PI  # 40 cycles above zero
+    phase = wrap(truth + 0.1 * rng.standard_normal(truth.shape))
+    coh = np.full(truth.shape, 0.9)
+    model = truth + 0.5 * rng.standard_normal(truth.shape)
+    # confident model (sigma 0.5 rad): the absolute cycle count comes from it
+    unw, _, info = joint_unwrap(phase, model, coh, model_sigma=np.full(truth.shape, 0.5))
+    assert np.nanmedian(np.rint((unw - truth) / TWO_PI)) == 0 and info["model_offset_pixels"] > 0.99 * truth.size
+    # the same model claiming sigma = 100 rad (an untrained network) sets no absolute offset: median k = 0
+    biased = model + 300 * TWO_PI
+    unw2, k2, info2 = joint_unwrap(phase, biased, coh, model_sigma=np.full(truth.shape, 100.0))
+    assert info2["model_offset_pixels"] == 0 and np.median(k2) == 0
+    np.testing.assert_allclose(np.diff(unw2, axis=1), np.diff(truth, axis=1), atol=0.6)  # still unwrapped
