@@ -38,10 +38,11 @@ from typing import Any
 import numpy as np
 import rasterio
 from rasterio.windows import Window
+from scipy import ndimage
 
 from . import features as feat
 from .align import AlignedSource
-from .conventions import enu_to_los, los_to_phase, los_unit_vector, phase_to_los
+from .conventions import TWO_PI, enu_to_los, los_to_phase, los_unit_vector, phase_to_los
 from .errors import Cancelled, PipelineError
 from .io import Grid, InputRaster, OpenedInput, check_overlap, crop_grid, grid_from, validate_input
 from .model import OnnxModel
@@ -423,27 +424,62 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
             tot = {"valid_pixels": 0, "reliable_pixels": 0, "unwrapped_pixels": 0, "regions": 0,
                    "model_offset_pixels": 0}  # pixels whose absolute cycle offset came from the model
             trusted_px = 0.0
+            # blocks overlap their already unwrapped upper and left neighbours by OV px; each connected part of a
+            # block that reaches into that strip is shifted by the integer number of cycles that makes it agree
+            # with the neighbour, so there are no cycle jumps at block edges even where the model sets no offset
+            OV = 8
+            bottom_prev = np.full((OV, grid.width), np.nan, np.float32)  # last OV rows of the block row above
+            bottom_cur = np.full((OV, grid.width), np.nan, np.float32)
+            right_prev = None  # last OV columns of the block to the left
+            stitched = 0
             for j, (r0, c0) in enumerate(blocks):
                 _check_cancel(cancel)
+                if c0 == 0:
+                    right_prev = None
+                    if r0 > 0:
+                        bottom_prev, bottom_cur = bottom_cur, np.full((OV, grid.width), np.nan, np.float32)
                 h, w = min(B, grid.height - r0), min(B, grid.width - c0)
-                win = Window(c0, r0, w, h)
-                phi = sources["phase"].read(r0, c0, h, w)
-                coh = sources["coherence"].read(r0, c0, h, w) if "coherence" in sources else None
-                los_m = ds_los.read(1, window=win)
+                dh, dw = (OV if r0 > 0 else 0), (OV if c0 > 0 else 0)
+                rr0, cc0, hh, ww = r0 - dh, c0 - dw, h + dh, w + dw
+                xwin = Window(cc0, rr0, ww, hh)
+                phi = sources["phase"].read(rr0, cc0, hh, ww)
+                coh = sources["coherence"].read(rr0, cc0, hh, ww) if "coherence" in sources else None
+                los_m = ds_los.read(1, window=xwin)
                 phi_m = los_to_phase(los_m, cfg.wavelength_m, cfg.phase_sign)
                 with rasterio.open(tmp / OUTPUT_NAMES["displacement_sigma"]) as ds_s:
-                    sg = ds_s.read(window=win).astype(np.float64)
-                lu = angles.los(r0, c0, h, w)
+                    sg = ds_s.read(window=xwin).astype(np.float64)
+                lu = angles.los(rr0, cc0, hh, ww)
                 los_sig = np.sqrt((lu[0] * sg[0]) ** 2 + (lu[1] * sg[1]) ** 2 + (lu[2] * sg[2]) ** 2)  # 1-sigma, m
                 sig_m = np.abs(los_to_phase(los_sig, cfg.wavelength_m, 1))
                 unw, _, info = joint_unwrap(phi, phi_m, coh, prm, model_sigma=sig_m)
+                if dh or dw:
+                    prev = np.full((hh, ww), np.nan, np.float64)
+                    if dh:
+                        prev[:dh, :] = bottom_prev[:, cc0:c0 + w]
+                    if dw and right_prev is not None:
+                        prev[dh:, :dw] = right_prev
+                    lab, nlab = ndimage.label(np.isfinite(unw))
+                    both = np.isfinite(prev) & (lab > 0)
+                    if both.any():
+                        comps = np.unique(lab[both])
+                        d = np.rint((prev[both] - unw[both]) / TWO_PI)
+                        shift = np.zeros(nlab + 1)
+                        shift[comps] = np.rint(np.asarray(ndimage.median(d, lab[both], comps), np.float64))
+                        stitched += int(np.count_nonzero(shift))
+                        unw = (unw.astype(np.float64) + TWO_PI * shift[lab]).astype(np.float32)
+                unw = unw[dh:, dw:]
                 trusted_px += info["model_trusted_share"] * info["valid_pixels"]
                 for key in tot:
                     tot[key] += info[key]
                 unwrap_info["coherence_source"] = info["coherence_source"]
+                win = Window(c0, r0, w, h)
                 ds_unw.write(unw, 1, window=win)
                 ds_los.write(phase_to_los(unw, cfg.wavelength_m, cfg.phase_sign).astype(np.float32), 2, window=win)
+                nb = min(h, OV)
+                bottom_cur[OV - nb:, c0:c0 + w] = unw[h - nb:, :]
+                right_prev = unw[:, max(w - OV, 0):] if w >= OV else None
                 report(0.05 + frac_inf + 0.15 * (j + 1) / len(blocks), f"unwrapping: block {j + 1}/{len(blocks)}")
+            unwrap_info["stitch_shifts"] = stitched
             unwrap_info.update(tot)
             unwrap_info["model_trusted_share"] = trusted_px / max(tot["valid_pixels"], 1)
             unwrap_info.update(block_px=B, coh_min=prm.coh_min, edge_max_rad=prm.edge_max, min_region=prm.min_region,

@@ -99,3 +99,36 @@ def test_absolute_offset_only_from_a_confident_model() -> None:
     unw2, k2, info2 = joint_unwrap(phase, biased, coh, model_sigma=np.full(truth.shape, 100.0))
     assert info2["model_offset_pixels"] == 0 and np.median(k2) == 0
     np.testing.assert_allclose(np.diff(unw2, axis=1), np.diff(truth, axis=1), atol=0.6)  # still unwrapped
+
+
+def test_unwrapping_blocks_are_stitched_without_cycle_jumps(tmp_path: Path) -> None:
+    """Unwrapping in 64 px blocks gives the single-block answer (up to one constant) even with a model that sets no
+    absolute offset (the tiny test network's sigma is far above lambda/2)."""
+    from backend._testing import make_tiny_model
+
+    rng = np.random.default_rng(2)
+    n = 150
+    r, c = np.mgrid[0:n, 0:n].astype(np.float64)
+    truth = 60.0 * np.exp(-((r - 70) ** 2 + (c - 80) ** 2) / (2 * 35.0 ** 2)) + 0.02 * c  # ~10 cycles
+    t = Affine(30.0, 0, 500000.0, 0, -30.0, 4400000.0)
+    prof = dict(driver="GTiff", width=n, height=n, count=1, dtype="float32", crs="EPSG:32634", transform=t,
+                nodata=float("nan"))
+    with rasterio.open(tmp_path / "phase.tif", "w", **prof) as ds:
+        ds.write(wrap(truth + 0.2 * rng.standard_normal((n, n))).astype(np.float32), 1)
+    model = make_tiny_model(tmp_path / "tiny.onnx")
+    outs = {}
+    for block in (64, 4096):
+        res = run_estimate(EstimateConfig(out_dir=tmp_path / f"o{block}", phase=tmp_path / "phase.tif",
+                                          wavelength_m=0.05546576, incidence_deg=39, heading_deg=-12,
+                                          model_path=model, device="cpu", unwrap_block=block))
+        with rasterio.open(res.outputs["unwrapped_phase"]) as ds:
+            outs[block] = ds.read(1).astype(np.float64)
+        if block == 64:
+            assert res.run["parameters"]["unwrap"]["model_offset_pixels"] == 0
+    a, b = outs[64], outs[4096]
+    ok = np.isfinite(a) & np.isfinite(b)
+    assert ok.mean() > 0.95
+    dk = np.rint((a[ok] - b[ok]) / TWO_PI)
+    assert np.mean(dk == np.median(dk)) > 0.999
+    kt = np.rint((b[ok] - truth[ok]) / TWO_PI)
+    assert np.mean(kt == np.median(kt)) > 0.99  # and that answer is the truth up to a constant
