@@ -124,21 +124,34 @@ def _integrate_forest(jump_e: np.ndarray, edges_i: np.ndarray, edges_j: np.ndarr
 
 
 def _link_regions(lab: np.ndarray, dev: np.ndarray, sizes: np.ndarray, m: np.ndarray,
-                  probe: tuple[int, ...]) -> int:
-    """Re-derive region offsets ``m`` (in place) through a spanning tree of touching regions. Returns #linked."""
+                  probe: tuple[int, ...], dev_plain: np.ndarray | None = None,
+                  model_ok: np.ndarray | None = None) -> int:
+    """Re-derive region offsets ``m`` (in place) through a spanning tree of touching regions. Returns #linked.
+
+    ``dev`` = phi_unw - phi_model (up to the region offsets). With ``model_ok`` (per label), a pair of regions
+    where either side's offset does not come from the model is compared on ``dev_plain`` (= phi_unw: plain
+    continuity of the unwrapped phase), so an untrusted model cannot shift regions against each other; roots are
+    chosen among model-anchored regions first.
+    """
     h, w = lab.shape
     pa, pb, dv = [], [], []
     for d in probe:  # pixel pairs d apart (rows and columns) that lie in two different regions
         if d >= w and d >= h:
             continue
-        for la, lb, da, db in ((lab[:, :-d], lab[:, d:], dev[:, :-d], dev[:, d:]),
-                               (lab[:-d, :], lab[d:, :], dev[:-d, :], dev[d:, :])):
+        for sa, sb in (((slice(None), slice(None, -d)), (slice(None), slice(d, None))),
+                       ((slice(None, -d), slice(None)), (slice(d, None), slice(None)))):
+            la, lb = lab[sa], lab[sb]
             if la.size == 0:
                 continue
             sel = (la >= 0) & (lb >= 0) & (la != lb)
-            pa.append(la[sel])
-            pb.append(lb[sel])
-            dv.append(db[sel] - da[sel])
+            A, B = la[sel], lb[sel]
+            diff = dev[sb][sel] - dev[sa][sel]
+            if model_ok is not None and dev_plain is not None:
+                both = model_ok[A] & model_ok[B]
+                diff = np.where(both, diff, dev_plain[sb][sel] - dev_plain[sa][sel])
+            pa.append(A)
+            pb.append(B)
+            dv.append(diff)
     if not pa:
         return 0
     A, B, V = np.concatenate(pa), np.concatenate(pb), np.concatenate(dv)
@@ -166,7 +179,8 @@ def _link_regions(lab: np.ndarray, dev: np.ndarray, sizes: np.ndarray, m: np.nda
         adj.setdefault(b, []).append((a, -d))
     seen: set[int] = set()
     linked = 0
-    for root in sorted(adj, key=lambda x: -sizes[x]):
+    anchored = model_ok if model_ok is not None else np.ones(m.size, bool)
+    for root in sorted(adj, key=lambda x: (not anchored[x], -sizes[x])):
         if root in seen:
             continue
         seen.add(root)
@@ -222,8 +236,8 @@ def joint_unwrap(phase: np.ndarray, phase_model: np.ndarray, coherence: np.ndarr
         step = np.where(use_model, np.abs(dres), np.abs(wrap(dphi)))
         # cut where the residual jumps, and where the model itself steps by more than model_step_max (an
         # aliased step the data cannot confirm, e.g. at a rupture): such regions are linked afterwards
-        ok = reliable[a] & reliable[b] & (~use_model | ((np.abs(dres) < prm.edge_max)
-                                                        & (np.abs(dmod) < prm.model_step_max)))
+        # (classical edges are cut the same way on |wrap(dphi)|: quality-guided, no guessing through steep steps)
+        ok = reliable[a] & reliable[b] & (step < prm.edge_max) & (~use_model | (np.abs(dmod) < prm.model_step_max))
         ei.append(idx[a][ok])
         ej.append(idx[b][ok])
         ec.append(1e-3 + step[ok] / np.pi + (1.0 - np.minimum(q[a][ok], q[b][ok])))
@@ -257,10 +271,14 @@ def joint_unwrap(phase: np.ndarray, phase_model: np.ndarray, coherence: np.ndarr
                 mc = np.asarray(ndimage.median(cycles[keep].astype(np.float64), labels[keep], loose), np.float64)
                 m[loose] = -np.rint(mc).astype(np.int64)
             n_model_offset = int(sizes[big[msig <= prm.offset_sigma_max]].sum())
+            model_ok = np.zeros(nlab, bool)
+            model_ok[big[msig <= prm.offset_sigma_max]] = True
         else:
             n_model_offset = int(sizes[big].sum())
+            model_ok = np.ones(nlab, bool)
         lab_k = np.where(keep, labels, -1).reshape(h, w)
-        n_linked = _link_regions(lab_k, dev.reshape(h, w), sizes, m, prm.link_probe)
+        dev_plain = (phi0.ravel() + TWO_PI * cycles).reshape(h, w)
+        n_linked = _link_regions(lab_k, dev.reshape(h, w), sizes, m, prm.link_probe, dev_plain, model_ok)
     k = np.zeros(h * w, np.int64)
     k[keep] = cycles[keep] + m[labels[keep]]
     k = k.reshape(h, w)
