@@ -162,9 +162,9 @@ def main() -> None:
             for f in paths.values():
                 f.unlink()
     lines += ["", "InSAR-only input (phase + coherence, 30 m), tile 512, overlap 64, batch 1, CPU. Peak RSS of the "
-              "whole process (Python, GDAL, ONNX Runtime included). Memory stays bounded because inputs are read and "
-              "outputs written by windows (a strip of one tile row is held) and the unwrapping works on "
-              "blocks (1024^2), each region's cycle offset coming from the fused estimate."]
+              "whole process (Python, GDAL, ONNX Runtime included). Inputs are read and outputs written by windows; "
+              "the tile blender holds one strip of tile rows at full width and the unwrapping works on 1024^2 "
+              "blocks, so memory grows with the raster's width, not its area (16k^2: see backend_16k.md)."]
     if MODEL.exists() and not a.no_seam:
         lines += ["", "Seams (shipped model): tiled vs single-pass inference, max |difference| as a share of the 99th "
                   "percentile |displacement| (per component, worst component). 'interior' leaves out 32 px at the "
