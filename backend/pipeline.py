@@ -340,15 +340,18 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
 
         def writer(row0: int, block: np.ndarray) -> None:
             n = block.shape[1]
-            valid = block[6] > 0.5
-            disp = np.where(valid, block[0:3], np.nan).astype(np.float32)
-            sig = np.where(valid, block[3:6], np.nan).astype(np.float32)
-            win = Window(0, row0, grid.width, n)
-            ds_disp.write(disp, window=win)
-            ds_sig.write(sig, window=win)
-            if ds_los is not None:
-                lu = angles.los(row0, 0, n, grid.width)
-                ds_los.write(enu_to_los(disp[0], disp[1], disp[2], lu).astype(np.float32), 1, window=win)
+            for c0 in range(0, grid.width, 2048):  # column chunks: temporaries stay small on wide rasters
+                cw = min(2048, grid.width - c0)
+                sub = block[:, :, c0:c0 + cw]
+                valid = sub[6] > 0.5
+                disp = np.where(valid, sub[0:3], np.nan).astype(np.float32)
+                sig = np.where(valid, sub[3:6], np.nan).astype(np.float32)
+                win = Window(c0, row0, cw, n)
+                ds_disp.write(disp, window=win)
+                ds_sig.write(sig, window=win)
+                if ds_los is not None:
+                    lu = angles.los(row0, c0, n, cw)
+                    ds_los.write(enu_to_los(disp[0], disp[1], disp[2], lu).astype(np.float32), 1, window=win)
 
         th, tw, rows, cols = tile_grid(grid.height, grid.width, cfg.tile, cfg.overlap, meta.tile_multiple)
         n_tiles = len(rows) * len(cols)

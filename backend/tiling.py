@@ -99,7 +99,7 @@ class StripBlender:
         with np.errstate(invalid="ignore", divide="ignore"):
             block = self.buf[:, :n] / self.wsum[None, :n]
         block[:, self.wsum[:n] <= 0] = np.nan
-        self.writer(self.start, block.astype(np.float32))
+        self.writer(self.start, block.astype(np.float32, copy=False))
         self.buf[:, :-n] = self.buf[:, n:].copy() if n < self.tile_h else 0.0
         self.buf[:, max(self.tile_h - n, 0):] = 0.0
         self.wsum[:-n] = self.wsum[n:].copy() if n < self.tile_h else 0.0
