@@ -103,7 +103,7 @@ def validation_set(cfg: dict[str, Any]) -> list[tuple[str, tuple[torch.Tensor, .
 @torch.no_grad()
 def evaluate_val(model: torch.nn.Module, val: list) -> dict[str, float]:
     model.eval()
-    nll_sum, en_sum, n = 0.0, 0.0, 0
+    nll_sum, en_sum, zero_sum, n = 0.0, 0.0, 0.0, 0
     per: dict[str, list[float]] = {}
     for combo, (x, t, v) in val:
         d, logb, _ = model.forward_px(x)
@@ -112,10 +112,13 @@ def evaluate_val(model: torch.nn.Module, val: list) -> dict[str, float]:
         e = float((epe * v).sum() / v.sum().clamp(min=1))
         per.setdefault(combo, []).append(e)
         en_sum += e
+        # reference: EPE of predicting no displacement (most simulated offsets are sub-pixel; a network that
+        # has not learnt to match sits at this level)
+        zero_sum += float((torch.linalg.vector_norm(t[:, :2], dim=1) * v).sum() / v.sum().clamp(min=1))
         nll_sum += float(nll)
         n += 1
     model.train()
-    return {"val_nll": nll_sum / n, "val_epe_px": en_sum / n,
+    return {"val_nll": nll_sum / n, "val_epe_px": en_sum / n, "val_epe_px_zero_reference": zero_sum / n,
             "val_epe_px_by_combo": {k: round(float(np.mean(v)), 4) for k, v in per.items()}}
 
 
