@@ -81,6 +81,22 @@ def training_loss(d_px: torch.Tensor, logb: torch.Tensor, target_enu_px: torch.T
     return ((nll_b + b0 * mean_term) * v).sum() / n, (err * v).sum() / n
 
 
+def normalised_loss(d_px: torch.Tensor, logb: torch.Tensor, target_enu_px: torch.Tensor, valid: torch.Tensor,
+                    floor: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample scale-normalised L1 (error / (mean |truth| + floor)) + NLL for the scale (error detached).
+
+    Counters the collapse to zero: a crop with 2-px offsets weighs as much as one with 0.05-px offsets.
+    """
+    err = (enu_px_from_d(d_px) - target_enu_px).abs()
+    v = valid.unsqueeze(1)
+    n_s = v.sum((1, 2, 3)).clamp(min=1.0) * 3.0
+    scale = (target_enu_px.abs() * v).sum((1, 2, 3)) / n_s + floor
+    mean_term = ((err * v).sum((1, 2, 3)) / n_s / scale).mean()
+    nll_b = err.detach() * torch.exp(-logb) + logb
+    n = v.sum().clamp(min=1.0) * 3.0
+    return mean_term + (nll_b * v).sum() / n, (err * v).sum() / n
+
+
 def batch_tensors(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, ...]:
     x = torch.from_numpy(np.stack([i[0] for i in items]))
     t = torch.from_numpy(np.stack([i[1] for i in items]))
@@ -150,6 +166,10 @@ def train(cfg: dict[str, Any], resume: bool = False) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(cfg, indent=2))
     model = build_model(cfg.get("model", {}))
+    if cfg.get("init_from") and not (resume and (Path(cfg["run_dir"]) / "last.pt").exists()):
+        init = torch.load(cfg["init_from"], map_location="cpu", weights_only=False)
+        model.load_state_dict(init["model"])
+        print(f"initialised from {cfg['init_from']} (step {init.get('step')})", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=tr["lr"], weight_decay=tr.get("weight_decay", 1e-4))
     step, best = 0, float("inf")
     last = run_dir / "last.pt"
@@ -183,7 +203,10 @@ def train(cfg: dict[str, Any], resume: bool = False) -> Path:
         _, _, preds = model.forward_px(x)
         loss = 0.0
         for k, (dp, lb) in enumerate(preds):
-            lk, l1 = training_loss(dp, lb, t, v, b0=tr.get("b0", 0.05))
+            if tr.get("loss") == "normalised":
+                lk, l1 = normalised_loss(dp, lb, t, v, floor=tr.get("norm_floor", 0.05))
+            else:
+                lk, l1 = training_loss(dp, lb, t, v, b0=tr.get("b0", 0.05))
             w = 1.0 if k == len(preds) - 1 else w_init
             loss = loss + w * (lk + w_l1 * l1)
         opt.zero_grad(set_to_none=True)
