@@ -110,7 +110,11 @@ def test_run_adds_styled_layers(plugin, qgis_new_project, qgis_iface, sim_scene,
         unw = ds.read(1)
 
     def block(lyr):
-        b = lyr.dataProvider().block(1, lyr.extent(), w, h)
+        # Read through a fresh layer on the same source and provider: the project layer's provider wrapper can be
+        # garbage-collected under load ("wrapped C/C++ object ... deleted", seen about 1 run in 3 on a busy machine).
+        probe = QgsRasterLayer(lyr.source(), "probe", lyr.providerType())
+        assert probe.isValid(), lyr.source()
+        b = probe.dataProvider().block(1, probe.extent(), w, h)
         return np.array([[b.value(r, col) for col in range(w)] for r in range(0, h, 8)], dtype=np.float64)
 
     np.testing.assert_allclose(block(by_name["East displacement (m)"]), enu[0, ::8], rtol=1e-6, atol=1e-7)
