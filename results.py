@@ -322,8 +322,9 @@ def write_styles(files: dict[str, Path]) -> dict[str, dict[str, Any]]:
         else:
             lyr = QgsRasterLayer(str(path), name, "gdal")
             v = raster_style_values(key, Path(path))
-            lyr.setRenderer(pseudocolor_renderer(lyr.dataProvider(), v["band"], v["min"], v["max"], v["kind"],
-                                                 v["units"]))
+            # No provider handed to the renderer: setRenderer() wires the layer's pipe itself, and touching the
+            # provider's Python wrapper from the task's thread failed now and then ("... has been deleted").
+            lyr.setRenderer(pseudocolor_renderer(None, v["band"], v["min"], v["max"], v["kind"], v["units"]))
             info[key] = v
         qml = Path(path).with_suffix(".qml")
         msg, ok = lyr.saveNamedStyle(str(qml))
