@@ -305,22 +305,28 @@ def arrow_renderer(max_horiz_m: float) -> Any:
     return QgsSingleSymbolRenderer(sym)
 
 
-def write_styles(files: dict[str, Path]) -> dict[str, dict[str, Any]]:
-    """Write ``<name>.qml`` beside every result file; returns key -> style values (band, min, max...)."""
+def _open_layer(path: Path, name: str, kind: str) -> Any:
+    """The QGIS layer of one result file (the arrows are a GeoPackage layer, the rest GDAL rasters)."""
     from qgis.core import QgsRasterLayer, QgsVectorLayer
 
+    if kind == "arrows":
+        return QgsVectorLayer(f"{path}|layername=displacement_arrows", name, "ogr")
+    return QgsRasterLayer(str(path), name, "gdal")
+
+
+def write_styles(files: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """Write ``<name>.qml`` beside every result file; returns key -> style values (band, min, max...)."""
     info: dict[str, dict[str, Any]] = {}
     for key, _fname, name, kind, _band in LAYERS:
         path = files.get(key)
         if path is None or not Path(path).exists():
             continue
+        lyr = _open_layer(path, name, kind)
         if kind == "arrows":
-            lyr = QgsVectorLayer(f"{path}|layername=displacement_arrows", name, "ogr")
             mx = float(lyr.maximumValue(lyr.fields().indexOf("horiz_m")) or 0.0) if lyr.featureCount() else 0.0
             lyr.setRenderer(arrow_renderer(mx if mx > 0 else 1.0))
             info[key] = {"kind": kind, "max": mx, "features": lyr.featureCount()}
         else:
-            lyr = QgsRasterLayer(str(path), name, "gdal")
             v = raster_style_values(key, Path(path))
             # No provider handed to the renderer: setRenderer() wires the layer's pipe itself, and touching the
             # provider's Python wrapper from the task's thread failed now and then ("... has been deleted").
@@ -336,7 +342,7 @@ def write_styles(files: dict[str, Path]) -> dict[str, dict[str, Any]]:
 # ----------------------------------------------------------------------------------------- loading
 def add_layers(files: dict[str, Path], group_name: str, project: Any = None) -> tuple[Any, list[Any]]:
     """Add the result layers (default .qml styles) in a new top group ``group_name``; main thread only."""
-    from qgis.core import QgsProject, QgsRasterLayer, QgsVectorLayer
+    from qgis.core import QgsProject
 
     project = project or QgsProject.instance()
     root = project.layerTreeRoot()
@@ -346,10 +352,7 @@ def add_layers(files: dict[str, Path], group_name: str, project: Any = None) -> 
         path = files.get(key)
         if path is None or not Path(path).exists():
             continue
-        if kind == "arrows":
-            lyr = QgsVectorLayer(f"{path}|layername=displacement_arrows", name, "ogr")
-        else:
-            lyr = QgsRasterLayer(str(path), name, "gdal")
+        lyr = _open_layer(path, name, kind)
         if not lyr.isValid():
             continue
         project.addMapLayer(lyr, False)

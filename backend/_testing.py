@@ -64,3 +64,27 @@ def make_tiny_model(path: str | Path, channels: list[str] | None = None, kernel:
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return path
+
+
+def write_scene_inputs(scene, folder: Path) -> dict[str, Path]:  # noqa: ANN001 (models.scene.Scene)
+    """Write a simulated scene's inputs (optical/SAR pairs, phase, coherence, DEM, incidence, heading) as
+    single-band float32 GeoTIFFs on the scene's grid; returns input name -> path."""
+    import rasterio
+    from affine import Affine
+
+    from .demo import los_to_angles
+
+    folder.mkdir(parents=True, exist_ok=True)
+    h, w = scene.dem.shape
+    prof = dict(driver="GTiff", width=w, height=h, count=1, dtype="float32", crs=f"EPSG:{scene.crs}",
+                transform=Affine(*scene.transform), nodata=float("nan"))
+    inc, hdg = los_to_angles(scene.los_unit_vector)
+    arrays = {"optical_pre": scene.optical_pre, "optical_post": scene.optical_post, "sar_pre": scene.sar_pre,
+              "sar_post": scene.sar_post, "phase": scene.wrapped_phase, "coherence": scene.coherence,
+              "dem": scene.dem, "incidence": inc, "heading": hdg}
+    out = {}
+    for key, a in arrays.items():
+        out[key] = folder / f"{key}.tif"
+        with rasterio.open(out[key], "w", **prof) as ds:
+            ds.write(np.asarray(a, np.float32), 1)
+    return out

@@ -31,8 +31,8 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from backend._testing import write_scene_inputs  # noqa: E402
 from backend.conventions import los_to_phase  # noqa: E402
-from backend.demo import los_to_angles  # noqa: E402
 from backend.evaluation import (  # noqa: E402
     agreement_within_pi,
     cross_rupture_cycle_error,
@@ -69,25 +69,6 @@ def classical(name: str, phase: np.ndarray, coh: np.ndarray, nlooks: float) -> t
     unw = np.asarray(unw, np.float64)
     unw[~ok] = np.nan
     return unw, dt
-
-
-def write_scene_inputs(scene, folder: Path) -> dict[str, Path]:  # noqa: ANN001
-    from affine import Affine
-
-    folder.mkdir(parents=True, exist_ok=True)
-    t = Affine(*scene.transform)
-    prof = dict(driver="GTiff", width=scene.dem.shape[1], height=scene.dem.shape[0], count=1, dtype="float32",
-                crs=f"EPSG:{scene.crs}", transform=t, nodata=float("nan"))
-    inc, hdg = los_to_angles(scene.los_unit_vector)
-    arrays = {"optical_pre": scene.optical_pre, "optical_post": scene.optical_post, "sar_pre": scene.sar_pre,
-              "sar_post": scene.sar_post, "phase": scene.wrapped_phase, "coherence": scene.coherence,
-              "dem": scene.dem, "incidence": inc, "heading": hdg}
-    out = {}
-    for k, a in arrays.items():
-        with rasterio.open(folder / f"{k}.tif", "w", **prof) as ds:
-            ds.write(np.asarray(a, np.float32), 1)
-        out[k] = folder / f"{k}.tif"
-    return out
 
 
 def pipeline_unwrap(paths: dict[str, Path], out: Path, wavelength: float, phase_sign: int,

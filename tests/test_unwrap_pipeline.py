@@ -15,28 +15,11 @@ import pytest
 import rasterio
 from affine import Affine
 
+from backend._testing import write_scene_inputs
 from backend.conventions import TWO_PI, wrap
-from backend.demo import los_to_angles
 from backend.evaluation import cross_rupture_cycle_error, exact_cycle_share, true_cross_rupture_cycles
 from backend.io import InputRaster
 from backend.pipeline import EstimateConfig, run_estimate
-
-
-def _write(scene, folder: Path) -> dict[str, Path]:  # noqa: ANN001
-    folder.mkdir(parents=True, exist_ok=True)
-    h, w = scene.dem.shape
-    prof = dict(driver="GTiff", width=w, height=h, count=1, dtype="float32", crs=f"EPSG:{scene.crs}",
-                transform=Affine(*scene.transform), nodata=float("nan"))
-    inc, hdg = los_to_angles(scene.los_unit_vector)
-    arrays = {"optical_pre": scene.optical_pre, "optical_post": scene.optical_post, "sar_pre": scene.sar_pre,
-              "sar_post": scene.sar_post, "phase": scene.wrapped_phase, "coherence": scene.coherence,
-              "dem": scene.dem, "incidence": inc, "heading": hdg}
-    out = {}
-    for key, a in arrays.items():
-        out[key] = folder / f"{key}.tif"
-        with rasterio.open(out[key], "w", **prof) as ds:
-            ds.write(np.asarray(a, np.float32), 1)
-    return out
 
 
 @pytest.mark.parametrize("seed", [7, 9])
@@ -50,7 +33,7 @@ def test_pipeline_cycle_count_across_simulated_rupture(tmp_path: Path, qf_model:
     trace = s.rupture_mask > 0
     truth = s.truth_unwrapped_phase.astype(np.float64)
     assert trace.any() and abs(true_cross_rupture_cycles(truth, trace)) > 5  # a real rupture, many cycles
-    p = _write(s, tmp_path / "in")
+    p = write_scene_inputs(s, tmp_path / "in")
     res = run_estimate(EstimateConfig(
         out_dir=tmp_path / "out", **{k: InputRaster(v) for k, v in p.items() if k not in ("incidence", "heading")},
         incidence_deg=InputRaster(p["incidence"]), heading_deg=InputRaster(p["heading"]),
