@@ -59,7 +59,8 @@ export: setup
 	$(PY) -m models.export
 
 evaluate: setup
-	$(PY) -m models.evaluate
+	$(PY) -m models.evaluate --config models/configs/eval.json
+	$(PY) -m models.evaluate --config models/configs/eval_strong.json
 
 # ---------------------------------------------------------------- benchmarks, figures
 bench: setup

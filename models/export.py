@@ -2,7 +2,7 @@
 
     python -m models.export [--ckpt runs/default/best.pt] [--out models/quakefusion.onnx]
 
-Without ``--ckpt``: ``runs/default/best.pt`` (best validation loss), else ``runs/default/last.pt``.
+Without ``--ckpt``: ``runs/lk_fusion/best.pt`` (best validation loss), else ``runs/lk_fusion/last.pt``.
 After writing, the ONNX model is checked against PyTorch on a valid random feature stack and on
 a stand-in scene for every modality subset (finite outputs, positive sigma).
 
@@ -26,10 +26,10 @@ import torch
 from models.channels import channel_specs
 from models.network import build_model
 
-MODEL_VERSION = "0.1.0"
+MODEL_VERSION = "0.2.0"
 OPSET = 17
 TILE_MULTIPLE = 16
-DEFAULT_CKPTS = (Path("runs/default/best.pt"), Path("runs/default/last.pt"))
+DEFAULT_CKPTS = (Path("runs/lk_fusion/best.pt"), Path("runs/lk_fusion/last.pt"))
 DEFAULT_OUT = Path("models/quakefusion.onnx")
 
 
@@ -44,7 +44,8 @@ def build_metadata(model: torch.nn.Module, ckpt: dict[str, Any] | None = None) -
         "channels": channel_specs(model.channels),
         "pixel_size_range_m": list(data.get("pixel_size_range_m", [5.0, 30.0])),
         "tile_multiple": TILE_MULTIPLE,
-        "recommended_overlap_px": 32,
+        # receptive field: 1/16-resolution U-Net + 41-px windows; seams measured in BENCHMARKS.md
+        "recommended_overlap_px": 64,
         "wavelength_m_trained": list(data.get("wavelength_range_m", [0.0555, 0.2384])),
         "phase_convention": "features use phase_sign * wrapped_phase (= 4 pi / lambda * range increase)",
         "grid": "north-up: row 0 north, column 0 west",
@@ -148,7 +149,7 @@ def check_export(model: torch.nn.Module, out: Path) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ckpt", type=Path, help="default: runs/default/best.pt, else runs/default/last.pt")
+    ap.add_argument("--ckpt", type=Path, help="default: runs/lk_fusion/best.pt, else runs/lk_fusion/last.pt")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args(argv)
     ckpt_path = args.ckpt or default_checkpoint()

@@ -207,8 +207,16 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def build_model(cfg: dict | None = None) -> QuakeFusionNet:
+def build_model(cfg: dict | None = None) -> nn.Module:
+    """``cfg["arch"]``: ``"lk_fusion"`` (default, ``models/fusion.py``) or ``"cost_volume"`` (the first,
+    collapsed design, kept for the ablation)."""
     cfg = dict(cfg or {})
-    if "widths" in cfg:
-        cfg["widths"] = tuple(cfg["widths"])
-    return QuakeFusionNet(**cfg)
+    arch = cfg.pop("arch", "lk_fusion")
+    for k in ("widths", "windows"):
+        if k in cfg:
+            cfg[k] = tuple(cfg[k])
+    if arch == "cost_volume":
+        return QuakeFusionNet(**cfg)
+    from models.fusion import LKFusionNet
+
+    return LKFusionNet(**cfg)

@@ -184,12 +184,15 @@ def _scaling(mw: float, mech: str) -> tuple[float, float]:
     return length, width
 
 
-def random_event(rng: np.random.Generator, extent_m: float) -> tuple[list[Patch], dict]:
+def random_event(rng: np.random.Generator, extent_m: float, mw_range: tuple[float, float] = (5.5, 7.9),
+                 surface_rupture: bool | None = None) -> tuple[list[Patch], dict]:
     """Random finite fault (a few patches with tapered heterogeneous slip) near a scene of size ``extent_m``.
 
-    Patch positions are relative to the scene centre (local metres)."""
+    ``mw_range`` / ``surface_rupture`` (None = random, more likely for large events) narrow the draw
+    (same random stream, so the default draws are unchanged). Patch positions are relative to the scene
+    centre (local metres)."""
     mech = str(rng.choice(["strike-slip", "normal", "thrust"], p=[0.45, 0.25, 0.30]))
-    mw = float(rng.uniform(5.5, 7.9))
+    mw = float(rng.uniform(*mw_range))
     if mech == "strike-slip":
         dip = float(rng.uniform(70, 90))
         rake = float(rng.choice([0.0, 180.0]) + rng.normal(0, 10))
@@ -206,6 +209,8 @@ def random_event(rng: np.random.Generator, extent_m: float) -> tuple[list[Patch]
     length *= float(np.exp(rng.normal(0, 0.2)))
     p_surface = float(np.clip((mw - 5.5) / 1.6, 0.15, 0.85))
     surface = bool(rng.random() < p_surface)
+    if surface_rupture is not None:
+        surface = bool(surface_rupture)
     top = 0.0 if surface else float(rng.uniform(300.0, 8000.0) if mw > 6.2 else rng.uniform(1000.0, 8000.0))
     width = float(min(width, (zmax - top) / math.sin(math.radians(dip))))
     width = max(width, 500.0)
@@ -349,7 +354,7 @@ def simulate_scene(
     ``overrides`` (keyword only, for tests and figures): ``uniform_displacement_enu`` (3 floats, m, replaces
     the fault), ``noise_free`` (bool: no optical/SAR noise, no date-to-date changes, same sun),
     ``coherence`` (float: constant coherence), ``wavelength_m``, ``phase_sign``, ``dem`` / ``texture`` source
-    names.
+    names, ``mw_range`` (2 floats) and ``surface_rupture`` (bool) for the random event.
     """
     ov = dict(overrides or {})
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 20240611]))
@@ -374,7 +379,7 @@ def simulate_scene(
 
     # ---- event
     if event is None:
-        patches, ev = random_event(rng, extent)
+        patches, ev = random_event(rng, extent, tuple(ov.get("mw_range", (5.5, 7.9))), ov.get("surface_rupture"))
         zone = int(rng.integers(1, 61))
         north_hemi = bool(rng.random() < 0.7)
         epsg = (32600 if north_hemi else 32700) + zone

@@ -97,6 +97,38 @@ def normalised_loss(d_px: torch.Tensor, logb: torch.Tensor, target_enu_px: torch
     return mean_term + (nll_b * v).sum() / n, (err * v).sum() / n
 
 
+def l1_nll_loss(d_px: torch.Tensor, logb: torch.Tensor, target_enu_px: torch.Tensor,
+                valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain L1 for the mean + Laplace NLL for the scale with the error detached (pixels).
+
+    The mean is not weighted by the predicted scale, so an over-confident scale cannot switch the
+    mean's gradient off (part of what let the first model sit at zero displacement)."""
+    err = (enu_px_from_d(d_px) - target_enu_px).abs()
+    nll_b = err.detach() * torch.exp(-logb) + logb
+    v = valid.unsqueeze(1)
+    n = v.sum().clamp(min=1.0) * 3.0
+    mae = (err * v).sum() / n
+    return mae + (nll_b * v).sum() / n, mae
+
+
+def signal_index(cache_dir: Path, seeds: range, size: int, backend: str, threshold_px: float) -> list[int]:
+    """Training seeds whose 95th-percentile horizontal offset is >= ``threshold_px`` (cached as JSON).
+
+    Most simulated events move the ground by far less than a pixel; oversampling the scenes with a
+    measurable signal keeps the network from learning that predicting 0 is good enough."""
+    path = cache_dir / f"signal_index_{seeds.start}_{seeds.stop}.json"
+    if path.exists():
+        p95 = {int(k): v for k, v in json.loads(path.read_text()).items()}
+    else:
+        p95 = {}
+        for s in tqdm(seeds, desc="indexing scenes by signal", mininterval=10):
+            rec = get_record(cache_dir, s, size, backend)
+            t = rec["truth_enu"][:2] / rec["pixel_size_m"]
+            p95[s] = float(np.nanpercentile(np.hypot(t[0], t[1]), 95))
+        path.write_text(json.dumps(p95))
+    return [s for s, v in sorted(p95.items()) if v >= threshold_px]
+
+
 def batch_tensors(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, ...]:
     x = torch.from_numpy(np.stack([i[0] for i in items]))
     t = torch.from_numpy(np.stack([i[1] for i in items]))
@@ -189,21 +221,42 @@ def train(cfg: dict[str, Any], resume: bool = False) -> Path:
     t_ckpt = time.time()
     max_s = float(tr.get("max_minutes", 1e9)) * 60
     w_init, w_l1 = tr.get("w_init", 0.5), tr.get("w_l1", 0.1)
+    # pool of scenes with measurable offsets, drawn with probability signal_fraction: (cache dir, seed, backend)
+    strong: list[tuple[Path, int, str]] = []
+    if d.get("signal_fraction", 0.0) > 0:
+        thr = d.get("signal_threshold_px", 0.2)
+        strong = [(cache_dir, s, d["backend"])
+                  for s in signal_index(cache_dir, range(s0, s1), d["scene_size"], d["backend"], thr)]
+        n_main = len(strong)
+        if d.get("strong"):
+            st = d["strong"]
+            sdir, (a, b) = Path(st["cache_dir"]), st["seeds"]
+            strong += [(sdir, s, st["backend"])
+                       for s in signal_index(sdir, range(a, b), d["scene_size"], st["backend"], thr)]
+        print(f"signal pool: {n_main} of {s1 - s0} training scenes + {len(strong) - n_main} strong-event scenes "
+              f"with p95 |d_EN| >= {thr} px; drawn with probability {d['signal_fraction']}", flush=True)
     model.train()
     bar = tqdm(total=tr["steps"], initial=step, dynamic_ncols=True, mininterval=10)
     run_loss = run_err = 0.0
     while step < tr["steps"]:
         seeds = rng.integers(s0, s1, size=tr["batch"])
+        srcs = [(cache_dir, int(s), d["backend"]) for s in seeds]
+        if strong:
+            pick = rng.random(tr["batch"]) < d["signal_fraction"]
+            alt = rng.integers(0, len(strong), size=tr["batch"])
+            srcs = [strong[int(j)] if p else src for p, j, src in zip(pick, alt, srcs)]
         present = tuple(COMBOS[d["train_combo"]]) if d.get("train_combo") else None
-        items = [sample_features(get_record(cache_dir, int(s), d["scene_size"], d["backend"]), rng, d["crop"],
-                                 p_keep=d.get("p_keep", 0.6), present=present) for s in seeds]
+        items = [sample_features(get_record(cdir, s, d["scene_size"], be), rng, d["crop"],
+                                 p_keep=d.get("p_keep", 0.6), present=present) for cdir, s, be in srcs]
         x, t, v = batch_tensors(items)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
         _, _, preds = model.forward_px(x)
         loss = 0.0
         for k, (dp, lb) in enumerate(preds):
-            if tr.get("loss") == "normalised":
+            if tr.get("loss") == "l1_nll":
+                lk, l1 = l1_nll_loss(dp, lb, t, v)
+            elif tr.get("loss") == "normalised":
                 lk, l1 = normalised_loss(dp, lb, t, v, floor=tr.get("norm_floor", 0.05))
             else:
                 lk, l1 = training_loss(dp, lb, t, v, b0=tr.get("b0", 0.05))
