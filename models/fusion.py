@@ -39,7 +39,7 @@ NEED = ["optical_pre", "optical_post", "sar_pre_db", "sar_post_db", "phase_cos",
 
 
 class LKFusionNet(nn.Module):
-    def __init__(self, channels: list[str] | None = None, windows: tuple[int, ...] = (17, 41), coarse_window: int = 17,
+    def __init__(self, channels: list[str] | None = None, windows: tuple[int, ...] = (9, 21, 41), coarse_window: int = 17,
                  widths: tuple[int, int, int, int] = (32, 48, 64, 96), c_stem: int = 32, eps: float = 1e-2) -> None:
         super().__init__()
         self.channels = list(channels or CHANNELS)
