@@ -125,7 +125,7 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", ["Auto", "GPU (CUDA)", "CPU"],
                                                      defaultValue=0))
         adv = [
-            QgsProcessingParameterNumber("TILE", "Tile size (px)", QgsProcessingParameterNumber.Integer, 512,
+            QgsProcessingParameterNumber("TILE", "Tile size (px)", QgsProcessingParameterNumber.Integer, 1024,
                                          minValue=64, maxValue=4096),
             QgsProcessingParameterFile("MODEL", "Model (.onnx; empty: shipped model)", extension="onnx",
                                        optional=True),

@@ -63,8 +63,8 @@ def _add_estimate_args(ap: argparse.ArgumentParser) -> None:
     o.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="ONNX Runtime device: auto = CUDA if it really initialises, else CPU (default)")
     o.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: all cores)")
-    o.add_argument("--tile", type=int, default=512, help="tile size in pixels (default 512)")
-    o.add_argument("--overlap", type=int, default=128, help="tile overlap in pixels (default 128)")
+    o.add_argument("--tile", type=int, default=1024, help="tile size in pixels (default 1024)")
+    o.add_argument("--overlap", type=int, default=256, help="tile overlap in pixels (default 256)")
     o.add_argument("--batch", type=int, default=1, help="tiles per inference call (default 1)")
     o.add_argument("--model", default=None, help="ONNX model (default: models/quakefusion.onnx)")
     o.add_argument("--coh-min", type=float, default=0.3, help="coherence below which phase is masked (default 0.3)")

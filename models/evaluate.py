@@ -97,6 +97,26 @@ def _en_metrics(acc: _Acc, en_px: np.ndarray, rec: dict, sel: np.ndarray, near: 
         acc.add(f"epe_m_{name}", epe[m] * ps)
 
 
+def lk_offsets(rec: dict, window: int = 21) -> tuple[np.ndarray, np.ndarray]:
+    """The network's own in-graph optical measurement alone (high-passed Lucas-Kanade, ``models/frontend.py``),
+    on the same normalised optical channels the network sees: shows what the learned fusion adds."""
+    import torch
+
+    from backend.features import build_features, compute_stats
+    from models import frontend as fe
+
+    arrays = arrays_for(rec, COMBOS["optical"])
+    x = build_features(["optical_pre", "optical_post", "mask_optical"], arrays, stats=compute_stats(arrays),
+                       pixel_size_m=rec["pixel_size_m"], wavelength_m=rec["wavelength_m"], phase_sign=1)
+    t = torch.from_numpy(x[None])
+    kf, kc = fe.gaussian_kernel(0.5), fe.gaussian_kernel(3.0)
+    with torch.no_grad():
+        a = fe.highpass_normalise(t[:, 0:1], kf, kc) * t[:, 2:3]
+        b = fe.highpass_normalise(t[:, 1:2], kf, kc) * t[:, 2:3]
+        d, _, _ = fe.lucas_kanade(fe.structure_terms(a, b), window)
+    return d[0, 0].numpy(), d[0, 1].numpy()
+
+
 def _onnx_session(path: Path):
     import onnxruntime as ort
 
@@ -138,6 +158,9 @@ def evaluate(cfg: dict[str, Any], model_path: Path) -> dict[str, Any]:
         dx, dy = dis_offsets(rec["optical_pre"], rec["optical_post"])
         timing["dis_s"] += time.time() - t
         _en_metrics(accs.setdefault("DIS (optical)", _Acc()), np.stack([dx, -dy]), rec, sel, near)
+        dx, dy = lk_offsets(rec)
+        _en_metrics(accs.setdefault("Lucas-Kanade 21 px, in-graph measurement alone (optical)", _Acc()),
+                    np.stack([dx, -dy]), rec, sel, near)
         # the network, every modality combination
         for combo in cfg["combos"]:
             arrays = arrays_for(rec, COMBOS[combo])
@@ -189,7 +212,8 @@ def _f(v: Any, fmt: str) -> str:
 def to_markdown(res: dict[str, Any]) -> str:
     cfg = res["config"]
     lines = [
-        f"Held-out test ({cfg.get('profile', 'random')} events): {cfg['count']} simulated scenes, seeds {cfg['seed_start']}.."
+        f"Held-out test ({cfg.get('profile', 'random')} events): {cfg['count']} simulated scenes, "
+        f"seeds {cfg['seed_start']}.."
         f"{cfg['seed_start'] + cfg['count'] - 1},"
         f" {cfg['size']}x{cfg['size']} px, pixel sizes {cfg['pixel_sizes_m']} m (cycled), {cfg['margin_px']}-px border"
         f" excluded; near = within {cfg['near_m']:g} m of the rupture (top-edge trace if blind).",

@@ -1,6 +1,7 @@
 """Figure of one held-out test scene: truth vs QuakeFusion (optical / all modalities) vs the baselines.
 
-    python -m models.figure_eval [--config models/configs/eval_strong.json] [--index 2] [--out docs/img/model_vs_baselines.png]
+    python -m models.figure_eval [--config models/configs/eval_strong.json] [--index 2]
+                                 [--out docs/img/model_vs_baselines.png]
 
 Rows: east and north displacement (metres); columns: truth, DIS, phase correlator, QuakeFusion [optical],
 QuakeFusion [all], and QuakeFusion [all] 1-sigma. Same colour scale per row; the rupture trace is drawn.

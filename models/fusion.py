@@ -39,7 +39,8 @@ NEED = ["optical_pre", "optical_post", "sar_pre_db", "sar_post_db", "phase_cos",
 
 
 class LKFusionNet(nn.Module):
-    def __init__(self, channels: list[str] | None = None, windows: tuple[int, ...] = (9, 21, 41), coarse_window: int = 17,
+    def __init__(self, channels: list[str] | None = None, windows: tuple[int, ...] = (9, 21, 41),
+                 coarse_window: int = 17,
                  widths: tuple[int, int, int, int] = (32, 48, 64, 96), c_stem: int = 32, eps: float = 1e-2) -> None:
         super().__init__()
         self.channels = list(channels or CHANNELS)
@@ -73,7 +74,8 @@ class LKFusionNet(nn.Module):
         i = self.ix[name]
         return x[:, i:i + 1]
 
-    def _pair(self, pre: torch.Tensor, post: torch.Tensor, m: torch.Tensor) -> tuple[list, list, torch.Tensor, torch.Tensor]:
+    def _pair(self, pre: torch.Tensor, post: torch.Tensor,
+              m: torch.Tensor) -> tuple[list, list, torch.Tensor, torch.Tensor]:
         a = fe.highpass_normalise(pre, self.k_fine, self.k_coarse) * m
         b = fe.highpass_normalise(post, self.k_fine, self.k_coarse) * m
         terms = fe.structure_terms(a, b)
