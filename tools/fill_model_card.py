@@ -38,7 +38,8 @@ def targets(rnd: dict, strong: dict) -> str:
         red_s = 1 - q["epe_px_strong"] / best_s
         ok &= red >= 0.3 and red_med >= 0.3 and red_s >= 0.3
         parts.append(f"{tag}: mean {q['epe_px_near']:.3f} px vs best baseline {best:.3f} (−{red * 100:.0f} %), median "
-                     f"{q['epe_px_near_median']:.3f} vs {best_med:.3f} (−{red_med * 100:.0f} %), where \\|d\\| ≥ 0.5 px "
+                     f"{q['epe_px_near_median']:.3f} vs {best_med:.3f} (−{red_med * 100:.0f} %), "
+                     f"where \\|d\\| ≥ 0.5 px "
                      f"{q['epe_px_strong']:.3f} vs {best_s:.3f} (−{red_s * 100:.0f} %)")
     rows.append(f"| near-rupture E/N error ≥ 30 % below both baselines (optical) | {'; '.join(parts)} "
                 f"| {'**met**' if ok else '**missed**'} |")
@@ -61,7 +62,8 @@ def targets(rnd: dict, strong: dict) -> str:
                 f"learnt; the unwrapper falls back to path following where σ is too large) |")
     cal = [m(r, f"QuakeFusion [{c}]")["calibration"] for r in (rnd, strong)
            for c in ("optical", "sar", "insar", "optical+sar", "optical+insar", "all")]
-    rows.append(f"| σ calibration (share \\|err\\| < σ ≈ 0.76 for a Laplace predictive) | {min(cal):.2f}–{max(cal):.2f} "
+    rows.append(f"| σ calibration (share \\|err\\| < σ ≈ 0.76 for a Laplace predictive) "
+                f"| {min(cal):.2f}–{max(cal):.2f} "
                 f"over both sets and all modality combinations | close |")
     return "\n".join(rows)
 
