@@ -54,6 +54,7 @@ lint: setup
 # ---------------------------------------------------------------- model
 train: setup
 	$(PY) -m models.train --config models/configs/default.json
+	$(PY) -m models.train --config models/configs/finetune.json
 
 export: setup
 	$(PY) -m models.export

@@ -2,7 +2,8 @@
 
     python -m models.export [--ckpt runs/default/best.pt] [--out models/quakefusion.onnx]
 
-Without ``--ckpt``: ``runs/lk_fusion/best.pt`` (best validation loss), else ``runs/lk_fusion/last.pt``.
+Without ``--ckpt``: ``runs/lk_fusion_ft/best.pt`` (the second training stage, best validation loss), else
+``runs/lk_fusion/best.pt``, else ``runs/lk_fusion/last.pt``.
 After writing, the ONNX model is checked against PyTorch on a valid random feature stack and on
 a stand-in scene for every modality subset (finite outputs, positive sigma).
 
@@ -29,7 +30,7 @@ from models.network import build_model
 MODEL_VERSION = "0.2.0"
 OPSET = 17
 TILE_MULTIPLE = 16
-DEFAULT_CKPTS = (Path("runs/lk_fusion/best.pt"), Path("runs/lk_fusion/last.pt"))
+DEFAULT_CKPTS = (Path("runs/lk_fusion_ft/best.pt"), Path("runs/lk_fusion/best.pt"), Path("runs/lk_fusion/last.pt"))
 DEFAULT_OUT = Path("models/quakefusion.onnx")
 
 
@@ -149,7 +150,8 @@ def check_export(model: torch.nn.Module, out: Path) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ckpt", type=Path, help="default: runs/lk_fusion/best.pt, else runs/lk_fusion/last.pt")
+    ap.add_argument("--ckpt", type=Path,
+                    help="default: runs/lk_fusion_ft/best.pt, else runs/lk_fusion/best.pt or last.pt")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args(argv)
     ckpt_path = args.ckpt or default_checkpoint()

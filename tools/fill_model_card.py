@@ -26,7 +26,7 @@ def targets(rnd: dict, strong: dict) -> str:
 
     rows = ["| target | measured (random events / strong events) | verdict |", "|---|---|---|"]
     # near-rupture E/N vs both baselines (optical-only network = same input as the baselines)
-    parts, ok = [], True
+    parts, ok, margins = [], True, []
     for tag, res in (("random", rnd), ("strong", strong)):
         q = m(res, "QuakeFusion [optical]")
         dis, pc = m(res, "DIS (optical)"), m(res, "phasecorr32 (optical)")
@@ -37,12 +37,15 @@ def targets(rnd: dict, strong: dict) -> str:
         red_med = 1 - q["epe_px_near_median"] / best_med
         red_s = 1 - q["epe_px_strong"] / best_s
         ok &= red >= 0.3 and red_med >= 0.3 and red_s >= 0.3
+        margins += [red, red_med, red_s]
         parts.append(f"{tag}: mean {q['epe_px_near']:.3f} px vs best baseline {best:.3f} (−{red * 100:.0f} %), median "
                      f"{q['epe_px_near_median']:.3f} vs {best_med:.3f} (−{red_med * 100:.0f} %), "
                      f"where \\|d\\| ≥ 0.5 px "
                      f"{q['epe_px_strong']:.3f} vs {best_s:.3f} (−{red_s * 100:.0f} %)")
+    verdict = "**missed**" if not ok else (
+        "**met**" if min(margins) >= 0.35 else f"**met**, narrowly (smallest margin −{min(margins) * 100:.0f} %)")
     rows.append(f"| near-rupture E/N error ≥ 30 % below both baselines (optical) | {'; '.join(parts)} "
-                f"| {'**met**' if ok else '**missed**'} |")
+                f"| {verdict} |")
     far = [m(r, "QuakeFusion [optical]")["epe_px_far"] for r in (rnd, strong)]
     rows.append(f"| far-field E/N ≤ 0.1 px with optical | {far[0]:.3f} / {far[1]:.3f} px | "
                 f"{'**met**' if max(far) <= 0.1 else '**missed**'} |")
