@@ -54,8 +54,12 @@ def step1():
         sys.path.insert(0, CFG["root"])
         import numpy as np, rasterio
         from affine import Affine
+        from models.dataset import STRONG_OVERRIDES
         from models.scene import simulate_scene
-        s = simulate_scene(CFG["seed"], size=(CFG["size"], CFG["size"]), pixel_size_m=CFG["pixel"])
+        # a surface-rupturing Mw 6.8-7.9 event (the strong-event profile) at Sentinel-2-like pixels
+        s = simulate_scene(CFG["seed"], size=(CFG["size"], CFG["size"]), pixel_size_m=CFG["pixel"],
+                           overrides=STRONG_OVERRIDES)
+        STATE["mw"] = float(s.params["event_params"]["mw"])
         d = Path(CFG["data"])
         prof = dict(driver="GTiff", height=CFG["size"], width=CFG["size"], dtype="float32", crs=f"EPSG:{s.crs}",
                     transform=Affine(*s.transform), nodata=float("nan"))
@@ -87,8 +91,7 @@ def step1():
         dlg.const_incidence.setValue(STATE["inc"])
         dlg.const_heading.setValue(STATE["hdg"])
         dlg.fw_output.setFilePath(CFG["results"])
-        dlg.le_run_name.setText("Simulated M6.8 event")
-        dlg.spin_tile.setValue(256)
+        dlg.le_run_name.setText(f"Simulated Mw {STATE['mw']:.1f} surface rupture")
         dlg.grp_advanced.setCollapsed(False)
         if CFG.get("model"):
             dlg.fw_model.setFilePath(CFG["model"])
@@ -179,7 +182,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "docs" / "img"))
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--size", type=int, default=384)
-    ap.add_argument("--pixel", type=float, default=40.0)
+    ap.add_argument("--pixel", type=float, default=10.0)
     ap.add_argument("--model", default="", help="model .onnx (default: the shipped models/quakefusion.onnx)")
     ap.add_argument("--display", default=":97")
     ap.add_argument("--timeout", type=int, default=300)
