@@ -62,6 +62,22 @@ def box(x: torch.Tensor, w: int) -> torch.Tensor:
     return _box_sum_1d(_box_sum_1d(x, r, 3), r, 2) / cnt
 
 
+def boxes(x: torch.Tensor, windows: tuple[int, ...]) -> list[torch.Tensor]:
+    """``[box(x, w) for w in windows]`` with one shared running sum along the rows (identical values: the extra
+    zero padding adds exact zeros to the running sums), so several windows cost little more than one."""
+    rmax = max(windows) // 2
+    c = torch.cumsum(F.pad(x, (rmax + 1, rmax, 0, 0)), 3)  # width W + 2 rmax + 1
+    ones = torch.ones_like(x[:1, :1])
+    out = []
+    for w in windows:
+        r = w // 2
+        hi_end = -(rmax - r) if rmax > r else None
+        rows = c[:, :, :, rmax + r + 1:hi_end] - c[:, :, :, rmax - r:-(rmax + r + 1)]
+        cnt = _box_sum_1d(_box_sum_1d(ones, r, 3), r, 2)
+        out.append(_box_sum_1d(rows, r, 2) / cnt)
+    return out
+
+
 def highpass_normalise(x: torch.Tensor, k_fine: torch.Tensor, k_coarse: torch.Tensor, w_rms: int = 31) -> torch.Tensor:
     d = separable(x, k_fine) - separable(x, k_coarse)
     return d * torch.rsqrt(box(d * d, w_rms) + 1e-4)
@@ -86,7 +102,11 @@ def structure_terms(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def lucas_kanade(terms: torch.Tensor, w: int, eps: float = 1e-2, clip: float = 8.0) -> tuple[torch.Tensor, ...]:
     """Windowed LK from ``structure_terms`` -> (d (B,2,H,W) px, log det S, normalised residual)."""
-    s = box(terms, w)
+    return lk_from_sums(box(terms, w), eps, clip)
+
+
+def lk_from_sums(s: torch.Tensor, eps: float = 1e-2, clip: float = 8.0) -> tuple[torch.Tensor, ...]:
+    """LK solve from window means of ``structure_terms`` (see ``lucas_kanade``)."""
     sxx, sxy, syy = s[:, 0:1] + eps, s[:, 1:2], s[:, 2:3] + eps
     sxt, syt, stt = s[:, 3:4], s[:, 4:5], s[:, 5:6]
     det = sxx * syy - sxy * sxy

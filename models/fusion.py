@@ -80,8 +80,8 @@ class LKFusionNet(nn.Module):
         b = fe.highpass_normalise(post, self.k_fine, self.k_coarse) * m
         terms = fe.structure_terms(a, b)
         ests, confs = [], []
-        for w in self.windows:
-            d, ldet, lres = fe.lucas_kanade(terms, w, self.eps)
+        for s in fe.boxes(terms, self.windows):  # one shared running sum for all windows
+            d, ldet, lres = fe.lk_from_sums(s, self.eps)
             ests.append(d * m)
             confs += [0.2 * ldet * m, 0.3 * lres * m]
         terms2 = fe.structure_terms(F.avg_pool2d(a, 2), F.avg_pool2d(b, 2))

@@ -81,3 +81,10 @@ def test_phase_gradient_is_wrapped_and_zero_where_masked() -> None:
     assert np.allclose(gx[0, 0, 0, :-1].numpy(), 2.5, atol=1e-5)
     assert (gx[0, 0, 2] == 0).all() and (gy[0, 0, 1] == 0).all()
     assert torch.isfinite(gx).all() and torch.isfinite(gy).all()
+
+
+def test_shared_running_sum_equals_separate_boxes() -> None:
+    torch.manual_seed(1)
+    x = torch.randn(2, 6, 45, 70)
+    for w, b in zip((9, 21, 41), fe.boxes(x, (9, 21, 41))):
+        assert torch.allclose(b, fe.box(x, w), atol=1e-5), w
