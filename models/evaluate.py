@@ -111,11 +111,9 @@ def lk_offsets(rec: dict, window: int = 21) -> tuple[np.ndarray, np.ndarray]:
     x = build_features(["optical_pre", "optical_post", "mask_optical"], arrays, stats=compute_stats(arrays),
                        pixel_size_m=rec["pixel_size_m"], wavelength_m=rec["wavelength_m"], phase_sign=1)
     t = torch.from_numpy(x[None])
-    kf, kc = fe.gaussian_kernel(0.5), fe.gaussian_kernel(3.0)
     with torch.no_grad():
-        a = fe.highpass_normalise(t[:, 0:1], kf, kc) * t[:, 2:3]
-        b = fe.highpass_normalise(t[:, 1:2], kf, kc) * t[:, 2:3]
-        d, _, _ = fe.lucas_kanade(fe.structure_terms(a, b), window)
+        _, _, terms = fe.pair_terms(t[:, 0:1], t[:, 1:2], t[:, 2:3], fe.gaussian_kernel(0.5), fe.gaussian_kernel(3.0))
+        d, _, _ = fe.lucas_kanade(terms, window)
     return d[0, 0].numpy(), d[0, 1].numpy()
 
 

@@ -83,6 +83,14 @@ def highpass_normalise(x: torch.Tensor, k_fine: torch.Tensor, k_coarse: torch.Te
     return d * torch.rsqrt(box(d * d, w_rms) + 1e-4)
 
 
+def pair_terms(pre: torch.Tensor, post: torch.Tensor, m: torch.Tensor, k_fine: torch.Tensor,
+               k_coarse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """High-passed, masked pre / post images and their ``structure_terms``: (a, b, terms)."""
+    a = highpass_normalise(pre, k_fine, k_coarse) * m
+    b = highpass_normalise(post, k_fine, k_coarse) * m
+    return a, b, structure_terms(a, b)
+
+
 def _dx(m: torch.Tensor) -> torch.Tensor:
     p = F.pad(m, (1, 1, 0, 0), mode="replicate")
     return 0.5 * (p[:, :, :, 2:] - p[:, :, :, :-2])

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models import frontend as fe
 from models.channels import CHANNELS
 
 LOGB_MIN, LOGB_MAX = -7.0, 3.0  # Laplace scale in pixels: 9e-4 .. 20 px
@@ -80,37 +81,82 @@ class PairEncoder(nn.Module):
         return full[:n], full[n:], half[:n], half[n:]
 
 
-class QuakeFusionNet(nn.Module):
-    def __init__(self, channels: list[str] | None = None, c_full: int = 16, c_half: int = 32, radius: int = 4,
-                 widths: tuple[int, int, int, int] = (48, 64, 80, 80), c_aux: int = 24, iters: int = 1,
-                 use_sar_corr: bool = True, use_corr: bool = True) -> None:
+NEED = ["optical_pre", "optical_post", "sar_pre_db", "sar_post_db", "phase_cos", "phase_sin", "coherence",
+        "dem_slope_east", "dem_slope_north", "los_east", "los_north", "los_up", "fringe_px", "pixel_size_m",
+        "mask_optical", "mask_sar", "mask_insar", "mask_dem"]
+
+
+class FusionBase(nn.Module):
+    """What both designs share: channels by name, the 15 context channels, a 4-level U-Net, pixels -> metres.
+
+    Subclasses define ``forward_px(x) -> (d, logb, predictions)`` with ``d = (dx, dy, up)`` in pixels."""
+
+    def __init__(self, channels: list[str] | None = None) -> None:
         super().__init__()
         self.channels = list(channels or CHANNELS)
-        self.radius, self.iters, self.use_sar_corr, self.use_corr = radius, iters, use_sar_corr, use_corr
-        ix = {n: i for i, n in enumerate(self.channels)}
-        self.ix = ix
-        need = ["optical_pre", "optical_post", "sar_pre_db", "sar_post_db", "phase_cos", "phase_sin", "coherence",
-                "dem_slope_east", "dem_slope_north", "los_east", "los_north", "los_up", "fringe_px", "pixel_size_m",
-                "mask_optical", "mask_sar", "mask_insar", "mask_dem"]
-        missing = [n for n in need if n not in ix]
+        self.ix = {n: i for i, n in enumerate(self.channels)}
+        missing = [n for n in NEED if n not in self.ix]
         if missing:
-            raise ValueError(f"QuakeFusionNet: channels missing {missing}")
-        # use_corr=False: GeoFlowNet-like, the U-Net sees the stacked pre/post features instead of a cost volume
-        ncorr = (2 * radius + 1) ** 2 if use_corr else 2 * c_half
-        self.opt_enc = PairEncoder(c_full, c_half)
-        self.sar_enc = PairEncoder(c_full, c_half) if use_sar_corr else None
-        n_aux_raw = 15  # see _aux
-        self.aux_full = conv(n_aux_raw, c_aux)
-        self.aux_half = conv(c_aux, c_aux, 2)
+            raise ValueError(f"{type(self).__name__}: channels missing {missing}")
+
+    def c(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        i = self.ix[name]
+        return x[:, i:i + 1]
+
+    def context(self, x: torch.Tensor) -> torch.Tensor:
+        """15 channels: InSAR cos/sin, coherence, wrapped-phase LOS gradients (pixels per pixel towards the
+        satellite, x300 to order 1), log fringe size, DEM slopes, LOS vector, the four masks."""
+        c = self.c
+        mi, fr = c(x, "mask_insar"), c(x, "fringe_px")
+        pc, ps = c(x, "phase_cos"), c(x, "phase_sin")
+        g = [-dphi / (2.0 * math.pi) * fr * 300.0 for dphi in fe.phase_gradient(pc, ps, mi)]
+        logfr = (torch.log10(fr.clamp(min=1e-6)) + 2.5) * mi
+        return torch.cat([pc, ps, c(x, "coherence"), g[0], g[1], logfr, c(x, "dem_slope_east"),
+                          c(x, "dem_slope_north"), c(x, "los_east"), c(x, "los_north"), c(x, "los_up"),
+                          c(x, "mask_optical"), c(x, "mask_sar"), mi, c(x, "mask_dem")], 1)
+
+    def build_unet(self, cin: int, widths: tuple[int, int, int, int], first_stride: int) -> None:
+        """Encoder e1..e4 (first level at input resolution / ``first_stride``, then halving) and decoder d3..d1."""
         w1, w2, w3, w4 = widths
-        cin = ncorr * (2 if use_sar_corr else 1) + c_half + c_aux
-        self.e1 = nn.Sequential(conv(cin, w1), conv(w1, w1))
+        self.e1 = nn.Sequential(conv(cin, w1, first_stride), conv(w1, w1))
         self.e2 = nn.Sequential(conv(w1, w2, 2), conv(w2, w2))
         self.e3 = nn.Sequential(conv(w2, w3, 2), conv(w3, w3))
         self.e4 = nn.Sequential(conv(w3, w4, 2), conv(w4, w4))
         self.d3 = conv(w4 + w3, w3)
         self.d2 = conv(w3 + w2, w2)
         self.d1 = conv(w2 + w1, w1)
+
+    def unet(self, x: torch.Tensor) -> torch.Tensor:
+        """U-Net pass; returns the decoder features at the first level's resolution."""
+        e1 = self.e1(x)
+        e2 = self.e2(e1)
+        e3 = self.e3(e2)
+        e4 = self.e4(e3)
+        d3 = self.d3(torch.cat([up2(e4), e3], 1))
+        d2 = self.d2(torch.cat([up2(d3), e2], 1))
+        return self.d1(torch.cat([up2(d2), e1], 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """features (B,C,H,W) -> displacement_enu_m (B,3,H,W), sigma_enu_m (B,3,H,W)."""
+        d, logb, _ = self.forward_px(x)
+        ps = self.c(x, "pixel_size_m")
+        return enu_px_from_d(d) * ps, SQRT2 * torch.exp(logb) * ps
+
+
+class QuakeFusionNet(FusionBase):
+    def __init__(self, channels: list[str] | None = None, c_full: int = 16, c_half: int = 32, radius: int = 4,
+                 widths: tuple[int, int, int, int] = (48, 64, 80, 80), c_aux: int = 24, iters: int = 1,
+                 use_sar_corr: bool = True, use_corr: bool = True) -> None:
+        super().__init__(channels)
+        self.radius, self.iters, self.use_sar_corr, self.use_corr = radius, iters, use_sar_corr, use_corr
+        # use_corr=False: GeoFlowNet-like, the U-Net sees the stacked pre/post features instead of a cost volume
+        ncorr = (2 * radius + 1) ** 2 if use_corr else 2 * c_half
+        self.opt_enc = PairEncoder(c_full, c_half)
+        self.sar_enc = PairEncoder(c_full, c_half) if use_sar_corr else None
+        self.aux_full = conv(15, c_aux)  # the context channels
+        self.aux_half = conv(c_aux, c_aux, 2)
+        w1 = widths[0]
+        self.build_unet(ncorr * (2 if use_sar_corr else 1) + c_half + c_aux, widths, 1)
         self.head = nn.Conv2d(w1, 6, 3, 1, 1)
         self.hid = nn.Conv2d(w1, 16, 1)
         rin = 9 + c_full + 16 + c_aux + 6
@@ -120,34 +166,6 @@ class QuakeFusionNet(nn.Module):
             self.head.bias.zero_()
             self.refine[-1].weight.mul_(0.01)
             self.refine[-1].bias.zero_()
-
-    def c(self, x: torch.Tensor, name: str) -> torch.Tensor:
-        i = self.ix[name]
-        return x[:, i:i + 1]
-
-    def _aux(self, x: torch.Tensor) -> torch.Tensor:
-        c = self.c
-        mi = c(x, "mask_insar")
-        pc, ps = c(x, "phase_cos"), c(x, "phase_sin")
-        fr = c(x, "fringe_px")
-        # wrapped-phase differences -> LOS gradient in pixels per pixel (towards satellite), scaled
-        gl = []
-        for dim in (3, 2):
-            pc2 = _shift_next(pc, dim)
-            ps2 = _shift_next(ps, dim)
-            mi2 = _shift_next(mi, dim)
-            valid = mi * mi2
-            # atan2(0, 0) is 0 in torch but NaN in ONNX Runtime's decomposition: keep x > 0 where masked
-            dphi = torch.atan2((ps2 * pc - pc2 * ps) * valid, (pc2 * pc + ps2 * ps) * valid + (1.0 - valid))
-            g = -dphi / (2.0 * math.pi) * fr * valid
-            gl.append(g * 300.0)
-        logfr = (torch.log10(fr.clamp(min=1e-6)) + 2.5) * mi
-        return torch.cat([
-            pc, ps, c(x, "coherence"), gl[0], gl[1], logfr,
-            c(x, "dem_slope_east"), c(x, "dem_slope_north"),
-            c(x, "los_east"), c(x, "los_north"), c(x, "los_up"),
-            c(x, "mask_optical"), c(x, "mask_sar"), mi, c(x, "mask_dem"),
-        ], 1)
 
     def forward_px(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
         """Returns (d, logb, all_predictions) with d = (dx, dy, up) in pixels at full resolution."""
@@ -160,15 +178,9 @@ class QuakeFusionNet(nn.Module):
         if self.sar_enc is not None:
             _, _, s1h, s2h = self.sar_enc(c(x, "sar_pre_db"), c(x, "sar_post_db"))
             feats.append(pair(s1h, s2h) * F.avg_pool2d(ms, 2))
-        aux_f = self.aux_full(self._aux(x))
+        aux_f = self.aux_full(self.context(x))
         feats += [o1h * mo_h, self.aux_half(aux_f)]
-        e1 = self.e1(torch.cat(feats, 1))
-        e2 = self.e2(e1)
-        e3 = self.e3(e2)
-        e4 = self.e4(e3)
-        d3 = self.d3(torch.cat([up2(e4), e3], 1))
-        d2 = self.d2(torch.cat([up2(d3), e2], 1))
-        d1 = self.d1(torch.cat([up2(d2), e1], 1))
+        d1 = self.unet(torch.cat(feats, 1))
         out = up2(self.head(d1))
         d, logb = out[:, :3], out[:, 3:]
         logb = logb.clamp(LOGB_MIN, LOGB_MAX)
@@ -182,20 +194,6 @@ class QuakeFusionNet(nn.Module):
             logb = (logb + delta[:, 3:]).clamp(LOGB_MIN, LOGB_MAX)
             preds.append((d, logb))
         return d, logb, preds
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """features (B,C,H,W) -> displacement_enu_m (B,3,H,W), sigma_enu_m (B,3,H,W)."""
-        d, logb, _ = self.forward_px(x)
-        ps = self.c(x, "pixel_size_m")
-        enu_px = torch.cat([d[:, 0:1], -d[:, 1:2], d[:, 2:3]], 1)
-        return enu_px * ps, SQRT2 * torch.exp(logb) * ps
-
-
-def _shift_next(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """t at the next pixel along ``dim`` (replicating the last one), ONNX-friendly constant slices."""
-    if dim == 3:
-        return torch.cat([t[:, :, :, 1:], t[:, :, :, -1:]], 3)
-    return torch.cat([t[:, :, 1:, :], t[:, :, -1:, :]], 2)
 
 
 def enu_px_from_d(d: torch.Tensor) -> torch.Tensor:
