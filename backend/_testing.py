@@ -88,3 +88,14 @@ def write_scene_inputs(scene, folder: Path) -> dict[str, Path]:  # noqa: ANN001 
         with rasterio.open(out[key], "w", **prof) as ds:
             ds.write(np.asarray(a, np.float32), 1)
     return out
+
+
+def scene_estimate_inputs(scene, folder: Path) -> dict:  # noqa: ANN001 (models.scene.Scene)
+    """``write_scene_inputs`` + the matching ``EstimateConfig`` keyword arguments (every modality, incidence and
+    heading rasters, wavelength, phase sign): ``EstimateConfig(out_dir=..., **scene_estimate_inputs(s, d))``."""
+    from .io import InputRaster
+
+    p = write_scene_inputs(scene, folder)
+    kw = {k: InputRaster(v) for k, v in p.items() if k not in ("incidence", "heading")}
+    return kw | {"incidence_deg": InputRaster(p["incidence"]), "heading_deg": InputRaster(p["heading"]),
+                 "wavelength_m": scene.wavelength_m, "phase_sign": scene.phase_sign}

@@ -89,13 +89,15 @@ def demo_darfield(out: Path, device: str = "auto", model: Path | None = None) ->
         model_path=model)
     res = run_estimate(cfg, progress=_progress("darfield"), cancel=CancelToken())
     out_m: dict = {"device": res.device, "out": str(out), "time_s": res.run["timings"]["total_s"]}
+    tru_enu = []
     for i, comp in enumerate(("east", "north", "up")):
         est = _read(res.outputs["displacement"], i + 1)
         tru = _read(DARFIELD / "truth_enu.tif", i + 1)
+        tru_enu.append(tru)
         m = np.isfinite(est) & np.isfinite(tru)
         out_m[f"rmse_{comp}_m"] = float(np.sqrt(np.mean((est[m] - tru[m]) ** 2)))
         out_m[f"truth_rms_{comp}_m"] = float(np.sqrt(np.mean(tru[m] ** 2)))
-    te, tn = _read(DARFIELD / "truth_enu.tif", 1), _read(DARFIELD / "truth_enu.tif", 2)
+    te, tn = tru_enu[0], tru_enu[1]
     out_m["pixel_size_m"] = float(p["pixel_size_m"])
     out_m["truth_horizontal_p99_px"] = float(np.nanpercentile(np.hypot(te, tn), 99)) / float(p["pixel_size_m"])
     unw = _read(res.outputs["unwrapped_phase"])
@@ -116,14 +118,11 @@ def demo_strong_rupture(out: Path, device: str = "auto", model: Path | None = No
     from models.dataset import STRONG_OVERRIDES  # development environment only (numpy simulator, no torch)
     from models.scene import simulate_scene
 
-    from ._testing import write_scene_inputs
+    from ._testing import scene_estimate_inputs
 
     s = simulate_scene(seed, size=(384, 384), pixel_size_m=10.0, overrides=STRONG_OVERRIDES)
-    p = write_scene_inputs(s, out / "inputs")
-    cfg = EstimateConfig(out_dir=out / "results", **{k: InputRaster(v) for k, v in p.items()
-                                                     if k not in ("incidence", "heading")},
-                         incidence_deg=InputRaster(p["incidence"]), heading_deg=InputRaster(p["heading"]),
-                         wavelength_m=s.wavelength_m, phase_sign=s.phase_sign, device=device, model_path=model)
+    cfg = EstimateConfig(out_dir=out / "results", **scene_estimate_inputs(s, out / "inputs"), device=device,
+                         model_path=model)
     res = run_estimate(cfg, progress=_progress("rupture"), cancel=CancelToken())
     ps = float(s.pixel_size_m)
     est = np.stack([_read(res.outputs["displacement"], i) for i in (1, 2)]).astype(np.float64)

@@ -431,6 +431,8 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
             # block that reaches into that strip is shifted by the integer number of cycles that makes it agree
             # with the neighbour, so there are no cycle jumps at block edges even where the model sets no offset
             OV = 8
+            ds_s = rasterio.open(tmp / OUTPUT_NAMES["displacement_sigma"])  # written and closed above; read per block
+            datasets.append(ds_s)
             bottom_prev = np.full((OV, grid.width), np.nan, np.float32)  # last OV rows of the block row above
             bottom_cur = np.full((OV, grid.width), np.nan, np.float32)
             right_prev = None  # last OV columns of the block to the left
@@ -449,8 +451,7 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
                 coh = sources["coherence"].read(rr0, cc0, hh, ww) if "coherence" in sources else None
                 los_m = ds_los.read(1, window=xwin)
                 phi_m = los_to_phase(los_m, cfg.wavelength_m, cfg.phase_sign)
-                with rasterio.open(tmp / OUTPUT_NAMES["displacement_sigma"]) as ds_s:
-                    sg = ds_s.read(window=xwin).astype(np.float64)
+                sg = ds_s.read(window=xwin).astype(np.float64)
                 lu = angles.los(rr0, cc0, hh, ww)
                 los_sig = np.sqrt((lu[0] * sg[0]) ** 2 + (lu[1] * sg[1]) ** 2 + (lu[2] * sg[2]) ** 2)  # 1-sigma, m
                 sig_m = np.abs(los_to_phase(los_sig, cfg.wavelength_m, 1))

@@ -106,15 +106,12 @@ def seam_check(model: Path) -> list[tuple[str, str, float, float, float]]:
                     incidence_deg=39.0, heading_deg=-12.0)
     rows = []
     with tempfile.TemporaryDirectory() as td:
-        from backend._testing import write_scene_inputs
+        from backend._testing import scene_estimate_inputs
         from models.dataset import STRONG_OVERRIDES
         from models.scene import simulate_scene
 
         s = simulate_scene(5, size=(768, 768), pixel_size_m=10.0, overrides=STRONG_OVERRIDES)
-        sp = write_scene_inputs(s, Path(td) / "strong")
-        strong = dict(**{k: InputRaster(v) for k, v in sp.items() if k not in ("incidence", "heading")},
-                      incidence_deg=InputRaster(sp["incidence"]), heading_deg=InputRaster(sp["heading"]),
-                      wavelength_m=s.wavelength_m, phase_sign=s.phase_sign)
+        strong = scene_estimate_inputs(s, Path(td) / "strong")
         for scene, inputs, single, tilings in (("simulated strong event 768^2, 10 m, all modalities", strong, 768,
                                                 ((512, 128), (512, 192), (512, 255))),
                                                ("Darfield demo 384^2 (100 m), all modalities", darfield, 384,

@@ -13,7 +13,6 @@ from pyproj import Transformer
 
 from backend._testing import make_tiny_model
 from backend.conventions import wrap
-from backend.io import InputRaster
 from backend.pipeline import EstimateConfig, PipelineError, run_estimate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,15 +132,12 @@ def test_seam_shipped_model_with_the_default_margins(tmp_path: Path, qf_model: P
     The 0.2.0 network draws on ~200 px of context: 512/128 left 1-3 % (p99) on a 768-px scene, 256/120 on the
     Darfield demo scene 9-15 %; hence the default tile 1024 / overlap 256 (docs/backend.md, BENCHMARKS.md).
     """
-    from backend._testing import write_scene_inputs
+    from backend._testing import scene_estimate_inputs
     from models.dataset import STRONG_OVERRIDES
     from models.scene import simulate_scene
 
     s = simulate_scene(5, size=(576, 576), pixel_size_m=10.0, overrides=STRONG_OVERRIDES)
-    p = write_scene_inputs(s, tmp_path / "in")
-    base = dict(**{k: InputRaster(v) for k, v in p.items() if k not in ("incidence", "heading")},
-                incidence_deg=InputRaster(p["incidence"]), heading_deg=InputRaster(p["heading"]),
-                wavelength_m=s.wavelength_m, phase_sign=s.phase_sign, model_path=qf_model, device="cpu", unwrap=False)
+    base = dict(**scene_estimate_inputs(s, tmp_path / "in"), model_path=qf_model, device="cpu", unwrap=False)
     single = run_estimate(EstimateConfig(out_dir=tmp_path / "single", tile=576, overlap=0, **base))
     tiled = run_estimate(EstimateConfig(out_dir=tmp_path / "tiled", tile=512, overlap=255, **base))
     assert single.run["parameters"]["n_tiles"] == 1 and tiled.run["parameters"]["n_tiles"] == 4

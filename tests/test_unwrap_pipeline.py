@@ -15,10 +15,9 @@ import pytest
 import rasterio
 from affine import Affine
 
-from backend._testing import write_scene_inputs
+from backend._testing import scene_estimate_inputs
 from backend.conventions import TWO_PI, wrap
 from backend.evaluation import cross_rupture_cycle_error, exact_cycle_share, true_cross_rupture_cycles
-from backend.io import InputRaster
 from backend.pipeline import EstimateConfig, run_estimate
 
 
@@ -33,11 +32,8 @@ def test_pipeline_cycle_count_across_simulated_rupture(tmp_path: Path, qf_model:
     trace = s.rupture_mask > 0
     truth = s.truth_unwrapped_phase.astype(np.float64)
     assert trace.any() and abs(true_cross_rupture_cycles(truth, trace)) > 5  # a real rupture, many cycles
-    p = write_scene_inputs(s, tmp_path / "in")
-    res = run_estimate(EstimateConfig(
-        out_dir=tmp_path / "out", **{k: InputRaster(v) for k, v in p.items() if k not in ("incidence", "heading")},
-        incidence_deg=InputRaster(p["incidence"]), heading_deg=InputRaster(p["heading"]),
-        wavelength_m=s.wavelength_m, phase_sign=s.phase_sign, model_path=qf_model, device="cpu"))
+    res = run_estimate(EstimateConfig(out_dir=tmp_path / "out", **scene_estimate_inputs(s, tmp_path / "in"),
+                                      model_path=qf_model, device="cpu"))
     with rasterio.open(res.outputs["unwrapped_phase"]) as ds:
         unw = ds.read(1).astype(np.float64)
         assert ds.transform == Affine(*s.transform) and ds.crs.to_epsg() == s.crs
