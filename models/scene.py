@@ -184,7 +184,10 @@ def _scaling(mw: float, mech: str) -> tuple[float, float]:
     return length, width
 
 
-def random_event(rng: np.random.Generator, extent_m: float, mw_range: tuple[float, float] = (5.5, 7.9),
+MW_RANGE = (5.5, 7.9)  # magnitudes of the random event draw
+
+
+def random_event(rng: np.random.Generator, extent_m: float, mw_range: tuple[float, float] = MW_RANGE,
                  surface_rupture: bool | None = None) -> tuple[list[Patch], dict]:
     """Random finite fault (a few patches with tapered heterogeneous slip) near a scene of size ``extent_m``.
 
@@ -379,7 +382,7 @@ def simulate_scene(
 
     # ---- event
     if event is None:
-        patches, ev = random_event(rng, extent, tuple(ov.get("mw_range", (5.5, 7.9))), ov.get("surface_rupture"))
+        patches, ev = random_event(rng, extent, tuple(ov.get("mw_range", MW_RANGE)), ov.get("surface_rupture"))
         zone = int(rng.integers(1, 61))
         north_hemi = bool(rng.random() < 0.7)
         epsg = (32600 if north_hemi else 32700) + zone
