@@ -130,6 +130,82 @@ def _real_texture(name: str) -> tuple[np.ndarray, float]:
     return a.astype(np.float32), res
 
 
+# Real two-date Sentinel-2 pair (tools/make_s2_pair.py), (rows, cols) of each split; the training window avoids
+# the first date's nodata wedge (columns < 541 above row 1810).
+PAIR_SPLIT = {"train": ((0, 1700), (560, 1792)), "test": ((1820, 2560), (0, 1792))}
+
+
+@functools.cache
+def _real_pair(region: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """(first date, second date) reflectance ~[0, 1] of the co-registered real Sentinel-2 pair, one split region."""
+    (r0, r1), (c0, c1) = PAIR_SPLIT[region]
+    a, res = _read_raster("sentinel2_berlin_2016/pair_ref.tif")
+    b, _ = _read_raster("sentinel2_berlin_2016/pair_tgt.tif")
+    win = (slice(r0, r1), slice(c0, c1))
+    return (a[win] / 10000.0).astype(np.float32), (b[win] / 10000.0).astype(np.float32), res
+
+
+def _blobs(rng: np.random.Generator, shape: tuple[int, int], cover: float, beta: float = 3.2) -> np.ndarray:
+    """Soft 0..1 blobs (clouds, gaps) covering about ``cover`` of the image."""
+    f = _fractal(rng, shape, beta=beta)
+    thr = np.quantile(f, 1.0 - cover)
+    return np.clip((f - thr) / (0.3 * f.std() + 1e-9), 0.0, 1.0)
+
+
+def _nuisance_coords(rng: np.random.Generator, H: int, W: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Apparent shifts of the post image that are NOT ground motion (rows, cols, in output pixels): residual
+    co-registration (shift + small affine) and scan-band / jitter misregistration (line-wise offsets)."""
+    rr, cc = np.mgrid[0:H, 0:W].astype(np.float64)
+    sh = rng.normal(0.0, 0.04, 2)
+    aff = rng.normal(0.0, 3e-5, 4)
+    dr = sh[0] + aff[0] * (rr - H / 2) + aff[1] * (cc - W / 2)
+    dc = sh[1] + aff[2] * (rr - H / 2) + aff[3] * (cc - W / 2)
+    info: dict[str, Any] = {"coreg_shift_px": [float(sh[0]), float(sh[1])]}
+    if rng.random() < 0.5:  # scan bands: blocks of rows with their own offset
+        amp = float(rng.uniform(0.05, 0.3))
+        hb = int(rng.integers(8, 64))
+        nb = H // hb + 2
+        off = rng.uniform(-amp, amp, (nb, 2))
+        k = ((rr + rng.integers(0, hb)) // hb).astype(int)
+        dr = dr + off[k, 0] * 0.5
+        dc = dc + off[k, 1]
+        info["scan_band"] = {"amplitude_px": amp, "rows": hb}
+    return dr, dc, info
+
+
+def _sensor_effects(rng: np.random.Generator, im: np.ndarray, dn_scale: float, which: str,
+                    info: dict[str, Any]) -> np.ndarray:
+    """Cross-sensor radiometry of one image (reflectance in, DN out): gain/offset, clouds + shadows, noise,
+    8/12/16-bit quantisation, nodata gaps (NaN)."""
+    H, W = im.shape
+    if which == "post":
+        im = im * float(np.exp(rng.normal(0, 0.15))) + float(rng.normal(0, 0.01))
+    if rng.random() < 0.25:  # clouds and their shadows
+        cl = _blobs(rng, (H, W), float(rng.uniform(0.02, 0.2)))
+        sy, sx = rng.integers(-30, 31, 2)
+        shadow = np.roll(cl, (int(sy), int(sx)), (0, 1))
+        im = im * (1.0 - float(rng.uniform(0.4, 0.7)) * shadow)
+        im = im * (1.0 - cl) + cl * float(rng.uniform(0.4, 0.9)) * (1 + 0.05 * _fractal(rng, (H, W), beta=2.5))
+    bits = int(rng.choice([8, 12, 16], p=[0.3, 0.3, 0.4]))
+    full = {8: 255.0, 12: 4095.0, 16: 65535.0}[bits]
+    scale = {8: 255.0 / 0.6, 12: 4095.0 / 1.0, 16: dn_scale}[bits]
+    sig = float(rng.uniform(0.002, 0.012))
+    im = im + rng.normal(0.0, 1.0, im.shape) * np.sqrt(sig ** 2 + 2e-4 * np.maximum(im, 0) * 0.02)
+    out = np.round(np.clip(im * scale, 1, full)) / scale * dn_scale
+    if rng.random() < 0.2:  # nodata gaps with sharp edges (SLC-off stripes, swath edges, masks)
+        if rng.random() < 0.5:
+            gap = _blobs(rng, (H, W), float(rng.uniform(0.02, 0.15)), beta=2.5) > 0.5
+        else:
+            ang = rng.uniform(0, math.pi)
+            yy, xx = np.mgrid[0:H, 0:W]
+            t = xx * math.cos(ang) + yy * math.sin(ang)
+            period, width = rng.uniform(20, 80), rng.uniform(2, 8)
+            gap = (t % period) < width
+        out = np.where(gap, np.nan, out)
+    info[which] = {"bits": bits, "noise": sig}
+    return out
+
+
 # ------------------------------------------------------------------------------------------- random fields
 
 
@@ -494,7 +570,19 @@ def simulate_scene(
 
     # ---- optical
     tex_src = ov.get("texture") or _choose(rng, ["s2_berlin", "landsat_everest", "procedural"], [0.45, 0.25, 0.30])
-    if tex_src == "procedural":
+    alb_post = None
+    if tex_src == "s2_pair":  # real two dates: pre = first date, post = second date (real change)
+        t1, t2, res = _real_pair(str(ov.get("texture_region", "train")))
+        stept = step_s / res * float(np.exp(rng.uniform(-0.3, 0.3)))
+        need = stept * math.hypot(Hs, Ws)
+        if need > min(t1.shape) * 0.95:
+            stept *= min(t1.shape) * 0.95 / need
+        ang, flip = float(rng.choice([0, 0.5, 1, 1.5]) * math.pi), bool(rng.random() < 0.5)
+        st = rng.bit_generator.state
+        alb = _sample_rotated(t1, (Hs, Ws), stept, ang, flip, rng, order=1)
+        rng.bit_generator.state = st  # same window for the second date
+        alb_post = _sample_rotated(t2, (Hs, Ws), stept, ang, flip, rng, order=1)
+    elif tex_src == "procedural":
         # agricultural parcels on a rotated lattice (random sizes in metres), per-parcel albedo, + fractal
         ang = rng.uniform(0, math.pi)
         yy, xx = np.mgrid[0:Hs, 0:Ws].astype(np.float64) * step_s
@@ -516,7 +604,10 @@ def simulate_scene(
                               bool(rng.random() < 0.5), rng, order=1)
         alb = alb * float(rng.uniform(0.7, 1.3))
     # sub-resolution texture so 5 m pixels are not blurry
-    alb = np.clip(alb * (1 + 0.08 * _fractal(rng, (Hs, Ws), beta=1.6)), 0.005, 1.0)
+    sub = 1 + 0.08 * _fractal(rng, (Hs, Ws), beta=1.6)
+    alb = np.clip(alb * sub, 0.005, 1.0)
+    if alb_post is not None:
+        alb_post = np.clip(alb_post * sub, 0.005, 1.0)
     sun = [(float(rng.uniform(110, 250)), float(rng.uniform(20, 70))) for _ in range(2)]
     if noise_free:
         sun[1] = sun[0]
@@ -524,8 +615,8 @@ def simulate_scene(
     rad = []
     for k in range(2):
         shade = _hillshade(dem_s, step_s, *sun[k])
-        a_k = alb
-        if k == 1 and not noise_free:
+        a_k = alb if (k == 0 or alb_post is None) else alb_post
+        if k == 1 and not noise_free and alb_post is None:
             # seasonal / vegetation (smooth gain) + anthropic changes (random rectangles)
             a_k = alb * np.exp(0.15 * rng.uniform(0.2, 1.0) * _fractal(rng, (Hs, Ws), beta=3.5))
             nrect = int(rng.integers(0, 12))
@@ -536,18 +627,27 @@ def simulate_scene(
                 a_k[r0:r0 + rh, c0:c0 + rw] *= rng.uniform(0.5, 1.8)
         rad.append(a_k * (ambient + (1 - ambient) * shade / max(math.sin(math.radians(sun[k][1])), 0.2)))
     psf = float(rng.uniform(0.5, 0.8)) * os_  # sigma in source samples
-    rad = [ndimage.gaussian_filter(r, psf) for r in rad]
-    opt_pre = rad[0][sl]
-    opt_post = ndimage.map_coordinates(rad[1], [r_post, c_post], order=3, mode="mirror")
+    effects = bool(ov.get("sensor_effects", False)) and not noise_free
     dn_scale = 10000.0 if tex_src != "landsat_everest" else 255.0 / 0.6
-    opt = []
-    for im in (opt_pre, opt_post):
-        im = im * dn_scale
-        if not noise_free:
-            sig = float(rng.uniform(0.003, 0.015)) * dn_scale * 0.3
-            im = im + rng.normal(0.0, 1.0, im.shape) * np.sqrt(sig**2 + 0.002 * np.maximum(im, 0) * dn_scale * 1e-3)
-            im = np.round(np.clip(im, 0, 65535 if dn_scale > 300 else 255))
-        opt.append(im.astype(F32))
+    if effects:  # cross-sensor: each image its own PSF, radiometry, quantisation; apparent non-ground shifts
+        psf_post = float(rng.uniform(0.4, 1.0)) * os_
+        rad = [ndimage.gaussian_filter(rad[0], psf), ndimage.gaussian_filter(rad[1], psf_post)]
+        ndr, ndc, eff = _nuisance_coords(rng, H, W)
+        opt_post = ndimage.map_coordinates(rad[1], [r_post + ndr * os_, c_post + ndc * os_], order=3, mode="mirror")
+        opt = [_sensor_effects(rng, im, dn_scale, w, eff).astype(F32)
+               for im, w in ((rad[0][sl], "pre"), (opt_post, "post"))]
+        params["optical_effects"] = eff
+    else:
+        rad = [ndimage.gaussian_filter(r, psf) for r in rad]
+        opt_post = ndimage.map_coordinates(rad[1], [r_post, c_post], order=3, mode="mirror")
+        opt = []
+        for im in (rad[0][sl], opt_post):
+            im = im * dn_scale
+            if not noise_free:
+                sig = float(rng.uniform(0.003, 0.015)) * dn_scale * 0.3
+                im = im + rng.normal(0.0, 1.0, im.shape) * np.sqrt(sig**2 + 0.002 * np.maximum(im, 0) * dn_scale * 1e-3)
+                im = np.round(np.clip(im, 0, 65535 if dn_scale > 300 else 255))
+            opt.append(im.astype(F32))
     params["optical"] = {"texture": tex_src, "sun_pre": sun[0], "sun_post": sun[1], "psf_sigma_px": psf / os_,
                          "dn_scale": dn_scale, "ambient": ambient}
 
