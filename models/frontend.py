@@ -141,3 +141,56 @@ def _next(t: torch.Tensor, dim: int) -> torch.Tensor:
     if dim == 3:
         return torch.cat([t[:, :, :, 1:], t[:, :, :, -1:]], 3)
     return torch.cat([t[:, :, 1:, :], t[:, :, -1:, :]], 2)
+
+
+# ----------------------------------------------------------------------------- model 0.3: warping, one-sided windows
+def warp(f: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """Sample ``f`` at ``x + flow`` (flow = (dx, dy) in pixels), ``mode`` bilinear / bicubic, borders replicated
+    (ONNX GridSample)."""
+    ones = torch.ones_like(flow[:, :1])
+    xs = ones.cumsum(3) - 1.0
+    ys = ones.cumsum(2) - 1.0
+    w1 = xs[:, :, :, -1:].clamp(min=1.0)  # W - 1 (dynamic, no Python ints)
+    h1 = ys[:, :, -1:, :].clamp(min=1.0)
+    gx = (xs + flow[:, 0:1]) / w1 * 2.0 - 1.0
+    gy = (ys + flow[:, 1:2]) / h1 * 2.0 - 1.0
+    grid = torch.cat([gx, gy], 1).permute(0, 2, 3, 1)
+    return F.grid_sample(f, grid, mode=mode, padding_mode="border", align_corners=True)
+
+
+def _run_slices(c: torch.Tensor, lo: int, hi: int, rmax: int, dim: int) -> torch.Tensor:
+    """Sum over [i + lo, i + hi] along ``dim`` from a running sum ``c`` of the input padded by rmax + 1 / rmax
+    (negative slice ends: the lengths stay dynamic in the exported graph)."""
+    a, a_end = rmax + hi + 1, (-(rmax - hi) if rmax > hi else None)
+    b, b_end = rmax + lo, -(rmax - lo + 1)
+    if dim == 3:
+        return c[:, :, :, a:a_end] - c[:, :, :, b:b_end]
+    return c[:, :, a:a_end, :] - c[:, :, b:b_end, :]
+
+
+def rect_means(x: torch.Tensor, rects: tuple[tuple[int, int, int, int], ...]) -> list[torch.Tensor]:
+    """Means of ``x`` over rectangles ``(top, bottom, left, right)`` (inclusive offsets from the pixel, rows down)
+    by separable running sums (float32-accurate: 1-D sums only), zeros outside, divided by the in-image count.
+
+    One-sided rectangles (e.g. the left or right half of a window) never straddle a discontinuity on the other
+    side of the pixel: the model 0.3 front end measures offsets in them to stay sharp at surface ruptures."""
+    rmax = max(max(abs(v) for v in r) for r in rects)
+    ones = torch.ones_like(x[:1, :1])
+    cx = torch.cumsum(F.pad(x, (rmax + 1, rmax, 0, 0)), 3)
+    co = torch.cumsum(F.pad(ones, (rmax + 1, rmax, 0, 0)), 3)
+    cols: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+    out = []
+    for top, bottom, left, right in rects:
+        if (left, right) not in cols:
+            sx = _run_slices(cx, left, right, rmax, 3)
+            so = _run_slices(co, left, right, rmax, 3)
+            cols[(left, right)] = (torch.cumsum(F.pad(sx, (0, 0, rmax + 1, rmax)), 2),
+                                   torch.cumsum(F.pad(so, (0, 0, rmax + 1, rmax)), 2))
+        rx, ro = cols[(left, right)]
+        out.append(_run_slices(rx, top, bottom, rmax, 2) / _run_slices(ro, top, bottom, rmax, 2))
+    return out
+
+
+def one_sided_rects(r: int) -> tuple[tuple[int, int, int, int], ...]:
+    """The full (2r+1)^2 window and its four halves (left, right, up, down), each including the centre line."""
+    return ((-r, r, -r, r), (-r, r, -r, 0), (-r, r, 0, r), (-r, 0, -r, r), (0, r, -r, r))

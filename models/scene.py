@@ -433,7 +433,11 @@ def simulate_scene(
     ``overrides`` (keyword only, for tests and figures): ``uniform_displacement_enu`` (3 floats, m, replaces
     the fault), ``noise_free`` (bool: no optical/SAR noise, no date-to-date changes, same sun),
     ``coherence`` (float: constant coherence), ``wavelength_m``, ``phase_sign``, ``dem`` / ``texture`` source
-    names, ``mw_range`` (2 floats) and ``surface_rupture`` (bool) for the random event.
+    names, ``mw_range`` (2 floats) and ``surface_rupture`` (bool) for the random event; realism options:
+    ``texture="s2_pair"`` with ``texture_region`` ("train" / "test": the real two-date Sentinel-2 pair),
+    ``sensor_effects`` (bool: cross-sensor optical radiometry and non-ground misregistration, see
+    ``_sensor_effects`` / ``_nuisance_coords``), ``offfault_px`` (Gaussian width of distributed off-fault
+    deformation, px) and ``displacement_scale`` (slip multiplier).
     """
     ov = dict(overrides or {})
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 20240611]))
@@ -485,6 +489,10 @@ def simulate_scene(
               "source": "Beavan et al. 2012 (GeoNet)", "surface_rupture": False}
     else:
         raise ValueError(f"unknown event {event!r}; use None or 'darfield'")
+    if ov.get("displacement_scale"):  # Okada is linear in slip: a bigger event with the same geometry
+        u = u * float(ov["displacement_scale"])
+    if ov.get("offfault_px"):  # distributed off-fault deformation: the step spread over a few pixels
+        u = ndimage.gaussian_filter(u, (0, float(ov["offfault_px"]), float(ov["offfault_px"])), mode="nearest")
     params["event_params"] = ev
     params["patches"] = [p.to_dict() for p in local_patches] if len(local_patches) <= 64 else \
         f"{len(local_patches)} patches from data/geonet_darfield2010/3366146.csv"

@@ -21,23 +21,37 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from models.dataset import (
     COMBOS,
     features_and_target,
     load_record,
+    rupture_target,
     sample_features,
     save_record,
     simulate_record,
 )
-from models.network import build_model, count_params, enu_px_from_d
+from models.fusion import build_model, count_params
+from models.network import enu_px_from_d
 
 DEFAULT_CONFIG = Path("models/configs/default.json")
 
 
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def load_config(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
+    """A JSON config; ``"base": "other.json"`` (relative to this file) is loaded first and overridden key by key."""
+    path = Path(path)
+    cfg = json.loads(path.read_text())
+    base = cfg.pop("base", None)
+    return _merge(load_config(path.parent / base), cfg) if base else cfg
 
 
 def get_record(cache_dir: Path, seed: int, size: int, backend: str) -> dict[str, Any]:
@@ -63,40 +77,6 @@ def laplace_nll(d_px: torch.Tensor, logb: torch.Tensor, target_enu_px: torch.Ten
     return (nll * v).sum() / n, (err * v).sum() / n
 
 
-def training_loss(d_px: torch.Tensor, logb: torch.Tensor, target_enu_px: torch.Tensor, valid: torch.Tensor,
-                  b0: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stabilised heteroscedastic loss (pixels).
-
-    * scale: Laplace NLL ``|e|/b + log b`` with the error detached (trains sigma only);
-    * mean: ``|e| / (b + b0)`` with ``b`` detached: the Laplace weighting of the NLL, capped at
-      ``1/b0`` so that pixels the network deems very precise cannot blow the gradient up.
-    Returns (loss, mean |error|).
-    """
-    err = (enu_px_from_d(d_px) - target_enu_px).abs()
-    b = torch.exp(logb)
-    nll_b = err.detach() / b + logb
-    mean_term = err / (b.detach() + b0)
-    v = valid.unsqueeze(1)
-    n = v.sum().clamp(min=1.0) * 3.0
-    return ((nll_b + b0 * mean_term) * v).sum() / n, (err * v).sum() / n
-
-
-def normalised_loss(d_px: torch.Tensor, logb: torch.Tensor, target_enu_px: torch.Tensor, valid: torch.Tensor,
-                    floor: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample scale-normalised L1 (error / (mean |truth| + floor)) + NLL for the scale (error detached).
-
-    Counters the collapse to zero: a crop with 2-px offsets weighs as much as one with 0.05-px offsets.
-    """
-    err = (enu_px_from_d(d_px) - target_enu_px).abs()
-    v = valid.unsqueeze(1)
-    n_s = v.sum((1, 2, 3)).clamp(min=1.0) * 3.0
-    scale = (target_enu_px.abs() * v).sum((1, 2, 3)) / n_s + floor
-    mean_term = ((err * v).sum((1, 2, 3)) / n_s / scale).mean()
-    nll_b = err.detach() * torch.exp(-logb) + logb
-    n = v.sum().clamp(min=1.0) * 3.0
-    return mean_term + (nll_b * v).sum() / n, (err * v).sum() / n
-
-
 def l1_nll_loss(d_px: torch.Tensor, logb: torch.Tensor, target_enu_px: torch.Tensor,
                 valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Plain L1 for the mean + Laplace NLL for the scale with the error detached (pixels).
@@ -111,29 +91,8 @@ def l1_nll_loss(d_px: torch.Tensor, logb: torch.Tensor, target_enu_px: torch.Ten
     return mae + (nll_b * v).sum() / n, mae
 
 
-def signal_index(cache_dir: Path, seeds: range, size: int, backend: str, threshold_px: float) -> list[int]:
-    """Training seeds whose 95th-percentile horizontal offset is >= ``threshold_px`` (cached as JSON).
-
-    Most simulated events move the ground by far less than a pixel; oversampling the scenes with a
-    measurable signal keeps the network from learning that predicting 0 is good enough."""
-    path = cache_dir / f"signal_index_{seeds.start}_{seeds.stop}.json"
-    if path.exists():
-        p95 = {int(k): v for k, v in json.loads(path.read_text()).items()}
-    else:
-        p95 = {}
-        for s in tqdm(seeds, desc="indexing scenes by signal", mininterval=10):
-            rec = get_record(cache_dir, s, size, backend)
-            t = rec["truth_enu"][:2] / rec["pixel_size_m"]
-            p95[s] = float(np.nanpercentile(np.hypot(t[0], t[1]), 95))
-        path.write_text(json.dumps(p95))
-    return [s for s, v in sorted(p95.items()) if v >= threshold_px]
-
-
-def batch_tensors(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, ...]:
-    x = torch.from_numpy(np.stack([i[0] for i in items]))
-    t = torch.from_numpy(np.stack([i[1] for i in items]))
-    v = torch.from_numpy(np.stack([i[2] for i in items]))
-    return x, t, v
+def batch_tensors(items: list[tuple[np.ndarray, ...]]) -> tuple[torch.Tensor, ...]:
+    return tuple(torch.from_numpy(np.stack([i[k] for i in items])) for k in range(len(items[0])))
 
 
 def validation_set(cfg: dict[str, Any]) -> list[tuple[str, tuple[torch.Tensor, ...]]]:
@@ -142,31 +101,32 @@ def validation_set(cfg: dict[str, Any]) -> list[tuple[str, tuple[torch.Tensor, .
     combos = list(d.get("val_combos", COMBOS))
     out = []
     for i in range(count):
-        rec = get_record(Path(d["val_dir"]), start + i, d["scene_size"], d["backend"])
+        rec = get_record(Path(d["val_dir"]), start + i, d["scene_size"], d.get("val_backend", "sim_real"))
         combo = combos[i % len(combos)]
-        out.append((combo, batch_tensors([features_and_target(rec, COMBOS[combo])])))
+        out.append((combo, batch_tensors([(*features_and_target(rec, COMBOS[combo]), rupture_target(rec))])))
     return out
 
 
 @torch.no_grad()
-def evaluate_val(model: torch.nn.Module, val: list) -> dict[str, float]:
+def evaluate_val(model: torch.nn.Module, val: list, w_rupt: float = 0.2) -> dict[str, Any]:
+    """Validation NLL, EPE (px), rupture BCE; ``val_loss`` = NLL + w_rupt BCE selects the best checkpoint."""
     model.eval()
-    nll_sum, en_sum, zero_sum, n = 0.0, 0.0, 0.0, 0
+    nll_sum, en_sum, zero_sum, bce_sum, n = 0.0, 0.0, 0.0, 0.0, 0
     per: dict[str, list[float]] = {}
-    for combo, (x, t, v) in val:
-        d, logb, _ = model.forward_px(x)
+    for combo, (x, t, v, r) in val:
+        d, logb, rupt = model.forward_all(x)
         nll, _ = laplace_nll(d, logb, t, v)
         epe = torch.linalg.vector_norm(enu_px_from_d(d)[:, :2] - t[:, :2], dim=1)
         e = float((epe * v).sum() / v.sum().clamp(min=1))
         per.setdefault(combo, []).append(e)
         en_sum += e
-        # reference: EPE of predicting no displacement (most simulated offsets are sub-pixel; a network that
-        # has not learnt to match sits at this level)
         zero_sum += float((torch.linalg.vector_norm(t[:, :2], dim=1) * v).sum() / v.sum().clamp(min=1))
+        bce_sum += float(F.binary_cross_entropy_with_logits(rupt[:, 0], r))
         nll_sum += float(nll)
         n += 1
     model.train()
-    return {"val_nll": nll_sum / n, "val_epe_px": en_sum / n, "val_epe_px_zero_reference": zero_sum / n,
+    return {"val_loss": (nll_sum + w_rupt * bce_sum) / n, "val_nll": nll_sum / n, "val_rupture_bce": bce_sum / n,
+            "val_epe_px": en_sum / n, "val_epe_px_zero_reference": zero_sum / n,
             "val_epe_px_by_combo": {k: round(float(np.mean(v)), 4) for k, v in per.items()}}
 
 
@@ -216,52 +176,29 @@ def train(cfg: dict[str, Any], resume: bool = False) -> Path:
     print(f"model: {count_params(model)} parameters; config {json.dumps(cfg)}", flush=True)
     val = validation_set(cfg)
     log = (run_dir / "log.jsonl").open("a")
-    cache_dir, (s0, s1) = Path(d["cache_dir"]), d["train_seeds"]
+    sources = [(Path(src["cache_dir"]), tuple(src["seeds"]), src["backend"]) for src in d["sources"]]
+    weights = np.array([float(src["weight"]) for src in d["sources"]])
+    weights = weights / weights.sum()
     t_start = time.time()
     t_ckpt = time.time()
     max_s = float(tr.get("max_minutes", 1e9)) * 60
-    w_init, w_l1 = tr.get("w_init", 0.5), tr.get("w_l1", 0.1)
-    # pool of scenes with measurable offsets, drawn with probability signal_fraction: (cache dir, seed, backend)
-    strong: list[tuple[Path, int, str]] = []
-    if d.get("signal_fraction", 0.0) > 0:
-        thr = d.get("signal_threshold_px", 0.2)
-        strong = [(cache_dir, s, d["backend"])
-                  for s in signal_index(cache_dir, range(s0, s1), d["scene_size"], d["backend"], thr)]
-        n_main = len(strong)
-        if d.get("strong"):
-            st = d["strong"]
-            sdir, (a, b) = Path(st["cache_dir"]), st["seeds"]
-            strong += [(sdir, s, st["backend"])
-                       for s in signal_index(sdir, range(a, b), d["scene_size"], st["backend"], thr)]
-        print(f"signal pool: {n_main} of {s1 - s0} training scenes + {len(strong) - n_main} strong-event scenes "
-              f"with p95 |d_EN| >= {thr} px; drawn with probability {d['signal_fraction']}", flush=True)
+    w_rupt = float(tr.get("w_rupture", 0.2))
     model.train()
     bar = tqdm(total=tr["steps"], initial=step, dynamic_ncols=True, mininterval=10)
     run_loss = run_err = 0.0
     while step < tr["steps"]:
-        seeds = rng.integers(s0, s1, size=tr["batch"])
-        srcs = [(cache_dir, int(s), d["backend"]) for s in seeds]
-        if strong:
-            pick = rng.random(tr["batch"]) < d["signal_fraction"]
-            alt = rng.integers(0, len(strong), size=tr["batch"])
-            srcs = [strong[int(j)] if p else src for p, j, src in zip(pick, alt, srcs)]
-        present = tuple(COMBOS[d["train_combo"]]) if d.get("train_combo") else None
-        items = [sample_features(get_record(cdir, s, d["scene_size"], be), rng, d["crop"],
-                                 p_keep=d.get("p_keep", 0.6), present=present) for cdir, s, be in srcs]
-        x, t, v = batch_tensors(items)
+        items = []
+        for _ in range(tr["batch"]):
+            cdir, (s0, s1), be = sources[int(rng.choice(len(sources), p=weights))]
+            rec = get_record(cdir, int(rng.integers(s0, s1)), d["scene_size"], be)
+            items.append(sample_features(rec, rng, d["crop"], p_keep=d.get("p_keep", 0.6)))
+        x, t, v, r = batch_tensors(items)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        _, _, preds = model.forward_px(x)
-        loss = 0.0
-        for k, (dp, lb) in enumerate(preds):
-            if tr.get("loss") == "l1_nll":
-                lk, l1 = l1_nll_loss(dp, lb, t, v)
-            elif tr.get("loss") == "normalised":
-                lk, l1 = normalised_loss(dp, lb, t, v, floor=tr.get("norm_floor", 0.05))
-            else:
-                lk, l1 = training_loss(dp, lb, t, v, b0=tr.get("b0", 0.05))
-            w = 1.0 if k == len(preds) - 1 else w_init
-            loss = loss + w * (lk + w_l1 * l1)
+        dp, lb, rupt = model.forward_all(x)
+        loss, l1 = l1_nll_loss(dp, lb, t, v)
+        bce = F.binary_cross_entropy_with_logits(rupt[:, 0], r, pos_weight=torch.tensor(float(tr.get("pos_weight", 5.0))))
+        loss = loss + w_rupt * bce
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tr.get("clip", 1.0))
@@ -279,8 +216,8 @@ def train(cfg: dict[str, Any], resume: bool = False) -> Path:
             log.write(json.dumps(rec) + "\n")
             log.flush()
             tqdm.write(json.dumps(rec))
-            if m["val_nll"] < best:
-                best = m["val_nll"]
+            if m["val_loss"] < best:
+                best = m["val_loss"]
                 save_ckpt(run_dir / "best.pt", model, opt, step, cfg, rng, {"val_loss": best, "best": best, **m})
         if time.time() - t_ckpt > tr.get("ckpt_minutes", 4) * 60 or done:
             save_ckpt(last, model, opt, step, cfg, rng, {"best": best})
