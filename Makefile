@@ -43,7 +43,7 @@ setup: system-deps $(STAMP)
 
 # ---------------------------------------------------------------- the two README commands
 demo: setup
-	$(PY) -m backend demo --out demo_output
+	$(PY) -m models.demo --out demo_output
 
 test: setup lint
 	$(PY) -m pytest

@@ -17,6 +17,7 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.warp import calculate_default_transform, transform_bounds
 
+from .config import InputRaster
 from .errors import PipelineError
 
 # Human-readable names of the inputs (CLI flag) for messages.
@@ -27,14 +28,6 @@ FLAGS = {
 }
 
 CHECK_MAX_PX = 1024  # decimated read for value-range checks: at most this many pixels a side
-
-
-@dataclass
-class InputRaster:
-    """One input raster: ``path`` (anything GDAL reads) and the 1-based ``band``."""
-
-    path: str | Path
-    band: int = 1
 
 
 @dataclass
@@ -313,3 +306,68 @@ def check_overlap(inp: OpenedInput, grid: Grid, min_fraction: float = 0.0) -> fl
                    f"{tuple(round(x) for x in g)} in {grid.crs.to_string()})",
                    "give rasters of the same area (check the CRS assigned to each file)")
     return frac
+
+
+def open_inputs(rasters: dict[str, InputRaster]) -> dict[str, OpenedInput]:
+    """Validate every given input raster (name -> :class:`OpenedInput`); raises on the first bad one."""
+    return {name: validate_input(name, r) for name, r in rasters.items()}
+
+
+def open_grid_like(gl: InputRaster) -> OpenedInput:
+    """The raster whose grid the outputs use (``--grid-like``): only its georeferencing is read."""
+    try:
+        with rasterio.open(gl.path) as ds:
+            if ds.crs is None:
+                raise PipelineError(f"grid_like (--grid-like {gl.path}): has no CRS. Fix: assign one "
+                                    "(gdal_edit.py -a_srs EPSG:....)", "grid_like")
+            return OpenedInput("grid_like", Path(gl.path), 1, ds.crs, ds.transform, ds.width, ds.height,
+                               ds.nodata, ds.dtypes[0])
+    except rasterio.errors.RasterioIOError as exc:
+        raise PipelineError(f"grid_like (--grid-like {gl.path}): GDAL cannot read it ({exc}). Fix: check the "
+                            "path", "grid_like") from exc
+
+
+def _intersect(a: tuple, b: tuple) -> tuple[float, float, float, float]:
+    return max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+
+
+def _empty(box: tuple) -> bool:
+    return box[0] >= box[2] or box[1] >= box[3]
+
+
+def common_area(grid: Grid, opened: dict[str, OpenedInput], extent: tuple | None) -> tuple:
+    """The part of ``grid`` every input covers, intersected with ``extent`` if given, as an extent in the grid's
+    CRS. Raises :class:`PipelineError` naming the input (or the extent) that does not overlap the others."""
+    box = grid.bounds
+    for name, inp in opened.items():
+        try:
+            box = _intersect(box, input_bounds_in(inp, grid.crs))
+        except Exception:  # noqa: S112 - not transformable: check_overlap reports it with the input's name
+            continue
+        if _empty(box):
+            raise PipelineError(f"{name} does not overlap the other inputs. Fix: choose layers of the same area "
+                                "(check their CRS)", name)
+    if extent is not None:
+        vals = tuple(extent)
+        src = parse_crs(vals[4] if len(vals) == 5 else None, grid.crs)
+        b = tuple(float(v) for v in vals[:4])
+        if src != grid.crs:
+            b = transform_bounds(src, grid.crs, *b, densify_pts=21)
+        box = _intersect(box, b)
+        if _empty(box):
+            raise PipelineError("the chosen extent does not overlap the input layers. Fix: pan the map to the "
+                                "layers or draw the rectangle over them", "extent")
+    return (*box, grid.crs)
+
+
+def output_grid(grid_like: InputRaster | None, opened: dict[str, OpenedInput], order: tuple[str, ...],
+                extent: tuple | None = None, intersection: bool = False) -> tuple[Grid, str]:
+    """(output grid, the name of the input that defined it): ``grid_like``'s grid, else the grid of the first given
+    input in ``order``; cropped to ``extent`` and, with ``intersection``, to the area every input covers."""
+    ref = open_grid_like(grid_like) if grid_like is not None else next(opened[n] for n in order if n in opened)
+    grid = grid_from(ref)
+    if intersection:
+        extent = common_area(grid, opened, extent)
+    if extent is not None:
+        grid = crop_grid(grid, extent)
+    return grid, ref.name

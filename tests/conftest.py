@@ -4,7 +4,7 @@
   ``quakefusion`` -> repo root is put on ``sys.path``), exactly like QGIS imports a plugin folder.
 * ``sim_scene``: a small simulated event written as GeoTIFFs (``models.scene.simulate_scene``) in a temp dir.
 * ``qf_model``: the shipped ``models/quakefusion.onnx`` when it exists, else a tiny stand-in with the same
-  I/O and metadata (``backend._testing.make_tiny_model``).
+  I/O and metadata (``models.testing.make_tiny_model``).
 
 Nothing here is autouse, so other test modules are unaffected.
 """
@@ -46,7 +46,7 @@ def qf_model(tmp_path_factory) -> Path:
     shipped = ROOT / "models" / "quakefusion.onnx"
     if shipped.exists():
         return shipped
-    from backend._testing import make_tiny_model
+    from models.testing import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
 

@@ -11,7 +11,7 @@ import rasterio
 from affine import Affine
 from pyproj import Transformer
 
-from backend._testing import make_tiny_model
+from models.testing import make_tiny_model
 from backend.conventions import wrap
 from backend.pipeline import EstimateConfig, PipelineError, run_estimate
 
@@ -132,7 +132,7 @@ def test_seam_shipped_model_with_the_default_margins(tmp_path: Path, qf_model: P
     The 0.2.0 network draws on ~200 px of context: 512/128 left 1-3 % (p99) on a 768-px scene, 256/120 on the
     Darfield demo scene 9-15 %; hence the default tile 1024 / overlap 256 (docs/backend.md, BENCHMARKS.md).
     """
-    from backend._testing import scene_estimate_inputs
+    from models.testing import scene_estimate_inputs
     from models.dataset import STRONG_OVERRIDES
     from models.scene import simulate_scene
 

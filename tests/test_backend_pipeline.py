@@ -11,7 +11,7 @@ import rasterio
 from affine import Affine
 from pyproj import Transformer
 
-from backend._testing import make_tiny_model
+from models.testing import make_tiny_model
 from backend.align import AlignedSource
 from backend.conventions import wrap
 from backend.io import InputRaster, grid_from, validate_input

@@ -11,7 +11,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from backend._testing import make_tiny_model
+from models.testing import make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

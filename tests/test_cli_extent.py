@@ -10,7 +10,7 @@ from pathlib import Path
 import rasterio
 from pyproj import Transformer
 
-from backend._testing import make_tiny_model
+from models.testing import make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASE = ROOT / "data" / "thessaly2021" / "phase_wrapped.tif"

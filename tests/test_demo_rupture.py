@@ -10,7 +10,7 @@ from pathlib import Path
 
 import rasterio
 
-from backend.demo import demo_strong_rupture
+from models.demo import demo_strong_rupture
 
 
 def test_simulated_rupture_demo_beats_dis_and_zero(tmp_path: Path, qf_model: Path) -> None:

@@ -15,9 +15,9 @@ import pytest
 import rasterio
 from affine import Affine
 
-from backend._testing import scene_estimate_inputs
+from models.testing import scene_estimate_inputs
 from backend.conventions import TWO_PI, wrap
-from backend.evaluation import cross_rupture_cycle_error, exact_cycle_share, true_cross_rupture_cycles
+from models.metrics import cross_rupture_cycle_error, exact_cycle_share, true_cross_rupture_cycles
 from backend.pipeline import EstimateConfig, run_estimate
 
 
@@ -83,7 +83,7 @@ def test_absolute_offset_only_from_a_confident_model() -> None:
 def test_unwrapping_blocks_are_stitched_without_cycle_jumps(tmp_path: Path) -> None:
     """Unwrapping in 64 px blocks gives the single-block answer (up to one constant) even with a model that sets no
     absolute offset (the tiny test network's sigma is far above lambda/2)."""
-    from backend._testing import make_tiny_model
+    from models.testing import make_tiny_model
 
     rng = np.random.default_rng(2)
     n = 150

@@ -72,7 +72,7 @@ def write_scene_inputs(scene, folder: Path) -> dict[str, Path]:  # noqa: ANN001 
     import rasterio
     from affine import Affine
 
-    from .demo import los_to_angles
+    from backend.conventions import los_to_angles
 
     folder.mkdir(parents=True, exist_ok=True)
     h, w = scene.dem.shape
@@ -93,7 +93,7 @@ def write_scene_inputs(scene, folder: Path) -> dict[str, Path]:  # noqa: ANN001 
 def scene_estimate_inputs(scene, folder: Path) -> dict:  # noqa: ANN001 (models.scene.Scene)
     """``write_scene_inputs`` + the matching ``EstimateConfig`` keyword arguments (every modality, incidence and
     heading rasters, wavelength, phase sign): ``EstimateConfig(out_dir=..., **scene_estimate_inputs(s, d))``."""
-    from .io import InputRaster
+    from backend.config import InputRaster
 
     p = write_scene_inputs(scene, folder)
     kw = {k: InputRaster(v) for k, v in p.items() if k not in ("incidence", "heading")}
