@@ -7,7 +7,8 @@ Overlap rule (:func:`overlap_for`): tiles must overlap by at least the context t
 (``receptive_field_px`` in the model's metadata; :data:`DEFAULT_RECEPTIVE_FIELD_PX` for models that do not record
 it), rounded up to :data:`OVERLAP_STEP` px: 200 px -> 256 px, the 1024/256 setting measured seam-free
 (BENCHMARKS.md). The tile blender needs ``overlap < tile/2``: smaller tiles get the largest overlap that fits
-(``tile/2 - 16``) and a note that the tile is too small for the receptive field (faint seams possible).
+(``tile/2 - 16``; 240 px for 512-px tiles), with a note when that is less than the receptive field itself (faint
+seams possible).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, NamedTuple
 
 from .conventions import ALOS2_WAVELENGTH_M, NISAR_L_WAVELENGTH_M, SENTINEL1_WAVELENGTH_M
 from .errors import PipelineError
+
 
 # ------------------------------------------------------------------------------------------ inputs
 @dataclass
@@ -74,14 +76,15 @@ def overlap_for(tile: int, receptive_field_px: int | None = None) -> tuple[int, 
     cap = max_overlap(tile)
     if want <= cap:
         return want, None
+    if rf <= cap:
+        return cap, None
     return cap, (f"tile {tile} px is small for the model's receptive field ({rf} px each side): tiles overlap by "
                  f"{cap} px instead of {want}, faint seams are possible. Fix: tile >= {min_tile_for(rf)} px")
 
 
 def min_tile_for(receptive_field_px: int | None = None) -> int:
-    """The smallest tile whose default overlap covers the receptive field."""
-    want = _round_up(receptive_field_px or DEFAULT_RECEPTIVE_FIELD_PX, OVERLAP_STEP)
-    return _round_up(2 * (want + 16), TILE_STEP)
+    """The smallest tile whose overlap covers the receptive field."""
+    return _round_up(2 * ((receptive_field_px or DEFAULT_RECEPTIVE_FIELD_PX) + 16), TILE_STEP)
 
 
 # ------------------------------------------------------------------------------------------ presets
@@ -223,7 +226,7 @@ def _pair_problems(cfg: EstimateConfig, label: Any) -> list[Problem]:
     for a, b in PAIRS:
         if (getattr(cfg, a) is None) != (getattr(cfg, b) is None):
             given, missing = (a, b) if getattr(cfg, a) is not None else (b, a)
-            out.append(Problem(missing, f"{given} is given without {missing}",
+            out.append(Problem(missing, f"{label(given)} is given without {label(missing)}",
                                f"give both images of the pair ({label(a)} and {label(b)}) or neither"))
     if cfg.phase is None and cfg.optical_pre is None and cfg.sar_pre is None:
         out.append(Problem("phase", "no displacement-sensitive input",
@@ -231,7 +234,7 @@ def _pair_problems(cfg: EstimateConfig, label: Any) -> list[Problem]:
                            f"{label('optical_post')}) or a SAR amplitude pair ({label('sar_pre')}/"
                            f"{label('sar_post')})"))
     if cfg.coherence is not None and cfg.phase is None:
-        out.append(Problem("coherence", "coherence given without a phase",
+        out.append(Problem("coherence", f"{label('coherence')} is given without a phase",
                            f"give {label('phase')} too, or drop {label('coherence')}"))
     return out
 

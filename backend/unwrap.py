@@ -124,7 +124,8 @@ def _integrate_forest(jump_e: np.ndarray, edges_i: np.ndarray, edges_j: np.ndarr
     return acc, labels
 
 
-def _link_regions(lab: np.ndarray, dev: np.ndarray, sizes: np.ndarray, m: np.ndarray,
+def _link_regions(lab: np.ndarray, dev: np.ndarray,  # noqa: C901 - one graph algorithm, kept whole
+                  sizes: np.ndarray, m: np.ndarray,
                   probe: tuple[int, ...], dev_plain: np.ndarray | None = None,
                   model_ok: np.ndarray | None = None) -> int:
     """Re-derive region offsets ``m`` (in place) through a spanning tree of touching regions. Returns #linked.

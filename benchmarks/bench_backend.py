@@ -106,9 +106,9 @@ def seam_check(model: Path) -> list[tuple[str, str, float, float, float]]:
                     incidence_deg=39.0, heading_deg=-12.0)
     rows = []
     with tempfile.TemporaryDirectory() as td:
-        from models.testing import scene_estimate_inputs
         from models.dataset import STRONG_OVERRIDES
         from models.scene import simulate_scene
+        from models.testing import scene_estimate_inputs
 
         s = simulate_scene(5, size=(768, 768), pixel_size_m=10.0, overrides=STRONG_OVERRIDES)
         strong = scene_estimate_inputs(s, Path(td) / "strong")

@@ -11,9 +11,9 @@ import rasterio
 from affine import Affine
 from pyproj import Transformer
 
-from models.testing import make_tiny_model
 from backend.conventions import wrap
 from backend.pipeline import EstimateConfig, PipelineError, run_estimate
+from models.testing import make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DARFIELD = ROOT / "data" / "demo_darfield"
@@ -132,9 +132,9 @@ def test_seam_shipped_model_with_the_default_margins(tmp_path: Path, qf_model: P
     The 0.2.0 network draws on ~200 px of context: 512/128 left 1-3 % (p99) on a 768-px scene, 256/120 on the
     Darfield demo scene 9-15 %; hence the default tile 1024 / overlap 256 (docs/backend.md, BENCHMARKS.md).
     """
-    from models.testing import scene_estimate_inputs
     from models.dataset import STRONG_OVERRIDES
     from models.scene import simulate_scene
+    from models.testing import scene_estimate_inputs
 
     s = simulate_scene(5, size=(576, 576), pixel_size_m=10.0, overrides=STRONG_OVERRIDES)
     base = dict(**scene_estimate_inputs(s, tmp_path / "in"), model_path=qf_model, device="cpu", unwrap=False)

@@ -11,12 +11,12 @@ import rasterio
 from affine import Affine
 from pyproj import Transformer
 
-from models.testing import make_tiny_model
 from backend.align import AlignedSource
 from backend.conventions import wrap
 from backend.io import InputRaster, grid_from, validate_input
 from backend.pipeline import Cancelled, CancelToken, EstimateConfig, PipelineError, run_estimate
 from backend.tiling import StripBlender, iter_tiles, tile_weight
+from models.testing import make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 THESSALY = ROOT / "data" / "thessaly2021"

@@ -73,7 +73,7 @@ def _start(dlg):
 
 
 def test_run_adds_styled_layers(plugin, qgis_new_project, qgis_iface, sim_scene, qf_model, tmp_path) -> None:
-    from quakefusion.results import robust_abs_max
+    from quakefusion.app.layers import robust_abs_max
 
     layers = _layers_from_project(sim_scene)
     dlg = plugin.show_dialog()

@@ -90,7 +90,7 @@ def test_in_process_algorithm_with_extent(qgis_app, qgis_processing, qgis_new_pr
     """Toolbox / batch / model designer all call the same registered algorithm: run it with processing.run."""
     import processing
     from qgis.core import QgsApplication
-    from quakefusion.processing_provider import QuakeFusionProvider
+    from quakefusion.app.provider import QuakeFusionProvider
 
     reg = QgsApplication.processingRegistry()
     provider = QuakeFusionProvider()

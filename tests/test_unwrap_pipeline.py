@@ -15,10 +15,10 @@ import pytest
 import rasterio
 from affine import Affine
 
-from models.testing import scene_estimate_inputs
 from backend.conventions import TWO_PI, wrap
-from models.metrics import cross_rupture_cycle_error, exact_cycle_share, true_cross_rupture_cycles
 from backend.pipeline import EstimateConfig, run_estimate
+from models.metrics import cross_rupture_cycle_error, exact_cycle_share, true_cross_rupture_cycles
+from models.testing import scene_estimate_inputs
 
 
 @pytest.mark.parametrize("seed", [7, 9])

@@ -26,8 +26,9 @@ from qgis.gui import QgsFileWidget, QgsMapToolExtent
 from qgis.PyQt import uic
 from qgis.PyQt.QtWidgets import QDialog, QFileDialog
 
-from ..backend.conventions import ALOS2_WAVELENGTH_M, NISAR_L_WAVELENGTH_M, SENTINEL1_WAVELENGTH_M
-from ..runner import ANGLES, MODALITIES, RunSpec, default_run_name
+from backend import config as C
+
+from ..app.runner import ANGLES, MODALITIES, RunSpec, default_run_name, problems
 
 FORM_CLASS, _ = uic.loadUiType(os.path.join(os.path.dirname(__file__), "main_dialog.ui"))
 
@@ -38,20 +39,12 @@ HUMAN = {
     "sar_post": "SAR amplitude post-event", "phase": "interferogram", "coherence": "coherence", "dem": "DEM",
     "incidence": "LOS incidence", "heading": "LOS heading",
 }
-WAVELENGTH_PRESETS = [
-    ("Sentinel-1 (C-band, 5.55 cm)", SENTINEL1_WAVELENGTH_M),
-    ("ALOS-2 PALSAR-2 (L-band, 22.9 cm)", ALOS2_WAVELENGTH_M),
-    ("NISAR (L-band, 23.8 cm)", NISAR_L_WAVELENGTH_M),
-    ("Custom", None),
-]
-SIGN_PRESETS = [
-    ("LiCSAR / COMET", 1, "LiCSAR/COMET: phase grows with range increase (motion away from the satellite); sign +1."),
-    ("ASF HyP3", 1, "ASF HyP3 (GAMMA): unwrapped/wrapped phase grows with range increase (its displacement maps use "
-                    "the opposite sign); sign +1."),
-    ("ISCE", 1, "ISCE2 interferograms: phase grows with range increase (as read by MintPy); sign +1."),
-    ("Custom", None, "Custom: +1 if the phase grows when the ground moves away from the satellite, -1 otherwise. A "
-                     "wrong sign shows as a sign-flipped deformation pattern."),
-]
+WAVELENGTH_PRESETS = [(p.label, p.value) for p in C.WAVELENGTH_PRESETS] + [("Custom", None)]
+SIGN_PRESETS = [(p.label, p.value, p.explanation) for p in C.SIGN_PRESETS] + [("Custom", None,
+                                                                               C.CUSTOM_SIGN_EXPLANATION)]
+# how the dialog names a backend input or setting in the problems of backend.config.check
+WIDGET_LABELS = {**{k: f"the {v}" for k, v in HUMAN.items()}, "wavelength": "the radar wavelength",
+                 "tile": "the tile size (Advanced)", "model": "the model file (Advanced)", "overlap": "the overlap"}
 EXTENT_MODES = [
     ("intersection", "Intersection of the input layers"),
     ("canvas", "Current map canvas extent"),
@@ -288,19 +281,10 @@ class MainDialog(QDialog, FORM_CLASS):
             elif not lyr.isValid():
                 p.append(f"The {HUMAN[key]} layer '{lyr.name()}' cannot be read.")
         for a, b, what in (("optical_pre", "optical_post", "optical"), ("sar_pre", "sar_post", "SAR amplitude")):
-            if (a in given) != (b in given):
-                missing = b if a in given else a
-                p.append(f"The {what} pair is incomplete: choose the {HUMAN[missing]} image too, or neither.")
-            elif a in given and given[a].id() == given[b].id() and self.band(a) == self.band(b):
+            if a in given and b in given and given[a].id() == given[b].id() and self.band(a) == self.band(b):
                 p.append(f"The {what} pre- and post-event images are the same band of the same layer.")
-        if "phase" not in given and not ({"optical_pre", "optical_post"} <= set(given)) \
-                and not ({"sar_pre", "sar_post"} <= set(given)):
-            p.append("Choose something that sees the displacement: an interferogram, an optical pair or a SAR "
-                     "amplitude pair.")
-        if "coherence" in given and "phase" not in given:
-            p.append("Coherence is chosen without an interferogram: choose the interferogram too, or no coherence.")
-        if "phase" in given and not (0.005 <= self.wavelength_m() <= 0.5):
-            p.append("The radar wavelength must be in metres (0.005–0.5 m).")
+        # the backend's own rules (pairs, a displacement-sensitive input, wavelength, tile, model file...)
+        p += [f"{x.message[0].upper()}{x.message[1:]}: {x.fix}." for x in problems(self.spec(), self._label)]
         out = self.fw_output.filePath().strip()
         if not out:
             p.append("Choose an output folder.")
@@ -319,14 +303,16 @@ class MainDialog(QDialog, FORM_CLASS):
                 p.append("The map canvas shows no part of the chosen layers: pan/zoom to them or choose another "
                          "extent.")
         model = self.fw_model.filePath().strip()
-        if model and not Path(model).is_file():
-            p.append(f"The model file {model} does not exist.")
         if not model and not (Path(__file__).resolve().parents[1] / "models" / "quakefusion.onnx").exists():
             p.append("The model shipped with the plugin (models/quakefusion.onnx) is missing: reinstall the plugin "
                      "or choose a model file under Advanced.")
         if self.task is not None:
             p.append("A run is in progress.")
         return p
+
+    @staticmethod
+    def _label(name: str) -> str:
+        return WIDGET_LABELS.get(name, name.replace("_", " "))
 
     def _canvas_overlaps(self, layers: Any) -> bool:
         canvas = self.iface.mapCanvas()
