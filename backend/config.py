@@ -269,10 +269,10 @@ def _run_problems(cfg: EstimateConfig, label: Any) -> list[Problem]:
     if not (MIN_TILE <= int(cfg.tile) <= MAX_TILE):
         out.append(Problem("tile", f"tile {cfg.tile} px is outside {MIN_TILE}..{MAX_TILE}",
                            f"give {label('tile')} between {MIN_TILE} and {MAX_TILE} (default {DEFAULT_TILE})"))
-    elif cfg.overlap is not None and not (0 <= int(cfg.overlap) <= max_overlap(cfg.tile)):
+    elif cfg.overlap is not None and not (0 <= int(cfg.overlap) and 2 * int(cfg.overlap) < int(cfg.tile)):
         out.append(Problem("tile", f"tile {cfg.tile} / overlap {cfg.overlap} invalid",
-                           f"0 <= overlap <= {max_overlap(cfg.tile)} for this tile (tile/2 - 16), or leave "
-                           f"{label('overlap')} out: the default follows the model's receptive field"))
+                           f"0 <= overlap < tile/2, or leave {label('overlap')} out: the default "
+                           f"({overlap_for(cfg.tile)[0]} px here) follows the model's receptive field"))
     if int(cfg.batch) < 1:
         out.append(Problem("batch", f"batch {cfg.batch} invalid", f"give {label('batch')} >= 1"))
     if cfg.device not in DEVICES:

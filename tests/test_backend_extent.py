@@ -11,6 +11,7 @@ import rasterio
 from affine import Affine
 from pyproj import Transformer
 
+from backend.config import overlap_for
 from backend.conventions import wrap
 from backend.pipeline import EstimateConfig, PipelineError, run_estimate
 from models.testing import make_tiny_model
@@ -109,12 +110,12 @@ def test_los_and_unwrapped_only_when_meaningful(tmp_path: Path, scene: dict[str,
                    device="cpu")
     # optical only, no viewing geometry: no LOS and no unwrapped phase
     a = run_estimate(EstimateConfig(out_dir=tmp_path / "a", **optical))
-    assert set(a.outputs) == {"displacement", "displacement_sigma", "run_json"}
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["displacement.tif", "displacement_sigma.tif",
-                                                                  "run.json"]
+    assert set(a.outputs) == {"displacement", "displacement_sigma", "run_json", "east", "north", "up", "horizontal",
+                              "uncertainty", "arrows"}
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(p.name for p in a.outputs.values())
     # optical + geometry: the LOS projection of the fused estimate; no band from a phase (the UI shows the last band)
     b = run_estimate(EstimateConfig(out_dir=tmp_path / "b", incidence_deg=39, heading_deg=-12, **optical))
-    assert set(b.outputs) == {"displacement", "displacement_sigma", "los_displacement", "run_json"}
+    assert set(b.outputs) == set(a.outputs) | {"los_displacement"}
     with rasterio.open(b.outputs["los_displacement"]) as ds:
         assert ds.count == 1 and "towards the satellite" in ds.descriptions[0]
         los = ds.read(1)
@@ -150,7 +151,10 @@ def test_seam_shipped_model_with_the_default_margins(tmp_path: Path, qf_model: P
         d = np.abs(a - b)[32:-32, 32:-32]
         assert np.nanpercentile(d, 99) <= 0.01 * signal, (band, np.nanpercentile(d, 99), signal)
         assert np.nanmax(d) <= 0.05 * signal, (band, np.nanmax(d), signal)
-    assert EstimateConfig(out_dir=tmp_path).tile == 1024 and EstimateConfig(out_dir=tmp_path).overlap == 256
+    assert EstimateConfig(out_dir=tmp_path).tile == 1024 and EstimateConfig(out_dir=tmp_path).overlap is None
+    assert overlap_for(1024) == (256, None) and overlap_for(1024, 200) == (256, None)  # the default margins
+    assert overlap_for(512) == (240, None) and overlap_for(512, 230)[0] == 240 and "Fix: tile >=" in \
+        overlap_for(512, 250)[1]
 
 
 def test_wide_raster_written_in_column_chunks(tmp_path: Path, tiny_model: Path) -> None:

@@ -198,7 +198,15 @@ def test_outputs_congruence_nodata_and_metadata(tmp_path: Path, tiny_model: Path
         write(paths[key], a, UTM, t, nodata=-9999)
     res = run_estimate(_cfg(paths, tmp_path / "out", tiny_model, tile=96, overlap=16))
     assert set(res.outputs) == {"displacement", "displacement_sigma", "los_displacement", "unwrapped_phase",
-                                "run_json"}
+                                "run_json", "east", "north", "up", "horizontal", "uncertainty", "rewrapped_phase",
+                                "arrows"}
+    # derived products: computed from the same in-memory rows as the displacement
+    d = np.stack([_read(res.outputs["displacement"], b) for b in (1, 2, 3)])
+    np.testing.assert_array_equal(_read(res.outputs["horizontal"]), np.hypot(d[0], d[1]).astype(np.float32))
+    np.testing.assert_array_equal(_read(res.outputs["east"]), d[0])
+    u = _read(res.outputs["unwrapped_phase"])
+    np.testing.assert_array_equal(_read(res.outputs["rewrapped_phase"]),
+                                  ((u + np.pi) % (2 * np.pi) - np.pi).astype(np.float32))
     phase_in = _read(paths["phase"])
     unw = _read(res.outputs["unwrapped_phase"])
     valid = np.isfinite(unw)
@@ -262,8 +270,10 @@ def test_cancel_mid_run_leaves_nothing(tmp_path: Path, tiny_model: Path) -> None
 def test_failed_run_leaves_nothing(tmp_path: Path) -> None:
     bad_model = make_tiny_model(tmp_path / "bad.onnx", channels=["phase_cos", "no_such_channel"])
     paths = _scene(tmp_path)
-    with pytest.raises(KeyError):
+    with pytest.raises(PipelineError) as err:
         run_estimate(_cfg(paths, tmp_path / "out", bad_model))
+    assert err.value.input_name == "model" and str(bad_model) in err.value.message
+    assert "'no_such_channel'" in err.value.message and "Fix:" in err.value.message
     assert not (tmp_path / "out").exists()
 
 

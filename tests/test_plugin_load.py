@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from qgis.core import QgsApplication
 from qgis.PyQt.QtCore import QEvent
 from qgis.PyQt.QtWidgets import QAction, QToolBar
+
+pytestmark = pytest.mark.qgis_slow
 
 
 def _qf_toolbars(iface) -> list[QToolBar]:

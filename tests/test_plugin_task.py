@@ -21,6 +21,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import Qt
 
+pytestmark = pytest.mark.qgis_slow
+
 EXPECTED = ["Displacement arrows (horizontal)", "East displacement (m)", "North displacement (m)",
             "Up displacement (m)", "Horizontal displacement magnitude (m)", "Uncertainty, 3-D 1-sigma (m)",
             "LOS displacement (m, + towards satellite)", "Unwrapped phase (rad)", "Re-wrapped phase (rad)"]

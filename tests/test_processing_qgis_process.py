@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import rasterio
 
+pytestmark = pytest.mark.qgis_slow
+
 QGIS_PROCESS = shutil.which("qgis_process")
 # Debian's /usr/bin/qgis_process wrapper passes QGIS_OPTS=--noversioncheck from /etc/default/qgis, which the 3.22
 # executable rejects ("Command --noversioncheck not known!"): call the real binary beside it when there is one.

@@ -13,6 +13,8 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
+pytestmark = pytest.mark.qgis_slow
+
 
 @pytest.fixture
 def dialog(qgis_app, qgis_iface, qgis_new_project, qf_plugin_pkg, sim_scene, qf_model, qf_clean_settings):

@@ -52,9 +52,13 @@ def test_pipeline_cycle_count_across_simulated_rupture(tmp_path: Path, qf_model:
     # the fused estimate never makes the cycle count across the rupture worse than no model at all ...
     assert abs(ours_err) <= abs(base_err) + 1, (ours_err, base_err, classical_err)
     assert exact_cycle_share(unw, truth)[0] >= exact_cycle_share(base, truth)[0] - 0.03
-    # ... and where the network is confident enough to be used (sigma below lambda/4 in LOS), it gets it right
-    if res.run["parameters"]["unwrap"]["model_trusted_share"] > 0.5:
-        assert abs(ours_err) <= 1, (ours_err, base_err, classical_err)
+    # ... and a model that is right and confident (the true phase, sigma 0.1 rad) gets the rupture step exactly:
+    # the shipped network is rarely trusted (its sigma is above lambda/4 in LOS), so test the rule itself here
+    share = res.run["parameters"]["unwrap"]["model_trusted_share"]
+    assert 0.0 <= share <= 1.0
+    sure, _, info = joint_unwrap(phase, truth, s.coherence.astype(np.float64), model_sigma=np.full_like(phase, 0.1))
+    assert info["model_trusted_share"] > 0.95
+    assert cross_rupture_cycle_error(sure, truth, trace) == 0, (ours_err, base_err, classical_err)
     with rasterio.open(res.outputs["los_displacement"]) as ds:  # band 2: LOS of the unwrapped phase
         los_unw = ds.read(2).astype(np.float64)
     lam, sign = s.wavelength_m, s.phase_sign
