@@ -2,7 +2,8 @@
 
 The zip holds one folder, ``quakefusion/``, with what the plugin needs at run time: the QGIS wiring (``plugin.py``,
 ``app/``), the widgets (``ui/``), the backend, the shipped ONNX model and its card, the licence and the docs.
-Tests, training/demo/evaluation code (``models/*.py``), benchmarks, bundled data and development files stay out. Fails if the zip would exceed 25 MB.
+Tests, training/demo/evaluation code (``models/*.py``), benchmarks, bundled data and development files stay out.
+Fails if the zip would exceed 25 MB.
 """
 
 from __future__ import annotations
