@@ -83,7 +83,7 @@ def test_qgis_process_reports_input_problems_in_words(qp_env, sim_scene, tmp_pat
     p = sim_scene["paths"]
     out = _run(qp_env, f"OPTICAL_PRE={p['optical']}", f"OUTPUT_FOLDER={tmp_path / 'out'}")
     assert out.returncode != 0
-    assert "give both or neither" in (out.stdout + out.stderr)
+    assert "give both images of the pair (OPTICAL_PRE and OPTICAL_POST) or neither" in (out.stdout + out.stderr)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.tif"))
 
 

@@ -158,7 +158,17 @@ class MainDialog(QDialog, FORM_CLASS):
         self.cb_device.currentIndexChanged.connect(self.validate)
         self.fw_model.setFilter("ONNX model (*.onnx)")
         self.fw_model.fileChanged.connect(self.validate)
-        self.spin_tile.valueChanged.connect(self.validate)
+        self.spin_tile.setRange(C.MIN_TILE, C.MAX_TILE)
+        self.spin_tile.setSingleStep(C.TILE_STEP)
+        self.spin_tile.valueChanged.connect(self._tile_changed)
+        self._tile_changed()
+
+    def _tile_changed(self, *_: Any) -> None:
+        overlap, note = C.overlap_for(int(self.spin_tile.value()))
+        text = (f"Smaller tiles use less memory but see less context: tiles overlap by {overlap} px (the model's "
+                "receptive field).")
+        self.lbl_tile_info.setText(text + (f" Below {C.min_tile_for()} px, expect faint seams." if note else ""))
+        self.validate()
 
     # ------------------------------------------------------------------ helpers
     def combo(self, key: str) -> Any:
