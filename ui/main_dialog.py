@@ -28,6 +28,7 @@ from qgis.PyQt.QtWidgets import QDialog, QFileDialog
 
 from backend import config as C
 
+from ..app import deps
 from ..app.runner import ANGLES, MODALITIES, RunSpec, default_run_name, problems
 
 FORM_CLASS, _ = uic.loadUiType(os.path.join(os.path.dirname(__file__), "main_dialog.ui"))
@@ -279,11 +280,27 @@ class MainDialog(QDialog, FORM_CLASS):
     # ------------------------------------------------------------------ validation
     def problems(self) -> list[str]:
         """Why Run is disabled, in plain words (empty list: ready)."""
-        p: list[str] = []
         given = {k: self.layer(k) for k in ROWS if self.layer(k) is not None}
-        if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("rasterio") is None:
-            p.append("The Python packages onnxruntime and rasterio are needed: use Plugins > QuakeFusion > "
-                     "Install dependencies.")
+        p: list[str] = []
+        missing = deps.missing()
+        if missing:
+            p.append(f"The Python packages {', '.join(missing)} are needed: use Plugins > QuakeFusion > Install "
+                     "dependencies.")
+        p += self._layer_problems(given)
+        # the backend's own rules (pairs, a displacement-sensitive input, wavelength, tile, model file...)
+        p += [f"{x.message[0].upper()}{x.message[1:]}: {x.fix}."
+              for x in problems(self.spec(with_extent=False), self._label)]
+        p += self._output_problems() + self._area_problems(given)
+        model = self.fw_model.filePath().strip()
+        if not model and not (Path(__file__).resolve().parents[1] / "models" / "quakefusion.onnx").exists():
+            p.append("The model shipped with the plugin (models/quakefusion.onnx) is missing: reinstall the plugin "
+                     "or choose a model file under Advanced.")
+        if self.task is not None:
+            p.append("A run is in progress.")
+        return p
+
+    def _layer_problems(self, given: dict[str, Any]) -> list[str]:
+        p: list[str] = []
         for key, lyr in given.items():
             if lyr.providerType() != "gdal":
                 p.append(f"The {HUMAN[key]} layer '{lyr.name()}' is not a file raster ({lyr.providerType()}); save "
@@ -293,8 +310,10 @@ class MainDialog(QDialog, FORM_CLASS):
         for a, b, what in (("optical_pre", "optical_post", "optical"), ("sar_pre", "sar_post", "SAR amplitude")):
             if a in given and b in given and given[a].id() == given[b].id() and self.band(a) == self.band(b):
                 p.append(f"The {what} pre- and post-event images are the same band of the same layer.")
-        # the backend's own rules (pairs, a displacement-sensitive input, wavelength, tile, model file...)
-        p += [f"{x.message[0].upper()}{x.message[1:]}: {x.fix}." for x in problems(self.spec(), self._label)]
+        return p
+
+    def _output_problems(self) -> list[str]:
+        p: list[str] = []
         out = self.fw_output.filePath().strip()
         if not out:
             p.append("Choose an output folder.")
@@ -306,19 +325,15 @@ class MainDialog(QDialog, FORM_CLASS):
                 p.append(f"The output folder {out} cannot be written (no permission).")
         if not self.le_run_name.text().strip():
             p.append("Give the run a name.")
-        if self.extent_mode() == "drawn" and self.drawn_extent is None:
-            p.append("Draw the rectangle on the map (or choose another extent).")
-        elif self.extent_mode() == "canvas" and given and self.iface is not None:
-            if not self._canvas_overlaps(given.values()):
-                p.append("The map canvas shows no part of the chosen layers: pan/zoom to them or choose another "
-                         "extent.")
-        model = self.fw_model.filePath().strip()
-        if not model and not (Path(__file__).resolve().parents[1] / "models" / "quakefusion.onnx").exists():
-            p.append("The model shipped with the plugin (models/quakefusion.onnx) is missing: reinstall the plugin "
-                     "or choose a model file under Advanced.")
-        if self.task is not None:
-            p.append("A run is in progress.")
         return p
+
+    def _area_problems(self, given: dict[str, Any]) -> list[str]:
+        if self.extent_mode() == "drawn" and self.drawn_extent is None:
+            return ["Draw the rectangle on the map (or choose another extent)."]
+        if self.extent_mode() == "canvas" and given and self.iface is not None \
+                and not self._canvas_overlaps(given.values()):
+            return ["The map canvas shows no part of the chosen layers: pan/zoom to them or choose another extent."]
+        return []
 
     @staticmethod
     def _label(name: str) -> str:
@@ -338,7 +353,10 @@ class MainDialog(QDialog, FORM_CLASS):
         return False
 
     def validate(self, *_args: Any) -> bool:
-        p = self.problems()
+        try:
+            p = self.problems()
+        except RuntimeError:  # a widget or the canvas is already deleted (QGIS is closing): nothing to show
+            return False
         self.btn_run.setEnabled(not p)
         if p:
             items = "".join(f"<li>{x}</li>" for x in p)
@@ -349,14 +367,15 @@ class MainDialog(QDialog, FORM_CLASS):
         return not p
 
     # ------------------------------------------------------------------ run
-    def spec(self) -> RunSpec:
+    def spec(self, with_extent: bool = True) -> RunSpec:
+        """What the user chose; ``with_extent=False`` skips the map canvas (validation needs no extent)."""
         inputs = {}
         for key in ROWS:
             lyr = self.layer(key)
             if lyr is not None:
                 inputs[key] = (lyr.source(), self.band(key))
         extent = None
-        mode = self.extent_mode()
+        mode = self.extent_mode() if with_extent else None
         if mode == "canvas" and self.iface is not None:
             canvas = self.iface.mapCanvas()
             r = canvas.extent()
