@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from models.dataset import COMBOS, features_and_target, standin_scene
@@ -26,6 +27,7 @@ def test_warp_integer_shift_is_exact_inside() -> None:
     assert torch.allclose(out[0, 0, :, :7], f[0, 0, :, 1:])
 
 
+@pytest.mark.slow
 def test_outputs_in_metres_scale_with_pixel_size_and_every_subset_runs() -> None:
     torch.manual_seed(0)
     model = build_model({}).eval()
@@ -43,6 +45,7 @@ def test_outputs_in_metres_scale_with_pixel_size_and_every_subset_runs() -> None
         assert torch.allclose(d2, 2 * d, rtol=1e-5, atol=1e-6) and torch.allclose(s2, 2 * s, rtol=1e-5), combo
 
 
+@pytest.mark.slow
 def test_one_training_step_reduces_loss_on_a_fixed_batch() -> None:
     from models.train import laplace_nll
 

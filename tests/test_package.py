@@ -6,6 +6,8 @@ import importlib.util
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -34,6 +36,7 @@ def test_zip_layout_and_size(tmp_path: Path) -> None:
     assert not any(n.startswith("quakefusion/models/") and n.endswith(".py") for n in names)
 
 
+@pytest.mark.slow
 def test_zip_installs_into_a_fresh_profile_and_runs(tmp_path: Path) -> None:
     """Unzip into a fresh QGIS profile's plugin folder and run an estimate from there (its own backend and model):
     the pixel values equal the repository's run on the same input."""

@@ -21,6 +21,7 @@ from models.metrics import cross_rupture_cycle_error, exact_cycle_share, true_cr
 from models.testing import scene_estimate_inputs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [7, 9])
 def test_pipeline_cycle_count_across_simulated_rupture(tmp_path: Path, qf_model: Path, seed: int) -> None:
     from skimage.restoration import unwrap_phase
@@ -84,11 +85,9 @@ def test_absolute_offset_only_from_a_confident_model() -> None:
     np.testing.assert_allclose(np.diff(unw2, axis=1), np.diff(truth, axis=1), atol=0.6)  # still unwrapped
 
 
-def test_unwrapping_blocks_are_stitched_without_cycle_jumps(tmp_path: Path) -> None:
+def test_unwrapping_blocks_are_stitched_without_cycle_jumps(tmp_path: Path, tiny_model: Path) -> None:
     """Unwrapping in 64 px blocks gives the single-block answer (up to one constant) even with a model that sets no
     absolute offset (the tiny test network's sigma is far above lambda/2)."""
-    from models.testing import make_tiny_model
-
     rng = np.random.default_rng(2)
     n = 150
     r, c = np.mgrid[0:n, 0:n].astype(np.float64)
@@ -98,7 +97,7 @@ def test_unwrapping_blocks_are_stitched_without_cycle_jumps(tmp_path: Path) -> N
                 nodata=float("nan"))
     with rasterio.open(tmp_path / "phase.tif", "w", **prof) as ds:
         ds.write(wrap(truth + 0.2 * rng.standard_normal((n, n))).astype(np.float32), 1)
-    model = make_tiny_model(tmp_path / "tiny.onnx")
+    model = tiny_model
     outs = {}
     for block in (64, 4096):
         res = run_estimate(EstimateConfig(out_dir=tmp_path / f"o{block}", phase=tmp_path / "phase.tif",
