@@ -333,3 +333,26 @@ def test_grid_like_overrides_the_output_grid(tmp_path: Path, tiny_model: Path) -
     ok = np.isfinite(unw)
     assert ok.mean() > 0.8
     np.testing.assert_allclose(wrap(unw[ok].astype(np.float64) - ph[ok]), 0.0, atol=2e-5)
+
+
+def test_rupture_probability_output_and_receptive_field_from_metadata(tmp_path: Path) -> None:
+    """A model whose metadata lists ``rupture_probability`` gets it stitched like the other outputs and written as
+    rupture_probability.tif (float32, NaN nodata, 0..1); ``receptive_field_px`` sets the default overlap."""
+    model = make_tiny_model(tmp_path / "rupture.onnx", rupture=True, receptive_field_px=100)
+    paths = _scene(tmp_path)
+    res = run_estimate(_cfg(paths, tmp_path / "out", model, tile=512))
+    assert res.run["parameters"]["overlap"] == 128 and res.run["model"]["receptive_field_px"] == 100
+    assert res.run["parameters"]["n_tiles"] == 1 and "rupture_probability" in res.run["model"]["outputs"]
+    with rasterio.open(res.outputs["rupture_probability"]) as ds:
+        assert ds.count == 1 and ds.dtypes[0] == "float32" and np.isnan(ds.nodata)
+        assert ds.transform == rasterio.open(res.outputs["displacement"]).transform
+        p = ds.read(1)
+    d = read_band(res.outputs["displacement"])
+    assert np.array_equal(np.isnan(p), np.isnan(d))  # same validity as the displacement
+    assert np.nanmin(p) >= 0.0 and np.nanmax(p) <= 1.0 and np.nanstd(p) > 0
+    # tiled (64/16, many tiles) == one tile, as for the other outputs
+    tiled = run_estimate(_cfg(paths, tmp_path / "tiled", model, tile=64, overlap=16))
+    assert tiled.run["parameters"]["n_tiles"] > 12
+    q = read_band(tiled.outputs["rupture_probability"])
+    b = 8  # the raster's own border: tiles passing the edge see other zero padding than the single tile
+    np.testing.assert_allclose(q[b:-b, b:-b], p[b:-b, b:-b], atol=0.02)
