@@ -57,8 +57,7 @@ class ArrowGrid:
         self.counts = np.zeros((3, self.nr, self.nc), np.int64)
 
     def add(self, row0: int, col0: int, disp: np.ndarray) -> None:
-        """Add ``disp`` (3, h, w) whose top-left pixel is (row0, col0); ``col0`` must be a multiple of the step
-        or the block must reach the right edge (the pipeline writes column chunks of 2048 px)."""
+        """Add ``disp`` (3, h, w) whose top-left pixel is (row0, col0) (any rows and columns, in any order)."""
         _, h, w = disp.shape
         step = self.step
         c_first = col0 // step
