@@ -26,7 +26,8 @@ def test_check_lists_every_problem_with_input_and_fix(tmp_path: Path) -> None:
 def test_check_uses_the_callers_names(tmp_path: Path) -> None:
     cfg = EstimateConfig(out_dir=tmp_path, optical_pre="a.tif")
     processing = check(cfg, lambda n: n.upper())
-    assert processing[0].message == "OPTICAL_PRE is given without OPTICAL_POST" and processing[0].input == "optical_post"
+    assert processing[0].message == "OPTICAL_PRE is given without OPTICAL_POST"
+    assert processing[0].input == "optical_post"
 
 
 def test_phase_needs_wavelength_in_metres_and_geometry(tmp_path: Path) -> None:
