@@ -35,13 +35,6 @@ LAYERS: list[tuple[str, str, str, str, int]] = [
 LAYER_NAMES = {k: name for k, _f, name, _kind, _b in LAYERS}
 
 
-def valid_fraction(path: Path, band: int = 1) -> float:
-    """Fraction of finite pixels of a result band (decimated read): 0 means the model gave nothing usable."""
-    vals = _sample(path, band)
-    return float(np.isfinite(vals).mean()) if vals.size else 0.0
-
-
-# ----------------------------------------------------------------------------------------- styles
 def robust_abs_max(path: Path, band: int = 1, percentile: float = PERCENTILE) -> float:
     """Symmetric display range: the ``percentile`` of |value| (decimated read), at least 1e-6."""
     vals = _sample(path, band)

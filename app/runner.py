@@ -112,15 +112,13 @@ def execute(spec: RunSpec, progress: ProgressFn | None = None, cancel: CancelFn 
     """Run the pipeline into a fresh run folder; raises PipelineError (user-fixable) or Cancelled."""
     from backend.pipeline import run_estimate
 
-    from .layers import valid_fraction
-
     t0 = time.perf_counter()
     out_dir = unique_run_dir(spec.out_root, spec.run_name)
     if progress is not None:
         progress(0.0, "preparing the output grid")
     res = run_estimate(build_config(spec, out_dir), progress=progress, cancel=cancel)
     secs = time.perf_counter() - t0
-    valid = valid_fraction(res.outputs["displacement"])
+    valid = float(res.run["valid_fraction"])
     if log is not None:
         log(f"valid displacement pixels: {100 * valid:.1f} %")
         log(f"run '{spec.run_name}' finished in {secs:.1f} s on {res.device}: {out_dir}")

@@ -132,6 +132,7 @@ class InferenceWriter:
         self.ds["uncertainty"] = open_out(staging.path("uncertainty"), grid,
                                           ["3-D 1-sigma uncertainty sqrt(sE^2+sN^2+sU^2)"], ["m"], tags)
         self.arrows = products.ArrowGrid(grid.height, grid.width)
+        self.valid_px = 0  # pixels with a displacement (run.json "valid_fraction")
 
     @property
     def channels(self) -> int:
@@ -143,6 +144,7 @@ class InferenceWriter:
             cw = min(COLUMN_CHUNK, self.grid.width - c0)
             sub = block[:, :, c0:c0 + cw]
             valid = sub[-1] > 0.5
+            self.valid_px += int(np.count_nonzero(valid))
             disp = np.where(valid, sub[0:3], np.nan).astype(np.float32)
             sig = np.where(valid, sub[3:6], np.nan).astype(np.float32)
             win = Window(c0, row0, cw, n)

@@ -81,6 +81,7 @@ class _Run:
     grid_ref: str = ""
     coverage: dict[str, float] = field(default_factory=dict)
     unwrap_info: dict[str, Any] = field(default_factory=dict)
+    valid_fraction: float = 0.0
 
     def report(self, fraction: float, message: str) -> None:
         if self.progress is not None:
@@ -145,12 +146,14 @@ def _stats_arrays(sources: dict[str, AlignedSource], grid: Grid) -> dict[str, np
 
 def _infer(r: _Run, model: OnnxModel, plan: TilePlan, sources: dict[str, AlignedSource], angles: Angles,
            stats: dict[str, Any], staging: out.Staging, tags: dict[str, str], frac: float) -> products.ArrowGrid:
-    """infer: tiles -> model -> blended rows -> displacement, sigma, LOS (band 1), extra outputs, magnitudes."""
+    """infer: tiles -> model -> blended rows -> displacement, sigma, LOS (band 1), extra outputs, magnitudes.
+    Sets ``r.valid_fraction`` (share of the grid with a displacement)."""
     with_phase = "phase" in sources and r.cfg.unwrap
     with out.InferenceWriter(staging, r.grid, tags, angles, extra_outputs(model.meta), with_phase) as writer:
         r.timings.update(infer_tiles(
             model, sources, angles, stats, r.grid, r.cfg, plan, writer, writer.channels,
             lambda i, n: r.report(0.05 + frac * i / n, f"inference: tile {i}/{n}"), r.cancel))
+    r.valid_fraction = writer.valid_px / max(r.grid.width * r.grid.height, 1)
     return writer.arrows
 
 
@@ -214,7 +217,8 @@ def _run_json(r: _Run, model: OnnxModel, plan: TilePlan, stats: dict[str, Any],
         "stats": stats, "timings": {k: round(v, 4) for k, v in r.timings.items()},
         "throughput_mpx_s": {"end_to_end": mpx / max(r.timings["total_s"], 1e-9),
                              "inference_only": mpx / max(r.timings["inference_onnx_s"], 1e-9)},
-        "notes": r.notes, "platform": {"python": platform.python_version(), "machine": platform.machine()},
+        "valid_fraction": r.valid_fraction, "notes": r.notes,
+        "platform": {"python": platform.python_version(), "machine": platform.machine()},
         "outputs": {k: v.name for k, v in produced.items()} | {"run_json": OUTPUT_NAMES["run_json"]},
         "conventions": {"displacement": "east, north, up (m)", "los": "m, positive towards the satellite",
                         "phase": "phase = phase_sign * 4*pi/wavelength * range_increase"},

@@ -177,6 +177,7 @@ def test_outputs_congruence_nodata_and_metadata(tmp_path: Path, tiny_model: Path
                                 "arrows"}
     # derived products: computed from the same in-memory rows as the displacement
     d = np.stack([read_band(res.outputs["displacement"], b) for b in (1, 2, 3)])
+    assert res.run["valid_fraction"] == pytest.approx(np.isfinite(d[0]).mean(), abs=1e-12)
     np.testing.assert_array_equal(read_band(res.outputs["horizontal"]), np.hypot(d[0], d[1]).astype(np.float32))
     np.testing.assert_array_equal(read_band(res.outputs["east"]), d[0])
     u = read_band(res.outputs["unwrapped_phase"])
