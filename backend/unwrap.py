@@ -124,20 +124,13 @@ def _integrate_forest(jump_e: np.ndarray, edges_i: np.ndarray, edges_j: np.ndarr
     return acc, labels
 
 
-def _link_regions(lab: np.ndarray, dev: np.ndarray,  # noqa: C901 - one graph algorithm, kept whole
-                  sizes: np.ndarray, m: np.ndarray,
-                  probe: tuple[int, ...], dev_plain: np.ndarray | None = None,
-                  model_ok: np.ndarray | None = None) -> int:
-    """Re-derive region offsets ``m`` (in place) through a spanning tree of touching regions. Returns #linked.
-
-    ``dev`` = phi_unw - phi_model (up to the region offsets). With ``model_ok`` (per label), a pair of regions
-    where either side's offset does not come from the model is compared on ``dev_plain`` (= phi_unw: plain
-    continuity of the unwrapped phase), so an untrusted model cannot shift regions against each other; roots are
-    chosen among model-anchored regions first.
-    """
+def _boundary_pairs(lab: np.ndarray, dev: np.ndarray, probe: tuple[int, ...], dev_plain: np.ndarray | None,
+                    model_ok: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(region A, region B > A, dev_B - dev_A) for pixel pairs ``probe`` px apart (rows and columns) that lie in two
+    different regions; None when there are none."""
     h, w = lab.shape
     pa, pb, dv = [], [], []
-    for d in probe:  # pixel pairs d apart (rows and columns) that lie in two different regions
+    for d in probe:
         if d >= w and d >= h:
             continue
         for sa, sb in (((slice(None), slice(None, -d)), (slice(None), slice(d, None))),
@@ -155,20 +148,24 @@ def _link_regions(lab: np.ndarray, dev: np.ndarray,  # noqa: C901 - one graph al
             pb.append(B)
             dv.append(diff)
     if not pa:
-        return 0
+        return None
     A, B, V = np.concatenate(pa), np.concatenate(pb), np.concatenate(dv)
     if A.size == 0:
-        return 0
+        return None
     swap = A > B
-    A, B, V = np.where(swap, B, A), np.where(swap, A, B), np.where(swap, -V, V)
-    nlab = m.size
+    return np.where(swap, B, A), np.where(swap, A, B), np.where(swap, -V, V)
+
+
+def _region_tree(A: np.ndarray, B: np.ndarray, V: np.ndarray, nlab: int) -> dict[int, list[tuple[int, int]]]:
+    """Adjacency of the minimum spanning tree of region pairs with >= 10 boundary pairs (weight 1/count); each edge
+    carries the cycle step d with m_b = m_a - d (the median of dev_B - dev_A, in cycles)."""
     key = A.astype(np.int64) * nlab + B
     ukey, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
     med = np.asarray(ndimage.median(V, inv, np.arange(ukey.size)), np.float64)
     strong = cnt >= 10  # enough boundary pairs
     ua, ub = ukey[strong] // nlab, ukey[strong] % nlab
     if ua.size == 0:
-        return 0
+        return {}
     dcyc = np.rint(med[strong] / TWO_PI).astype(np.int64)  # (dev_B - dev_A) near the boundary, in cycles
     g = sparse.coo_matrix((1.0 / cnt[strong], (ua, ub)), shape=(nlab, nlab)).tocsr()
     tree = csgraph.minimum_spanning_tree(g).tocoo()
@@ -179,6 +176,23 @@ def _link_regions(lab: np.ndarray, dev: np.ndarray,  # noqa: C901 - one graph al
         d = dmap[(a, b)]
         adj.setdefault(a, []).append((b, d))  # m_b = m_a - d
         adj.setdefault(b, []).append((a, -d))
+    return adj
+
+
+def _link_regions(lab: np.ndarray, dev: np.ndarray, sizes: np.ndarray, m: np.ndarray,
+                  probe: tuple[int, ...], dev_plain: np.ndarray | None = None,
+                  model_ok: np.ndarray | None = None) -> int:
+    """Re-derive region offsets ``m`` (in place) through a spanning tree of touching regions. Returns #linked.
+
+    ``dev`` = phi_unw - phi_model (up to the region offsets). With ``model_ok`` (per label), a pair of regions
+    where either side's offset does not come from the model is compared on ``dev_plain`` (= phi_unw: plain
+    continuity of the unwrapped phase), so an untrusted model cannot shift regions against each other; roots are
+    chosen among model-anchored regions first.
+    """
+    pairs = _boundary_pairs(lab, dev, probe, dev_plain, model_ok)
+    if pairs is None:
+        return 0
+    adj = _region_tree(*pairs, m.size)
     seen: set[int] = set()
     linked = 0
     anchored = model_ok if model_ok is not None else np.ones(m.size, bool)
