@@ -15,11 +15,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PLUGIN_NAME := quakefusion
 QGIS_PLUGIN_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default/python/plugins
 
-.PHONY: help setup system-deps demo test lint train export evaluate bench package deploy screenshots figures clean
+.PHONY: help setup system-deps demo test test-fast lint train export evaluate bench package deploy screenshots figures clean
 
 help:
 	@echo "make demo    run the pipeline on the bundled data (Thessaly 2021 + semi-synthetic Darfield) -> demo_output/"
 	@echo "make test    lint + the whole test suite (real QGIS, real model, real files)"
+	@echo "make test-fast   the suite without QGIS and without the slow end-to-end runs"
 	@echo "make setup   install QGIS 3.22 (apt) if missing and the project venv (.venv)"
 	@echo "make train / export / evaluate   train the fusion model, export ONNX, held-out evaluation"
 	@echo "make bench   benchmarks -> BENCHMARKS.md"
@@ -43,10 +44,13 @@ setup: system-deps $(STAMP)
 
 # ---------------------------------------------------------------- the two README commands
 demo: setup
-	$(PY) -m backend demo --out demo_output
+	$(PY) -m models.demo --out demo_output
 
 test: setup lint
 	$(PY) -m pytest
+
+test-fast: setup   ## backend + models without QGIS and without the slow end-to-end runs
+	$(PY) -m pytest -m "not qgis_slow and not slow"
 
 lint: setup
 	$(PY) -m ruff check .

@@ -1,4 +1,4 @@
-"""``python -m backend estimate ...`` / ``python -m backend demo`` (see backend/cli.py)."""
+"""``python -m backend estimate ...`` / ``python -m models.demo`` (see backend/cli.py)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
-from .conventions import wrap
+from .conventions import los_unit_vector, wrap
 from .io import Grid, OpenedInput, apply_affine, input_bounds_in, invert_point, offset_transform
 
 KINDS = ("continuous", "phase", "mask")
@@ -126,3 +126,21 @@ class AlignedSource:
         else:
             reproject(src, out, **kw)
         return out.astype(np.float32)
+
+
+class Angles:
+    """Incidence/heading: constants or aligned rasters, read on windows; ``los`` gives the ENU unit vector."""
+
+    def __init__(self, inc: float | AlignedSource | None, hdg: float | AlignedSource | None) -> None:
+        self.inc, self.hdg = inc, hdg
+
+    @property
+    def given(self) -> bool:
+        return self.inc is not None and self.hdg is not None
+
+    def los(self, r0: int, c0: int, h: int, w: int) -> np.ndarray | None:
+        if not self.given:
+            return None
+        inc = self.inc.read(r0, c0, h, w) if isinstance(self.inc, AlignedSource) else np.full((h, w), self.inc)
+        hdg = self.hdg.read(r0, c0, h, w) if isinstance(self.hdg, AlignedSource) else np.full((h, w), self.hdg)
+        return los_unit_vector(inc, hdg).astype(np.float32)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m backend estimate ...`` and ``python -m backend demo``."""
+"""Command line: ``python -m backend estimate ...`` (the demo is development code: ``python -m models.demo``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import config as C
 from .errors import Cancelled, PipelineError
 
 ESTIMATE_HELP = """\
@@ -35,6 +36,9 @@ Outputs in --out (float32 GeoTIFF, NaN = no data), moved in only when the run su
                           LOS from the unwrapped phase. Written only with --incidence and --heading
   unwrapped_phase.tif     input phase + 2*pi*k, integer k (rad, same sign convention as the input); NaN where
                           coherence is too low to unwrap reliably
+  rupture_probability.tif probability that a pixel lies on a surface rupture (0..1; models that predict it)
+  displacement_{east,north,up}.vrt, horizontal_magnitude.tif (m), uncertainty.tif (3-D 1-sigma, m),
+  rewrapped_phase.tif (rad), displacement_arrows.gpkg (block means, azimuth clockwise from north)
   run.json                inputs, parameters, model version, device, timings
 """
 
@@ -63,24 +67,27 @@ def _add_estimate_args(ap: argparse.ArgumentParser) -> None:
     o.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="ONNX Runtime device: auto = CUDA if it really initialises, else CPU (default)")
     o.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: all cores)")
-    o.add_argument("--tile", type=int, default=1024, help="tile size in pixels (default 1024)")
-    o.add_argument("--overlap", type=int, default=256, help="tile overlap in pixels (default 256)")
-    o.add_argument("--batch", type=int, default=1, help="tiles per inference call (default 1)")
+    o.add_argument("--tile", type=int, default=C.DEFAULT_TILE,
+                   help=f"tile size in pixels ({C.MIN_TILE}..{C.MAX_TILE}, default {C.DEFAULT_TILE})")
+    o.add_argument("--overlap", type=int, default=None,
+                   help="tile overlap in pixels (default: the model's receptive field rounded up to "
+                        f"{C.OVERLAP_STEP} px, {C.overlap_for(C.DEFAULT_TILE)[0]} for the shipped model; at most "
+                        "tile/2 - 16)")
+    o.add_argument("--batch", type=int, default=C.DEFAULT_BATCH, help="tiles per inference call (default 1)")
     o.add_argument("--model", default=None, help="ONNX model (default: models/quakefusion.onnx)")
-    o.add_argument("--coh-min", type=float, default=0.3, help="coherence below which phase is masked (default 0.3)")
+    o.add_argument("--coh-min", type=float, default=C.DEFAULT_COH_MIN,
+                   help=f"coherence below which phase is masked (default {C.DEFAULT_COH_MIN})")
     o.add_argument("--no-unwrap", action="store_true", help="skip the joint unwrapping")
     o.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
-def _raster(spec: str | None):  # noqa: ANN202
-    from .io import InputRaster
-
+def _raster(spec: str | None) -> C.InputRaster | None:
     if spec is None:
         return None
     p, _, band = spec.rpartition(":")
     if p and band.isdigit() and not Path(spec).exists():
-        return InputRaster(p, int(band))
-    return InputRaster(spec)
+        return C.InputRaster(p, int(band))
+    return C.InputRaster(spec)
 
 
 def _angle(spec: str | None):  # noqa: ANN202
@@ -92,11 +99,9 @@ def _angle(spec: str | None):  # noqa: ANN202
         return _raster(spec)
 
 
-def config_from_args(a: argparse.Namespace):  # noqa: ANN201
+def config_from_args(a: argparse.Namespace) -> C.EstimateConfig:
     """EstimateConfig from parsed arguments."""
-    from .pipeline import EstimateConfig
-
-    return EstimateConfig(
+    return C.EstimateConfig(
         out_dir=Path(a.out), optical_pre=_raster(a.optical_pre), optical_post=_raster(a.optical_post),
         sar_pre=_raster(a.sar_pre), sar_post=_raster(a.sar_post), phase=_raster(a.phase),
         coherence=_raster(a.coherence), dem=_raster(a.dem), wavelength_m=a.wavelength,
@@ -121,12 +126,18 @@ def _progress_printer(quiet: bool):  # noqa: ANN202
 
 
 def cmd_estimate(a: argparse.Namespace) -> int:
-    from .pipeline import CancelToken, run_estimate
+    cfg = config_from_args(a)
+    problems = C.check(cfg)
+    if problems:
+        for p in problems:
+            print(f"error: {p.text}", file=sys.stderr)
+        return 2
+    from .pipeline import run_estimate
 
-    token = CancelToken()
+    token = C.CancelToken()
     t0 = time.perf_counter()
     try:
-        res = run_estimate(config_from_args(a), progress=_progress_printer(a.quiet), cancel=token)
+        res = run_estimate(cfg, progress=_progress_printer(a.quiet), cancel=token)
     except PipelineError as err:
         print(f"error: {err.message}", file=sys.stderr)
         return 2
@@ -148,13 +159,5 @@ def main(argv: list[str] | None = None) -> int:
     est = sub.add_parser("estimate", help="estimate displacement and unwrap the phase", description=ESTIMATE_HELP,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_estimate_args(est)
-    demo = sub.add_parser("demo", help="run the pipeline on the bundled data (Thessaly 2021, semi-synthetic Darfield)")
-    demo.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
-    demo.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    demo.add_argument("--model", default=None, help="ONNX model (default: models/quakefusion.onnx)")
     a = ap.parse_args(argv)
-    if a.command == "estimate":
-        return cmd_estimate(a)
-    from .demo import run_demo
-
-    return run_demo(Path(a.out), device=a.device, model=Path(a.model) if a.model else None)
+    return cmd_estimate(a)

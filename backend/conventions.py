@@ -62,3 +62,11 @@ def phase_to_los(phase_rad, wavelength_m: float, phase_sign: int = 1) -> np.ndar
     """LOS displacement (m, towards the satellite) of an unwrapped phase (rad)."""
     range_increase = phase_sign * np.asarray(phase_rad) * wavelength_m / (4.0 * np.pi)
     return -range_increase
+
+
+def los_to_angles(los_unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(incidence, heading) in degrees (float32, rounded to 0.001) of a ground-to-satellite ENU unit vector."""
+    e, n, u = (np.asarray(x, np.float64) for x in los_unit)
+    inc = np.round(np.degrees(np.arccos(np.clip(u, -1, 1))), 3).astype(np.float32)
+    hdg = np.round(np.degrees(np.arctan2(n, -e)), 3).astype(np.float32)
+    return inc, hdg

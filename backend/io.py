@@ -17,6 +17,7 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.warp import calculate_default_transform, transform_bounds
 
+from .config import InputRaster
 from .errors import PipelineError
 
 # Human-readable names of the inputs (CLI flag) for messages.
@@ -27,14 +28,6 @@ FLAGS = {
 }
 
 CHECK_MAX_PX = 1024  # decimated read for value-range checks: at most this many pixels a side
-
-
-@dataclass
-class InputRaster:
-    """One input raster: ``path`` (anything GDAL reads) and the 1-based ``band``."""
-
-    path: str | Path
-    band: int = 1
 
 
 @dataclass
@@ -126,52 +119,59 @@ def read_overview(ds: rasterio.io.DatasetReader, band: int, max_px: int = CHECK_
     return out
 
 
-# value-range rules: (min allowed, max allowed, fix message)
+def _check_phase(name: str, path: Path, fin: np.ndarray, lo: float, hi: float, notes: list[str]) -> bool:
+    """Wrapped phase in radians (or [0, 2pi), wrapped on reading); returns ``zero_is_nodata``."""
+    if lo < -np.pi - 1e-3 or hi > np.pi + 1e-3:
+        if lo >= -180.5 and hi <= 180.5 and hi > 3.5:
+            fix = "the values look like degrees; convert to radians (phase * pi / 180)"
+        elif lo >= -1e-3 and hi <= 2 * np.pi + 1e-3:
+            fix = "the values look like [0, 2pi); that is fine once wrapped: give wrap(phase) in [-pi, pi)"
+        else:
+            fix = ("give the WRAPPED phase in radians in [-pi, pi) (e.g. the LiCSAR *.geo.diff_pha.tif); "
+                   "an unwrapped phase or a displacement in metres is not accepted here")
+        if not (lo >= -1e-3 and hi <= 2 * np.pi + 1e-3):
+            raise _err(name, path, f"values span [{lo:.3g}, {hi:.3g}], outside [-pi, pi]", fix)
+        notes.append("values in [0, 2pi): wrapped to [-pi, pi) on reading")
+    zero_frac = float(np.mean(fin == 0.0))
+    if zero_frac > 0.005:
+        notes.append(f"{zero_frac:.1%} of the pixels are exactly 0: treated as no data (processor fill value)")
+        return True
+    return False
+
+
+def _range_problem(name: str, lo: float, hi: float) -> tuple[str, str] | None:
+    """(problem, fix) when the value range of a non-phase input is implausible, else None."""
+    if name == "coherence" and (lo < -1e-3 or hi > 1.0 + 1e-3):
+        return (f"values span [{lo:.3g}, {hi:.3g}], outside 0..1",
+                "give coherence in 0..1" + (" (values up to 255 look like a byte scaling: divide by 255)"
+                                            if hi <= 255 else ""))
+    if name in ("sar_pre", "sar_post") and lo < 0:
+        return (f"has negative values (min {lo:.3g}): looks like dB or complex parts",
+                "give LINEAR amplitude (from dB: 10**(dB/20)); for a complex SLC give abs(slc)")
+    if name == "incidence" and (lo < 0 or hi > 90):
+        return (f"incidence values span [{lo:.3g}, {hi:.3g}] deg, outside 0..90",
+                "give the incidence angle in degrees from the vertical at the ground")
+    if name == "heading" and (lo < -360 or hi > 360):
+        return (f"heading values span [{lo:.3g}, {hi:.3g}] deg, outside -360..360",
+                "give the flight-direction azimuth in degrees clockwise from north (S1 ascending ~-12)")
+    if name == "dem" and (lo < -1000 or hi > 9000):  # lowest land -430 m (Dead Sea); -9999/-32768 are unset nodata
+        return (f"elevations span [{lo:.4g}, {hi:.4g}] m, not plausible",
+                "give a DEM in metres with its nodata value set (e.g. gdal_edit.py -a_nodata -9999)")
+    return None
+
+
 def _check_values(name: str, path: Path, v: np.ndarray, notes: list[str]) -> bool:
     """Check value ranges on a decimated copy; returns ``zero_is_nodata`` for the phase."""
     fin = v[np.isfinite(v)]
     if fin.size == 0:
         raise _err(name, path, "has no valid pixel (all nodata/NaN)", "check the band number and the nodata value")
     lo, hi = float(fin.min()), float(fin.max())
-    zero_nodata = False
     if name == "phase":
-        if lo < -np.pi - 1e-3 or hi > np.pi + 1e-3:
-            if lo >= -180.5 and hi <= 180.5 and hi > 3.5:
-                fix = "the values look like degrees; convert to radians (phase * pi / 180)"
-            elif lo >= -1e-3 and hi <= 2 * np.pi + 1e-3:
-                fix = "the values look like [0, 2pi); that is fine once wrapped: give wrap(phase) in [-pi, pi)"
-            else:
-                fix = ("give the WRAPPED phase in radians in [-pi, pi) (e.g. the LiCSAR *.geo.diff_pha.tif); "
-                       "an unwrapped phase or a displacement in metres is not accepted here")
-            if not (lo >= -1e-3 and hi <= 2 * np.pi + 1e-3):
-                raise _err(name, path, f"values span [{lo:.3g}, {hi:.3g}], outside [-pi, pi]", fix)
-            notes.append("values in [0, 2pi): wrapped to [-pi, pi) on reading")
-        zero_frac = float(np.mean(fin == 0.0))
-        if zero_frac > 0.005:
-            zero_nodata = True
-            notes.append(f"{zero_frac:.1%} of the pixels are exactly 0: treated as no data (processor fill value)")
-    elif name == "coherence":
-        if lo < -1e-3 or hi > 1.0 + 1e-3:
-            fix = ("give coherence in 0..1" + (" (values up to 255 look like a byte scaling: divide by 255)"
-                                                if hi <= 255 else ""))
-            raise _err(name, path, f"values span [{lo:.3g}, {hi:.3g}], outside 0..1", fix)
-    elif name in ("sar_pre", "sar_post"):
-        if lo < 0:
-            raise _err(name, path, f"has negative values (min {lo:.3g}): looks like dB or complex parts",
-                       "give LINEAR amplitude (from dB: 10**(dB/20)); for a complex SLC give abs(slc)")
-    elif name == "incidence":
-        if lo < 0 or hi > 90:
-            raise _err(name, path, f"incidence values span [{lo:.3g}, {hi:.3g}] deg, outside 0..90",
-                       "give the incidence angle in degrees from the vertical at the ground")
-    elif name == "heading":
-        if lo < -360 or hi > 360:
-            raise _err(name, path, f"heading values span [{lo:.3g}, {hi:.3g}] deg, outside -360..360",
-                       "give the flight-direction azimuth in degrees clockwise from north (S1 ascending ~-12)")
-    elif name == "dem":
-        if lo < -1000 or hi > 9000:  # lowest land -430 m (Dead Sea); -9999/-32768 are unset nodata
-            raise _err(name, path, f"elevations span [{lo:.4g}, {hi:.4g}] m, not plausible",
-                       "give a DEM in metres with its nodata value set (e.g. gdal_edit.py -a_nodata -9999)")
-    return zero_nodata
+        return _check_phase(name, path, fin, lo, hi, notes)
+    bad = _range_problem(name, lo, hi)
+    if bad is not None:
+        raise _err(name, path, *bad)
+    return False
 
 
 def validate_input(name: str, raster: InputRaster) -> OpenedInput:
@@ -313,3 +313,68 @@ def check_overlap(inp: OpenedInput, grid: Grid, min_fraction: float = 0.0) -> fl
                    f"{tuple(round(x) for x in g)} in {grid.crs.to_string()})",
                    "give rasters of the same area (check the CRS assigned to each file)")
     return frac
+
+
+def open_inputs(rasters: dict[str, InputRaster]) -> dict[str, OpenedInput]:
+    """Validate every given input raster (name -> :class:`OpenedInput`); raises on the first bad one."""
+    return {name: validate_input(name, r) for name, r in rasters.items()}
+
+
+def open_grid_like(gl: InputRaster) -> OpenedInput:
+    """The raster whose grid the outputs use (``--grid-like``): only its georeferencing is read."""
+    try:
+        with rasterio.open(gl.path) as ds:
+            if ds.crs is None:
+                raise PipelineError(f"grid_like (--grid-like {gl.path}): has no CRS. Fix: assign one "
+                                    "(gdal_edit.py -a_srs EPSG:....)", "grid_like")
+            return OpenedInput("grid_like", Path(gl.path), 1, ds.crs, ds.transform, ds.width, ds.height,
+                               ds.nodata, ds.dtypes[0])
+    except rasterio.errors.RasterioIOError as exc:
+        raise PipelineError(f"grid_like (--grid-like {gl.path}): GDAL cannot read it ({exc}). Fix: check the "
+                            "path", "grid_like") from exc
+
+
+def _intersect(a: tuple, b: tuple) -> tuple[float, float, float, float]:
+    return max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+
+
+def _empty(box: tuple) -> bool:
+    return box[0] >= box[2] or box[1] >= box[3]
+
+
+def common_area(grid: Grid, opened: dict[str, OpenedInput], extent: tuple | None) -> tuple:
+    """The part of ``grid`` every input covers, intersected with ``extent`` if given, as an extent in the grid's
+    CRS. Raises :class:`PipelineError` naming the input (or the extent) that does not overlap the others."""
+    box = grid.bounds
+    for name, inp in opened.items():
+        try:
+            box = _intersect(box, input_bounds_in(inp, grid.crs))
+        except Exception:  # noqa: S112 - not transformable: check_overlap reports it with the input's name
+            continue
+        if _empty(box):
+            raise PipelineError(f"{name} does not overlap the other inputs. Fix: choose layers of the same area "
+                                "(check their CRS)", name)
+    if extent is not None:
+        vals = tuple(extent)
+        src = parse_crs(vals[4] if len(vals) == 5 else None, grid.crs)
+        b = tuple(float(v) for v in vals[:4])
+        if src != grid.crs:
+            b = transform_bounds(src, grid.crs, *b, densify_pts=21)
+        box = _intersect(box, b)
+        if _empty(box):
+            raise PipelineError("the chosen extent does not overlap the input layers. Fix: pan the map to the "
+                                "layers or draw the rectangle over them", "extent")
+    return (*box, grid.crs)
+
+
+def output_grid(grid_like: InputRaster | None, opened: dict[str, OpenedInput], order: tuple[str, ...],
+                extent: tuple | None = None, intersection: bool = False) -> tuple[Grid, str]:
+    """(output grid, the name of the input that defined it): ``grid_like``'s grid, else the grid of the first given
+    input in ``order``; cropped to ``extent`` and, with ``intersection``, to the area every input covers."""
+    ref = open_grid_like(grid_like) if grid_like is not None else next(opened[n] for n in order if n in opened)
+    grid = grid_from(ref)
+    if intersection:
+        extent = common_area(grid, opened, extent)
+    if extent is not None:
+        grid = crop_grid(grid, extent)
+    return grid, ref.name

@@ -33,12 +33,19 @@ class ModelMeta:
         return str(self.raw.get("input_name", "features"))
 
     @property
-    def output_displacement(self) -> str:
-        return str(self.raw.get("outputs", {}).get("displacement", "displacement_enu_m"))
+    def outputs(self) -> dict[str, str]:
+        """Output key -> ONNX output name, as the metadata lists them (``displacement`` and ``sigma`` always;
+        ``rupture_probability`` from models that predict it)."""
+        out = {str(k): str(v) for k, v in self.raw.get("outputs", {}).items()}
+        out.setdefault("displacement", "displacement_enu_m")
+        out.setdefault("sigma", "sigma_enu_m")
+        return out
 
     @property
-    def output_sigma(self) -> str:
-        return str(self.raw.get("outputs", {}).get("sigma", "sigma_enu_m"))
+    def receptive_field_px(self) -> int | None:
+        """Context (px) the network needs on each side of a pixel, when the export recorded it."""
+        v = self.raw.get("receptive_field_px")
+        return int(v) if v else None
 
     @property
     def channels(self) -> list[Any]:
@@ -71,6 +78,29 @@ def read_metadata(path: str | Path) -> ModelMeta:
     return ModelMeta(json.loads(meta["quakefusion"]))
 
 
+REQUIRED_OUTPUTS = ("displacement", "sigma")
+KNOWN_OUTPUTS = {"displacement": 3, "sigma": 3, "rupture_probability": 1}  # key -> bands
+
+
+def check_compatible(meta: ModelMeta, path: Path) -> None:
+    """Raise :class:`PipelineError` (naming ``path`` and the fix) unless this backend can run the model: every
+    input channel has a builder and every output is one the backend knows how to write."""
+    from .features import BUILDERS, channel_name
+
+    fix = ("Fix: give a model exported for this plugin version (`make export` writes models/quakefusion.onnx), or "
+           "update the plugin")
+    if "channels" not in meta.raw:
+        raise PipelineError(f"model ({path}): its metadata lists no input channels. {fix}", "model")
+    unknown = [channel_name(c) for c in meta.channels if channel_name(c) not in BUILDERS]
+    if unknown:
+        raise PipelineError(f"model ({path}) needs input channel(s) {', '.join(map(repr, unknown))} that this "
+                            f"plugin cannot build (known: {', '.join(sorted(BUILDERS))}). {fix}", "model")
+    odd = [k for k in meta.outputs if k not in KNOWN_OUTPUTS]
+    if odd:
+        raise PipelineError(f"model ({path}) has output(s) {', '.join(map(repr, odd))} that this plugin cannot "
+                            f"write (known: {', '.join(KNOWN_OUTPUTS)}). {fix}", "model")
+
+
 def _cuda_session(model_bytes_or_path: str, so: Any) -> Any | None:
     """A CUDA session if the CUDA provider initialises, else None (ORT's loader errors silenced)."""
     import onnxruntime as ort
@@ -89,7 +119,7 @@ def _cuda_session(model_bytes_or_path: str, so: Any) -> Any | None:
 
 
 class OnnxModel:
-    """Loaded model; ``run(x)`` maps ``(B, C, H, W)`` features to ``(displacement, sigma)``, each ``(B, 3, H, W)``."""
+    """Loaded model; ``run(x)`` maps ``(B, C, H, W)`` features to its outputs (see :meth:`run`)."""
 
     def __init__(self, path: str | Path | None = None, device: str = "auto", threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -100,6 +130,7 @@ class OnnxModel:
         if device not in ("auto", "cpu", "cuda"):
             raise PipelineError(f"device {device!r} unknown. Fix: use auto, cpu or cuda", "device")
         self.meta = read_metadata(self.path)
+        check_compatible(self.meta, self.path)
         so = ort.SessionOptions()
         so.log_severity_level = 3
         self.threads = int(threads) if threads else (os.cpu_count() or 1)
@@ -121,7 +152,9 @@ class OnnxModel:
         self.session = sess
         self.providers = sess.get_providers()
 
-    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        outs = self.session.run([self.meta.output_displacement, self.meta.output_sigma],
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """``(B, C, H, W)`` features -> output key -> ``(B, k, H, W)`` (``displacement``/``sigma``: k = 3)."""
+        keys = list(self.meta.outputs)
+        outs = self.session.run([self.meta.outputs[k] for k in keys],
                                 {self.meta.input_name: np.ascontiguousarray(x, dtype=np.float32)})
-        return outs[0], outs[1]
+        return dict(zip(keys, outs))

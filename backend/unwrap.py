@@ -26,6 +26,7 @@ Scheme (all vectorised numpy/scipy, no external unwrapper):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,19 +124,13 @@ def _integrate_forest(jump_e: np.ndarray, edges_i: np.ndarray, edges_j: np.ndarr
     return acc, labels
 
 
-def _link_regions(lab: np.ndarray, dev: np.ndarray, sizes: np.ndarray, m: np.ndarray,
-                  probe: tuple[int, ...], dev_plain: np.ndarray | None = None,
-                  model_ok: np.ndarray | None = None) -> int:
-    """Re-derive region offsets ``m`` (in place) through a spanning tree of touching regions. Returns #linked.
-
-    ``dev`` = phi_unw - phi_model (up to the region offsets). With ``model_ok`` (per label), a pair of regions
-    where either side's offset does not come from the model is compared on ``dev_plain`` (= phi_unw: plain
-    continuity of the unwrapped phase), so an untrusted model cannot shift regions against each other; roots are
-    chosen among model-anchored regions first.
-    """
+def _boundary_pairs(lab: np.ndarray, dev: np.ndarray, probe: tuple[int, ...], dev_plain: np.ndarray | None,
+                    model_ok: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(region A, region B > A, dev_B - dev_A) for pixel pairs ``probe`` px apart (rows and columns) that lie in two
+    different regions; None when there are none."""
     h, w = lab.shape
     pa, pb, dv = [], [], []
-    for d in probe:  # pixel pairs d apart (rows and columns) that lie in two different regions
+    for d in probe:
         if d >= w and d >= h:
             continue
         for sa, sb in (((slice(None), slice(None, -d)), (slice(None), slice(d, None))),
@@ -153,20 +148,24 @@ def _link_regions(lab: np.ndarray, dev: np.ndarray, sizes: np.ndarray, m: np.nda
             pb.append(B)
             dv.append(diff)
     if not pa:
-        return 0
+        return None
     A, B, V = np.concatenate(pa), np.concatenate(pb), np.concatenate(dv)
     if A.size == 0:
-        return 0
+        return None
     swap = A > B
-    A, B, V = np.where(swap, B, A), np.where(swap, A, B), np.where(swap, -V, V)
-    nlab = m.size
+    return np.where(swap, B, A), np.where(swap, A, B), np.where(swap, -V, V)
+
+
+def _region_tree(A: np.ndarray, B: np.ndarray, V: np.ndarray, nlab: int) -> dict[int, list[tuple[int, int]]]:
+    """Adjacency of the minimum spanning tree of region pairs with >= 10 boundary pairs (weight 1/count); each edge
+    carries the cycle step d with m_b = m_a - d (the median of dev_B - dev_A, in cycles)."""
     key = A.astype(np.int64) * nlab + B
     ukey, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
     med = np.asarray(ndimage.median(V, inv, np.arange(ukey.size)), np.float64)
     strong = cnt >= 10  # enough boundary pairs
     ua, ub = ukey[strong] // nlab, ukey[strong] % nlab
     if ua.size == 0:
-        return 0
+        return {}
     dcyc = np.rint(med[strong] / TWO_PI).astype(np.int64)  # (dev_B - dev_A) near the boundary, in cycles
     g = sparse.coo_matrix((1.0 / cnt[strong], (ua, ub)), shape=(nlab, nlab)).tocsr()
     tree = csgraph.minimum_spanning_tree(g).tocoo()
@@ -177,6 +176,23 @@ def _link_regions(lab: np.ndarray, dev: np.ndarray, sizes: np.ndarray, m: np.nda
         d = dmap[(a, b)]
         adj.setdefault(a, []).append((b, d))  # m_b = m_a - d
         adj.setdefault(b, []).append((a, -d))
+    return adj
+
+
+def _link_regions(lab: np.ndarray, dev: np.ndarray, sizes: np.ndarray, m: np.ndarray,
+                  probe: tuple[int, ...], dev_plain: np.ndarray | None = None,
+                  model_ok: np.ndarray | None = None) -> int:
+    """Re-derive region offsets ``m`` (in place) through a spanning tree of touching regions. Returns #linked.
+
+    ``dev`` = phi_unw - phi_model (up to the region offsets). With ``model_ok`` (per label), a pair of regions
+    where either side's offset does not come from the model is compared on ``dev_plain`` (= phi_unw: plain
+    continuity of the unwrapped phase), so an untrusted model cannot shift regions against each other; roots are
+    chosen among model-anchored regions first.
+    """
+    pairs = _boundary_pairs(lab, dev, probe, dev_plain, model_ok)
+    if pairs is None:
+        return 0
+    adj = _region_tree(*pairs, m.size)
     seen: set[int] = set()
     linked = 0
     anchored = model_ok if model_ok is not None else np.ones(m.size, bool)
@@ -290,3 +306,93 @@ def joint_unwrap(phase: np.ndarray, phase_model: np.ndarray, coherence: np.ndarr
             "model_offset_pixels": n_model_offset,
             "coherence_source": "input" if coherence is not None else "pseudo (phase-gradient consistency)"}
     return unw, np.where(keep2, k, 0).astype(np.int32), info
+
+
+# ----------------------------------------------------------------------------------------- the pipeline stage
+STITCH_PX = 8  # blocks overlap their already unwrapped upper and left neighbours by this many pixels
+
+
+class _Stitcher:
+    """Edges of the already unwrapped neighbours (last rows of the block row above, last columns of the block to
+    the left); :meth:`shift` moves each connected part of a new block that reaches into that strip by the integer
+    number of cycles that makes it agree with the neighbour, so there are no cycle jumps at block edges even where
+    the model sets no offset."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.bottom_prev = np.full((STITCH_PX, width), np.nan, np.float32)
+        self.bottom_cur = np.full((STITCH_PX, width), np.nan, np.float32)
+        self.right_prev: np.ndarray | None = None
+        self.shifts = 0
+
+    def start_block(self, r0: int, c0: int) -> None:
+        if c0 == 0:
+            self.right_prev = None
+            if r0 > 0:
+                self.bottom_prev = self.bottom_cur
+                self.bottom_cur = np.full((STITCH_PX, self.width), np.nan, np.float32)
+
+    def shift(self, unw: np.ndarray, dh: int, dw: int, c0: int, cc0: int, w: int) -> np.ndarray:
+        if not (dh or dw):
+            return unw
+        prev = np.full(unw.shape, np.nan, np.float64)
+        if dh:
+            prev[:dh, :] = self.bottom_prev[:, cc0:c0 + w]
+        if dw and self.right_prev is not None:
+            prev[dh:, :dw] = self.right_prev
+        lab, nlab = ndimage.label(np.isfinite(unw))
+        both = np.isfinite(prev) & (lab > 0)
+        if not both.any():
+            return unw
+        comps = np.unique(lab[both])
+        d = np.rint((prev[both] - unw[both]) / TWO_PI)
+        shift = np.zeros(nlab + 1)
+        shift[comps] = np.rint(np.asarray(ndimage.median(d, lab[both], comps), np.float64))
+        self.shifts += int(np.count_nonzero(shift))
+        return (unw.astype(np.float64) + TWO_PI * shift[lab]).astype(np.float32)
+
+    def keep_edges(self, unw: np.ndarray, c0: int, h: int, w: int) -> None:
+        nb = min(h, STITCH_PX)
+        self.bottom_cur[STITCH_PX - nb:, c0:c0 + w] = unw[h - nb:, :]
+        self.right_prev = unw[:, max(w - STITCH_PX, 0):] if w >= STITCH_PX else None
+
+
+def unwrap_grid(height: int, width: int, read: Callable[[int, int, int, int], tuple],
+                write: Callable[[int, int, np.ndarray], None], params: UnwrapParams, block: int,
+                report: Callable[[int, int], None] | None = None,
+                cancel: Callable[[], None] | None = None) -> dict:
+    """Unwrap a whole grid block by block (``block`` px a side, stitched, see :class:`_Stitcher`).
+
+    ``read(r0, c0, h, w)`` -> ``(phase, coherence or None, model phase, model 1-sigma phase)`` of a window;
+    ``write(r0, c0, unwrapped)`` stores a finished block; ``cancel()`` raises to stop. Returns the run's
+    statistics (pixel counts, model-trusted share, stitch shifts, parameters).
+    """
+    B = max(64, int(block))
+    blocks = [(r, c) for r in range(0, height, B) for c in range(0, width, B)]
+    tot = {"valid_pixels": 0, "reliable_pixels": 0, "unwrapped_pixels": 0, "regions": 0,
+           "model_offset_pixels": 0}  # pixels whose absolute cycle offset came from the model
+    trusted_px = 0.0
+    info: dict = {}
+    st = _Stitcher(width)
+    for j, (r0, c0) in enumerate(blocks):
+        if cancel is not None:
+            cancel()
+        st.start_block(r0, c0)
+        h, w = min(B, height - r0), min(B, width - c0)
+        dh, dw = (STITCH_PX if r0 > 0 else 0), (STITCH_PX if c0 > 0 else 0)
+        rr0, cc0 = r0 - dh, c0 - dw
+        phi, coh, phi_m, sig_m = read(rr0, cc0, h + dh, w + dw)
+        unw, _, info = joint_unwrap(phi, phi_m, coh, params, model_sigma=sig_m)
+        unw = st.shift(unw, dh, dw, c0, cc0, w)[dh:, dw:]
+        trusted_px += info["model_trusted_share"] * info["valid_pixels"]
+        for key in tot:
+            tot[key] += info[key]
+        write(r0, c0, unw)
+        st.keep_edges(unw, c0, h, w)
+        if report is not None:
+            report(j + 1, len(blocks))
+    out = {"coherence_source": info.get("coherence_source"), "stitch_shifts": st.shifts, **tot,
+           "model_trusted_share": trusted_px / max(tot["valid_pixels"], 1)}
+    out.update(block_px=B, coh_min=params.coh_min, edge_max_rad=params.edge_max, min_region=params.min_region,
+               trust_sigma_rad=params.trust_sigma)
+    return out

@@ -4,7 +4,7 @@ For each raster size (1k^2, 4k^2, 16k^2) an InSAR-only scene (wrapped fringes + 
 goes through the whole pipeline in a fresh subprocess (``python -m backend estimate``); we report end-to-end and
 inference-only Mpx/s (from run.json) and the subprocess's peak resident memory (ru_maxrss). Sizes whose estimated
 run time with the shipped model exceeds ``--budget`` seconds run with a lighter configuration (the tiny test
-network of backend/_testing.py, same pipeline); the table says which.
+network of models/testing.py, same pipeline); the table says which.
 
 Seam check: tiled (512/64) vs single-pass inference with the shipped model on a 1024^2 multi-modal crop of
 the Darfield demo scene's texture; max |difference| as a share of the displacement signal (99th percentile).
@@ -106,9 +106,9 @@ def seam_check(model: Path) -> list[tuple[str, str, float, float, float]]:
                     incidence_deg=39.0, heading_deg=-12.0)
     rows = []
     with tempfile.TemporaryDirectory() as td:
-        from backend._testing import scene_estimate_inputs
         from models.dataset import STRONG_OVERRIDES
         from models.scene import simulate_scene
+        from models.testing import scene_estimate_inputs
 
         s = simulate_scene(5, size=(768, 768), pixel_size_m=10.0, overrides=STRONG_OVERRIDES)
         strong = scene_estimate_inputs(s, Path(td) / "strong")
@@ -144,7 +144,7 @@ def main() -> None:
                          "pipeline depends on the width, not the height; a full 16k^2 takes ~15 min here); 0 = full")
     a = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    from backend._testing import make_tiny_model
+    from models.testing import make_tiny_model
 
     lines = ["## Backend speed and memory (benchmarks/bench_backend.py)", ""]
     rate = inference_rate(MODEL) if MODEL.exists() else float("nan")

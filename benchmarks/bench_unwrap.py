@@ -31,17 +31,17 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend._testing import write_scene_inputs  # noqa: E402
 from backend.conventions import los_to_phase  # noqa: E402
-from backend.evaluation import (  # noqa: E402
+from backend.io import InputRaster  # noqa: E402
+from backend.pipeline import EstimateConfig, run_estimate  # noqa: E402
+from backend.unwrap import joint_unwrap, pseudo_coherence  # noqa: E402
+from models.metrics import (  # noqa: E402
     agreement_within_pi,
     cross_rupture_cycle_error,
     exact_cycle_share,
     true_cross_rupture_cycles,
 )
-from backend.io import InputRaster  # noqa: E402
-from backend.pipeline import EstimateConfig, run_estimate  # noqa: E402
-from backend.unwrap import joint_unwrap, pseudo_coherence  # noqa: E402
+from models.testing import write_scene_inputs  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SEEDS = [1, 2, 7, 8, 9]

@@ -4,7 +4,7 @@
   ``quakefusion`` -> repo root is put on ``sys.path``), exactly like QGIS imports a plugin folder.
 * ``sim_scene``: a small simulated event written as GeoTIFFs (``models.scene.simulate_scene``) in a temp dir.
 * ``qf_model``: the shipped ``models/quakefusion.onnx`` when it exists, else a tiny stand-in with the same
-  I/O and metadata (``backend._testing.make_tiny_model``).
+  I/O and metadata (``models.testing.make_tiny_model``).
 
 Nothing here is autouse, so other test modules are unaffected.
 """
@@ -12,6 +12,8 @@ Nothing here is autouse, so other test modules are unaffected.
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -20,7 +22,49 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_NAME = "quakefusion"
+UTM = "EPSG:32634"
 _PKG_DIR: Path | None = None
+
+
+def write_raster(path: Path, data, transform, crs: str | None = UTM, nodata: float | None = float("nan"),
+                 dtype: str = "float32") -> Path:
+    """A GeoTIFF of ``data`` (2-D, or bands first); ``crs=None`` writes none."""
+    import numpy as np
+    import rasterio
+
+    data = np.asarray(data)
+    if data.ndim == 2:
+        data = data[None]
+    prof = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0], dtype=dtype,
+                transform=transform, nodata=nodata)
+    if crs is not None:
+        prof["crs"] = crs
+    with rasterio.open(path, "w", **prof) as ds:
+        ds.write(data.astype(dtype))
+    return Path(path)
+
+
+def read_band(path: Path, band: int = 1):
+    """One band of a raster as stored (no masking)."""
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        return ds.read(band)
+
+
+def run_backend(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m backend ARGS`` in a subprocess (from the repository root unless ``cwd``)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, "-m", "backend", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """The tiny ONNX stand-in (same I/O and metadata as the shipped model)."""
+    from models.testing import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
 
 
 def plugin_parent_dir() -> Path:
@@ -46,7 +90,7 @@ def qf_model(tmp_path_factory) -> Path:
     shipped = ROOT / "models" / "quakefusion.onnx"
     if shipped.exists():
         return shipped
-    from backend._testing import make_tiny_model
+    from models.testing import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
 

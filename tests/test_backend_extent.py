@@ -11,28 +11,14 @@ import rasterio
 from affine import Affine
 from pyproj import Transformer
 
-from backend._testing import make_tiny_model
+from backend.config import overlap_for
 from backend.conventions import wrap
 from backend.pipeline import EstimateConfig, PipelineError, run_estimate
+from tests.conftest import ROOT, UTM, read_band, write_raster
 
-ROOT = Path(__file__).resolve().parents[1]
 DARFIELD = ROOT / "data" / "demo_darfield"
 LAM = 0.05546576
-UTM = "EPSG:32634"
 E0, N0 = 560000.0, 4440000.0
-
-
-def write(path: Path, data: np.ndarray, transform: Affine, crs: str = UTM) -> Path:
-    data = np.asarray(data, np.float32)
-    with rasterio.open(path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0], count=1,
-                       dtype="float32", crs=crs, transform=transform, nodata=float("nan")) as ds:
-        ds.write(data, 1)
-    return path
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
 
 
 @pytest.fixture()
@@ -43,14 +29,9 @@ def scene(tmp_path: Path) -> dict[str, Path]:
     rows, cols = np.mgrid[0:h, 0:w]
     los = 0.03 * np.exp(-((rows - 60) ** 2 + (cols - 70) ** 2) / (2 * 25.0 ** 2))
     texture = 1000 + 200 * rng.standard_normal((h, w))
-    return {"phase": write(tmp_path / "phase.tif", wrap(-4 * np.pi / LAM * los), t),
-            "optical_pre": write(tmp_path / "pre.tif", texture, t),
-            "optical_post": write(tmp_path / "post.tif", np.roll(texture, 1, axis=1), t)}
-
-
-def _read(p: Path, band: int = 1) -> np.ndarray:
-    with rasterio.open(p) as ds:
-        return ds.read(band)
+    return {"phase": write_raster(tmp_path / "phase.tif", wrap(-4 * np.pi / LAM * los), t),
+            "optical_pre": write_raster(tmp_path / "pre.tif", texture, t),
+            "optical_post": write_raster(tmp_path / "post.tif", np.roll(texture, 1, axis=1), t)}
 
 
 def test_extent_in_grid_crs_snaps_to_pixels(tmp_path: Path, scene: dict[str, Path], tiny_model: Path) -> None:
@@ -63,7 +44,7 @@ def test_extent_in_grid_crs_snaps_to_pixels(tmp_path: Path, scene: dict[str, Pat
         assert ds.transform == Affine(50.0, 0, E0 + 1000, 0, -50.0, N0 - 500)
         assert (ds.width, ds.height) == (41, 40)  # cols 20..61, rows 10..50
         unw = ds.read(1)
-    ph = _read(scene["phase"])[10:50, 20:61]
+    ph = read_band(scene["phase"])[10:50, 20:61]
     ok = np.isfinite(unw)
     assert ok.mean() > 0.9
     np.testing.assert_allclose(wrap(unw[ok].astype(np.float64) - ph[ok]), 0.0, atol=2e-5)  # same pixels
@@ -76,7 +57,7 @@ def test_extent_in_another_crs_and_with_grid_like(tmp_path: Path, scene: dict[st
     lon0, lat0 = to_geo.transform(E0 + 2025, N0 - 3025)  # centres of pixels (60, 40) and (20, 80)
     lon1, lat1 = to_geo.transform(E0 + 4025, N0 - 1025)
     # grid_like at 100 m (the UI's former way of cropping) + a geographic extent, EPSG given as an int
-    write(tmp_path / "like.tif", np.zeros((40, 50)), Affine(100.0, 0, E0, 0, -100.0, N0))
+    write_raster(tmp_path / "like.tif", np.zeros((40, 50)), Affine(100.0, 0, E0, 0, -100.0, N0))
     res = run_estimate(EstimateConfig(out_dir=tmp_path / "o", phase=scene["phase"], optical_pre=scene["optical_pre"],
                                       optical_post=scene["optical_post"], wavelength_m=LAM, incidence_deg=39,
                                       heading_deg=-12, model_path=tiny_model, device="cpu",
@@ -109,21 +90,22 @@ def test_los_and_unwrapped_only_when_meaningful(tmp_path: Path, scene: dict[str,
                    device="cpu")
     # optical only, no viewing geometry: no LOS and no unwrapped phase
     a = run_estimate(EstimateConfig(out_dir=tmp_path / "a", **optical))
-    assert set(a.outputs) == {"displacement", "displacement_sigma", "run_json"}
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["displacement.tif", "displacement_sigma.tif",
-                                                                  "run.json"]
+    assert set(a.outputs) == {"displacement", "displacement_sigma", "run_json", "east", "north", "up", "horizontal",
+                              "uncertainty", "arrows"}
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(p.name for p in a.outputs.values())
     # optical + geometry: the LOS projection of the fused estimate; no band from a phase (the UI shows the last band)
     b = run_estimate(EstimateConfig(out_dir=tmp_path / "b", incidence_deg=39, heading_deg=-12, **optical))
-    assert set(b.outputs) == {"displacement", "displacement_sigma", "los_displacement", "run_json"}
+    assert set(b.outputs) == set(a.outputs) | {"los_displacement"}
     with rasterio.open(b.outputs["los_displacement"]) as ds:
         assert ds.count == 1 and "towards the satellite" in ds.descriptions[0]
         los = ds.read(1)
-    e, n, u = (_read(b.outputs["displacement"], i) for i in (1, 2, 3))
+    e, n, u = (read_band(b.outputs["displacement"], i) for i in (1, 2, 3))
     inc, hdg = np.radians(39.0), np.radians(-12.0)
     expect = -np.sin(inc) * np.cos(hdg) * e + np.sin(inc) * np.sin(hdg) * n + np.cos(inc) * u
     np.testing.assert_allclose(los, expect, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_seam_shipped_model_with_the_default_margins(tmp_path: Path, qf_model: Path) -> None:
     """Tiled vs single-pass inference with the shipped network on a simulated strong-event scene (576 px, 10 m,
     all modalities): 512-px tiles overlapping by 255 px (the margins of the default 1024/256) keep 99 % of the
@@ -132,9 +114,9 @@ def test_seam_shipped_model_with_the_default_margins(tmp_path: Path, qf_model: P
     The 0.2.0 network draws on ~200 px of context: 512/128 left 1-3 % (p99) on a 768-px scene, 256/120 on the
     Darfield demo scene 9-15 %; hence the default tile 1024 / overlap 256 (docs/backend.md, BENCHMARKS.md).
     """
-    from backend._testing import scene_estimate_inputs
     from models.dataset import STRONG_OVERRIDES
     from models.scene import simulate_scene
+    from models.testing import scene_estimate_inputs
 
     s = simulate_scene(5, size=(576, 576), pixel_size_m=10.0, overrides=STRONG_OVERRIDES)
     base = dict(**scene_estimate_inputs(s, tmp_path / "in"), model_path=qf_model, device="cpu", unwrap=False)
@@ -142,15 +124,18 @@ def test_seam_shipped_model_with_the_default_margins(tmp_path: Path, qf_model: P
     tiled = run_estimate(EstimateConfig(out_dir=tmp_path / "tiled", tile=512, overlap=255, **base))
     assert single.run["parameters"]["n_tiles"] == 1 and tiled.run["parameters"]["n_tiles"] == 4
     for band in (1, 2, 3):
-        a = _read(single.outputs["displacement"], band).astype(np.float64)
-        b = _read(tiled.outputs["displacement"], band).astype(np.float64)
+        a = read_band(single.outputs["displacement"], band).astype(np.float64)
+        b = read_band(tiled.outputs["displacement"], band).astype(np.float64)
         assert np.isfinite(a).mean() > 0.99 and np.array_equal(np.isfinite(a), np.isfinite(b))
         signal = np.nanpercentile(np.abs(a), 99)
         assert signal > 0
         d = np.abs(a - b)[32:-32, 32:-32]
         assert np.nanpercentile(d, 99) <= 0.01 * signal, (band, np.nanpercentile(d, 99), signal)
         assert np.nanmax(d) <= 0.05 * signal, (band, np.nanmax(d), signal)
-    assert EstimateConfig(out_dir=tmp_path).tile == 1024 and EstimateConfig(out_dir=tmp_path).overlap == 256
+    assert EstimateConfig(out_dir=tmp_path).tile == 1024 and EstimateConfig(out_dir=tmp_path).overlap is None
+    assert overlap_for(1024) == (256, None) and overlap_for(1024, 200) == (256, None)  # the default margins
+    assert overlap_for(512) == (240, None) and overlap_for(512, 230)[0] == 240 and "Fix: tile >=" in \
+        overlap_for(512, 250)[1]
 
 
 def test_wide_raster_written_in_column_chunks(tmp_path: Path, tiny_model: Path) -> None:
@@ -158,13 +143,13 @@ def test_wide_raster_written_in_column_chunks(tmp_path: Path, tiny_model: Path) 
     w, h = 2100, 40
     c = np.arange(w)[None, :] * np.ones((h, 1))
     t = Affine(50.0, 0, E0, 0, -50.0, N0)
-    write(tmp_path / "phase.tif", wrap(0.05 * c), t)
-    write(tmp_path / "inc.tif", 30.0 + 10.0 * c / w, t)  # incidence varies along the columns
+    write_raster(tmp_path / "phase.tif", wrap(0.05 * c), t)
+    write_raster(tmp_path / "inc.tif", 30.0 + 10.0 * c / w, t)  # incidence varies along the columns
     res = run_estimate(EstimateConfig(out_dir=tmp_path / "o", phase=tmp_path / "phase.tif", wavelength_m=LAM,
                                       incidence_deg=tmp_path / "inc.tif", heading_deg=-12, model_path=tiny_model,
                                       device="cpu", tile=512, overlap=32))
-    e, n, u = (_read(res.outputs["displacement"], i).astype(np.float64) for i in (1, 2, 3))
+    e, n, u = (read_band(res.outputs["displacement"], i).astype(np.float64) for i in (1, 2, 3))
     assert np.isfinite(e).all()
     inc, hdg = np.radians(30.0 + 10.0 * c / w), np.radians(-12.0)
     expect = -np.sin(inc) * np.cos(hdg) * e + np.sin(inc) * np.sin(hdg) * n + np.cos(inc) * u
-    np.testing.assert_allclose(_read(res.outputs["los_displacement"], 1), expect, atol=1e-5)
+    np.testing.assert_allclose(read_band(res.outputs["los_displacement"], 1), expect, atol=1e-5)

@@ -11,39 +11,19 @@ import rasterio
 from affine import Affine
 from pyproj import Transformer
 
-from backend._testing import make_tiny_model
 from backend.align import AlignedSource
 from backend.conventions import wrap
 from backend.io import InputRaster, grid_from, validate_input
 from backend.pipeline import Cancelled, CancelToken, EstimateConfig, PipelineError, run_estimate
 from backend.tiling import StripBlender, iter_tiles, tile_weight
+from models.testing import make_tiny_model
+from tests.conftest import ROOT, UTM, read_band, write_raster
 
-ROOT = Path(__file__).resolve().parents[1]
 THESSALY = ROOT / "data" / "thessaly2021"
 LAM = 0.05546576
 
 
-def write(path: Path, data: np.ndarray, crs: str | None, transform: Affine, nodata: float | None = np.nan,
-          dtype: str = "float32") -> Path:
-    data = np.asarray(data)
-    if data.ndim == 2:
-        data = data[None]
-    prof = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0], dtype=dtype,
-                transform=transform, nodata=nodata)
-    if crs is not None:
-        prof["crs"] = crs
-    with rasterio.open(path, "w", **prof) as ds:
-        ds.write(data.astype(dtype))
-    return path
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
-
-
 # ------------------------------------------------------------------------------------------ alignment
-UTM = "EPSG:32634"
 E0, N0 = 560000.0, 4440000.0
 
 
@@ -58,7 +38,7 @@ def test_alignment_different_crs_and_resolutions(tmp_path: Path) -> None:
     rows, cols = np.mgrid[0:h, 0:w]
     e_ref, n_ref = E0 + (cols + 0.5) * 100, N0 - (rows + 0.5) * 100
     ramp = 0.35 * cols + 0.2 * rows  # rad, fringes crossing +-pi many times
-    write(tmp_path / "phase.tif", wrap(ramp), UTM, t_ref)
+    write_raster(tmp_path / "phase.tif", wrap(ramp), t_ref)
 
     # optical in geographic coordinates (~ 0.0005 deg, coarser in x), values = plane of its UTM position
     to_utm = Transformer.from_crs("EPSG:4326", UTM, always_xy=True)
@@ -68,14 +48,14 @@ def test_alignment_different_crs_and_resolutions(tmp_path: Path) -> None:
     gh, gw = 180, 180
     gr, gc = np.mgrid[0:gh, 0:gw]
     ge, gn = to_utm.transform(lon0 + (gc + 0.5) * dlon, lat0 - (gr + 0.5) * dlat)
-    write(tmp_path / "optical.tif", _plane(ge, gn), "EPSG:4326", Affine(dlon, 0, lon0, 0, -dlat, lat0))
+    write_raster(tmp_path / "optical.tif", _plane(ge, gn), Affine(dlon, 0, lon0, 0, -dlat, lat0), crs="EPSG:4326")
 
     # DEM finer (25 m) in UTM, with -9999 nodata block, and a phase at 50 m shifted by half a pixel
     t_dem = Affine(25.0, 0, E0 - 200, 0, -25.0, N0 + 200)
     dr, dc = np.mgrid[0:260, 0:340]
     dem = _plane(E0 - 200 + (dc + 0.5) * 25, N0 + 200 - (dr + 0.5) * 25)
     dem[100:140, 100:140] = -9999
-    write(tmp_path / "dem.tif", dem, UTM, t_dem, nodata=-9999)
+    write_raster(tmp_path / "dem.tif", dem, t_dem, nodata=-9999)
 
     ph = validate_input("phase", InputRaster(tmp_path / "phase.tif"))
     grid = grid_from(ph)
@@ -98,7 +78,7 @@ def test_alignment_different_crs_and_resolutions(tmp_path: Path) -> None:
     t50 = Affine(50.0, 0, E0, 0, -50.0, N0)
     r50, c50 = np.mgrid[0:120, 0:160]
     ramp50 = 0.35 * (c50 + 0.5) / 2 - 0.175 + 0.2 * (r50 + 0.5) / 2 - 0.1
-    write(tmp_path / "phase50.tif", wrap(ramp50), UTM, t50)
+    write_raster(tmp_path / "phase50.tif", wrap(ramp50), t50)
     with AlignedSource(validate_input("phase", InputRaster(tmp_path / "phase50.tif")), grid, "phase") as src:
         p = src.read(0, 0, h, w)
     err = np.abs(wrap(p - ramp))
@@ -111,7 +91,7 @@ def test_alignment_different_crs_and_resolutions(tmp_path: Path) -> None:
 
 def test_geographic_reference_goes_to_local_utm(tmp_path: Path) -> None:
     t = Affine(0.001, 0, 22.0, 0, -0.001, 39.9)
-    write(tmp_path / "geo_phase.tif", np.zeros((50, 60)) + 0.5, "EPSG:4326", t)
+    write_raster(tmp_path / "geo_phase.tif", np.zeros((50, 60)) + 0.5, t, crs="EPSG:4326")
     grid = grid_from(validate_input("phase", InputRaster(tmp_path / "geo_phase.tif")))
     assert grid.crs.to_epsg() == 32634
     assert 80 <= grid.pixel_size_m <= 90  # 0.001 deg of longitude at 39.9 N ~ 85 m
@@ -145,11 +125,11 @@ def _scene(tmp_path: Path, h: int = 200, w: int = 232) -> dict[str, Path]:
     phase = wrap(-4 * np.pi / LAM * los + 0.2 * rng.standard_normal((h, w)))
     texture = 1000 + 200 * rng.standard_normal((h, w))
     paths = {
-        "phase": write(tmp_path / "phase.tif", phase, UTM, t),
-        "coherence": write(tmp_path / "coh.tif", np.clip(0.8 + 0.05 * rng.standard_normal((h, w)), 0, 1), UTM, t),
-        "optical_pre": write(tmp_path / "opt_pre.tif", texture, UTM, t),
-        "optical_post": write(tmp_path / "opt_post.tif", np.roll(texture, 1, axis=1), UTM, t),
-        "dem": write(tmp_path / "dem.tif", 300 + 0.05 * rows * 50, UTM, t),
+        "phase": write_raster(tmp_path / "phase.tif", phase, t),
+        "coherence": write_raster(tmp_path / "coh.tif", np.clip(0.8 + 0.05 * rng.standard_normal((h, w)), 0, 1), t),
+        "optical_pre": write_raster(tmp_path / "opt_pre.tif", texture, t),
+        "optical_post": write_raster(tmp_path / "opt_post.tif", np.roll(texture, 1, axis=1), t),
+        "dem": write_raster(tmp_path / "dem.tif", 300 + 0.05 * rows * 50, t),
     }
     return paths
 
@@ -162,23 +142,18 @@ def _cfg(paths: dict[str, Path], out: Path, model: Path, **kw: object) -> Estima
     return EstimateConfig(**base)  # type: ignore[arg-type]
 
 
-def _read(p: Path, band: int = 1) -> np.ndarray:
-    with rasterio.open(p) as ds:
-        return ds.read(band)
-
-
 def test_seam_tiled_equals_single_pass(tmp_path: Path, tiny_model: Path) -> None:
     paths = _scene(tmp_path, 192, 224)  # multiples of 16: the single pass needs no padding past the raster edge
     single = run_estimate(_cfg(paths, tmp_path / "single", tiny_model, tile=256, overlap=0))
     tiled = run_estimate(_cfg(paths, tmp_path / "tiled", tiny_model, tile=64, overlap=16, batch=3))
     assert single.run["parameters"]["n_tiles"] == 1 and tiled.run["parameters"]["n_tiles"] > 12
     for band in (1, 2, 3):
-        a = _read(single.outputs["displacement"], band)
-        b = _read(tiled.outputs["displacement"], band)
+        a = read_band(single.outputs["displacement"], band)
+        b = read_band(tiled.outputs["displacement"], band)
         signal = np.nanpercentile(np.abs(a), 99)
         assert np.nanmax(np.abs(a - b)) <= 0.01 * signal
-    a = _read(single.outputs["unwrapped_phase"])
-    b = _read(tiled.outputs["unwrapped_phase"])
+    a = read_band(single.outputs["unwrapped_phase"])
+    b = read_band(tiled.outputs["unwrapped_phase"])
     m = np.isfinite(a) & np.isfinite(b)
     assert m.mean() > 0.95
     np.testing.assert_allclose(a[m], b[m], atol=1e-3)
@@ -195,17 +170,26 @@ def test_outputs_congruence_nodata_and_metadata(tmp_path: Path, tiny_model: Path
         with rasterio.open(paths[key]) as ds:
             a, t = ds.read(1), ds.transform
         a[20:30, 50:70] = -9999
-        write(paths[key], a, UTM, t, nodata=-9999)
+        write_raster(paths[key], a, t, nodata=-9999)
     res = run_estimate(_cfg(paths, tmp_path / "out", tiny_model, tile=96, overlap=16))
     assert set(res.outputs) == {"displacement", "displacement_sigma", "los_displacement", "unwrapped_phase",
-                                "run_json"}
-    phase_in = _read(paths["phase"])
-    unw = _read(res.outputs["unwrapped_phase"])
+                                "run_json", "east", "north", "up", "horizontal", "uncertainty", "rewrapped_phase",
+                                "arrows"}
+    # derived products: computed from the same in-memory rows as the displacement
+    d = np.stack([read_band(res.outputs["displacement"], b) for b in (1, 2, 3)])
+    assert res.run["valid_fraction"] == pytest.approx(np.isfinite(d[0]).mean(), abs=1e-12)
+    np.testing.assert_array_equal(read_band(res.outputs["horizontal"]), np.hypot(d[0], d[1]).astype(np.float32))
+    np.testing.assert_array_equal(read_band(res.outputs["east"]), d[0])
+    u = read_band(res.outputs["unwrapped_phase"])
+    np.testing.assert_array_equal(read_band(res.outputs["rewrapped_phase"]),
+                                  ((u + np.pi) % (2 * np.pi) - np.pi).astype(np.float32))
+    phase_in = read_band(paths["phase"])
+    unw = read_band(res.outputs["unwrapped_phase"])
     valid = np.isfinite(unw)
     assert valid.mean() > 0.9
     np.testing.assert_allclose(wrap(unw[valid].astype(np.float64) - phase_in[valid]), 0.0, atol=2e-5)
     assert np.isnan(unw[20:30, 40:60]).all()  # no phase -> no unwrapped phase
-    disp = _read(res.outputs["displacement"], 1)
+    disp = read_band(res.outputs["displacement"], 1)
     assert np.isnan(disp[20:30, 50:60]).all()  # neither phase nor optical there
     assert np.isfinite(disp[20:30, 40:50]).all() and np.isfinite(disp[20:30, 60:70]).all()  # one of them
     with rasterio.open(res.outputs["displacement"]) as ds:
@@ -221,13 +205,14 @@ def test_outputs_congruence_nodata_and_metadata(tmp_path: Path, tiny_model: Path
     assert not list((tmp_path / "out").glob(".quakefusion-tmp-*"))
 
 
+@pytest.mark.slow
 def test_insar_only_thessaly_crop_runs(tmp_path: Path, tiny_model: Path) -> None:
     # real data, phase only (no coherence): zeros are read as nodata, pseudo-coherence drives the unwrapping
     res = run_estimate(EstimateConfig(out_dir=tmp_path / "o", phase=THESSALY / "phase_wrapped.tif",
                                       wavelength_m=LAM, incidence_deg=39, heading_deg=-12, model_path=tiny_model,
                                       device="cpu", tile=256, overlap=32))
-    unw = _read(res.outputs["unwrapped_phase"])
-    ph = _read(THESSALY / "phase_wrapped.tif")
+    unw = read_band(res.outputs["unwrapped_phase"])
+    ph = read_band(THESSALY / "phase_wrapped.tif")
     assert np.isnan(unw[ph == 0]).all()
     assert res.run["parameters"]["unwrap"]["coherence_source"].startswith("pseudo")
     assert np.isfinite(unw).mean() > 0.9
@@ -262,8 +247,10 @@ def test_cancel_mid_run_leaves_nothing(tmp_path: Path, tiny_model: Path) -> None
 def test_failed_run_leaves_nothing(tmp_path: Path) -> None:
     bad_model = make_tiny_model(tmp_path / "bad.onnx", channels=["phase_cos", "no_such_channel"])
     paths = _scene(tmp_path)
-    with pytest.raises(KeyError):
+    with pytest.raises(PipelineError) as err:
         run_estimate(_cfg(paths, tmp_path / "out", bad_model))
+    assert err.value.input_name == "model" and str(bad_model) in err.value.message
+    assert "'no_such_channel'" in err.value.message and "Fix:" in err.value.message
     assert not (tmp_path / "out").exists()
 
 
@@ -287,24 +274,24 @@ def test_bad_inputs_messages(tmp_path: Path, good: dict[str, Path], tiny_model: 
     t = Affine(50.0, 0, E0, 0, -50.0, N0)
     z = np.zeros((64, 64))
     _expect(_cfg({**good, "phase": tmp_path / "missing.tif"}, out, tiny_model), "phase", "not found")
-    write(tmp_path / "nocrs.tif", z, None, t)
+    write_raster(tmp_path / "nocrs.tif", z, t, crs=None)
     _expect(_cfg({**good, "dem": tmp_path / "nocrs.tif"}, out, tiny_model), "dem", "coordinate reference system",
             "gdal_edit")
-    write(tmp_path / "deg.tif", np.linspace(-170, 170, 64 * 64).reshape(64, 64), UTM, t)
+    write_raster(tmp_path / "deg.tif", np.linspace(-170, 170, 64 * 64).reshape(64, 64), t)
     _expect(_cfg({**good, "phase": tmp_path / "deg.tif"}, out, tiny_model), "phase", "degrees")
-    write(tmp_path / "unw.tif", np.linspace(-400, 600, 64 * 64).reshape(64, 64), UTM, t)
+    write_raster(tmp_path / "unw.tif", np.linspace(-400, 600, 64 * 64).reshape(64, 64), t)
     _expect(_cfg({**good, "phase": tmp_path / "unw.tif"}, out, tiny_model), "phase", "wrapped")
-    write(tmp_path / "coh255.tif", np.full((64, 64), 200.0), UTM, t)
+    write_raster(tmp_path / "coh255.tif", np.full((64, 64), 200.0), t)
     _expect(_cfg({**good, "coherence": tmp_path / "coh255.tif"}, out, tiny_model), "coherence", "255")
-    write(tmp_path / "db.tif", np.full((64, 64), -12.0), UTM, t)
+    write_raster(tmp_path / "db.tif", np.full((64, 64), -12.0), t)
     _expect(_cfg(good, out, tiny_model, sar_pre=tmp_path / "db.tif", sar_post=tmp_path / "db.tif"), "sar_pre",
             "dB")
-    write(tmp_path / "cplx.tif", np.exp(1j * z), UTM, t, nodata=None, dtype="complex64")
+    write_raster(tmp_path / "cplx.tif", np.exp(1j * z), t, nodata=None, dtype="complex64")
     _expect(_cfg({**good, "phase": tmp_path / "cplx.tif"}, out, tiny_model), "phase", "complex", "angle")
     _expect(_cfg({**good, "phase": InputRaster(good["phase"], 3)}, out, tiny_model), "phase", "band 3")
-    write(tmp_path / "far.tif", z + 100, UTM, Affine(50.0, 0, E0 + 1e6, 0, -50.0, N0))
+    write_raster(tmp_path / "far.tif", z + 100, Affine(50.0, 0, E0 + 1e6, 0, -50.0, N0))
     _expect(_cfg({**good, "dem": tmp_path / "far.tif"}, out, tiny_model), "dem", "does not overlap")
-    write(tmp_path / "allnan.tif", z + np.nan, UTM, t)
+    write_raster(tmp_path / "allnan.tif", z + np.nan, t)
     _expect(_cfg({**good, "dem": tmp_path / "allnan.tif"}, out, tiny_model), "dem", "no valid pixel")
     _expect(_cfg({**good, "optical_post": None}, out, tiny_model), "optical_post", "both")
     _expect(_cfg(good, out, tiny_model, wavelength_m=None), "wavelength", "metres")
@@ -334,7 +321,7 @@ def test_device_cuda_is_explicit(tmp_path: Path, good: dict[str, Path], tiny_mod
 def test_grid_like_overrides_the_output_grid(tmp_path: Path, tiny_model: Path) -> None:
     paths = _scene(tmp_path, 96, 96)  # 50 m grid
     t100 = Affine(100.0, 0, E0 + 500, 0, -100.0, N0 - 500)
-    write(tmp_path / "like.tif", np.zeros((30, 32)), UTM, t100)
+    write_raster(tmp_path / "like.tif", np.zeros((30, 32)), t100)
     res = run_estimate(_cfg(paths, tmp_path / "out", tiny_model, grid_like=tmp_path / "like.tif", tile=64,
                             overlap=16))
     with rasterio.open(res.outputs["unwrapped_phase"]) as ds:
@@ -347,3 +334,26 @@ def test_grid_like_overrides_the_output_grid(tmp_path: Path, tiny_model: Path) -
     ok = np.isfinite(unw)
     assert ok.mean() > 0.8
     np.testing.assert_allclose(wrap(unw[ok].astype(np.float64) - ph[ok]), 0.0, atol=2e-5)
+
+
+def test_rupture_probability_output_and_receptive_field_from_metadata(tmp_path: Path) -> None:
+    """A model whose metadata lists ``rupture_probability`` gets it stitched like the other outputs and written as
+    rupture_probability.tif (float32, NaN nodata, 0..1); ``receptive_field_px`` sets the default overlap."""
+    model = make_tiny_model(tmp_path / "rupture.onnx", rupture=True, receptive_field_px=100)
+    paths = _scene(tmp_path)
+    res = run_estimate(_cfg(paths, tmp_path / "out", model, tile=512))
+    assert res.run["parameters"]["overlap"] == 128 and res.run["model"]["receptive_field_px"] == 100
+    assert res.run["parameters"]["n_tiles"] == 1 and "rupture_probability" in res.run["model"]["outputs"]
+    with rasterio.open(res.outputs["rupture_probability"]) as ds:
+        assert ds.count == 1 and ds.dtypes[0] == "float32" and np.isnan(ds.nodata)
+        assert ds.transform == rasterio.open(res.outputs["displacement"]).transform
+        p = ds.read(1)
+    d = read_band(res.outputs["displacement"])
+    assert np.array_equal(np.isnan(p), np.isnan(d))  # same validity as the displacement
+    assert np.nanmin(p) >= 0.0 and np.nanmax(p) <= 1.0 and np.nanstd(p) > 0
+    # tiled (64/16, many tiles) == one tile, as for the other outputs
+    tiled = run_estimate(_cfg(paths, tmp_path / "tiled", model, tile=64, overlap=16))
+    assert tiled.run["parameters"]["n_tiles"] > 12
+    q = read_band(tiled.outputs["rupture_probability"])
+    b = 8  # the raster's own border: tiles passing the edge see other zero padding than the single tile
+    np.testing.assert_allclose(q[b:-b, b:-b], p[b:-b, b:-b], atol=0.02)

@@ -3,34 +3,26 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import rasterio
 from pyproj import Transformer
 
-from backend._testing import make_tiny_model
+from tests.conftest import ROOT, run_backend
 
-ROOT = Path(__file__).resolve().parents[1]
 PHASE = ROOT / "data" / "thessaly2021" / "phase_wrapped.tif"
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "backend", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
-
-
-def test_cli_extent_in_lonlat(tmp_path: Path) -> None:
+def test_cli_extent_in_lonlat(tmp_path: Path, tiny_model: Path) -> None:
     with rasterio.open(PHASE) as ds:
         t, crs = ds.transform, ds.crs
     # pixel centres (row 400, col 300) and (row 300, col 420) of the 100 m UTM grid, given in lon/lat
     to_geo = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     lon0, lat0 = to_geo.transform(t.c + 300.5 * t.a, t.f + 400.5 * t.e)
     lon1, lat1 = to_geo.transform(t.c + 420.5 * t.a, t.f + 300.5 * t.e)
-    model = make_tiny_model(tmp_path / "m.onnx")
+    model = tiny_model
     out = tmp_path / "out"
-    p = _run("estimate", "--phase", str(PHASE), "--wavelength", "0.05546576", "--incidence", "39", "--heading",
+    p = run_backend("estimate", "--phase", str(PHASE), "--wavelength", "0.05546576", "--incidence", "39", "--heading",
              "-12", "--out", str(out), "--model", str(model), "--tile", "64", "--overlap", "16",
              "--extent", str(lon0), str(lat0), str(lon1), str(lat1), "--extent-crs", "EPSG:4326")
     assert p.returncode == 0, p.stderr
@@ -46,7 +38,7 @@ def test_cli_extent_in_lonlat(tmp_path: Path) -> None:
 
 
 def test_cli_extent_error(tmp_path: Path) -> None:
-    p = _run("estimate", "--phase", str(PHASE), "--wavelength", "0.05546576", "--incidence", "39", "--heading",
+    p = run_backend("estimate", "--phase", str(PHASE), "--wavelength", "0.05546576", "--incidence", "39", "--heading",
              "-12", "--out", str(tmp_path / "o"), "--extent", "0", "0", "10", "10", "--extent-crs", "EPSG:32634")
     assert p.returncode == 2
     assert "extent does not overlap" in p.stderr and "Fix:" in p.stderr

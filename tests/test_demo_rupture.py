@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import rasterio
 
-from backend.demo import demo_strong_rupture
+from models.demo import demo_strong_rupture
 
 
+@pytest.mark.slow
 def test_simulated_rupture_demo_beats_dis_and_zero(tmp_path: Path, qf_model: Path) -> None:
     assert qf_model.name == "quakefusion.onnx"  # the shipped, trained network (not the stand-in)
     c = demo_strong_rupture(tmp_path / "demo", device="cpu", model=qf_model)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 import torch
 
 from models.channels import CHANNELS
@@ -15,6 +16,7 @@ from models.export import build_metadata, export_onnx, read_metadata
 from models.network import build_model
 
 
+@pytest.mark.slow
 def test_onnx_matches_pytorch_and_carries_metadata(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = build_model({}).eval()

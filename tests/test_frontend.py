@@ -3,8 +3,6 @@ Lucas-Kanade on a real Sentinel-2 texture, robustness to an illumination gain, N
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import rasterio
 import torch
@@ -12,8 +10,9 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from models import frontend as fe
+from tests.conftest import ROOT
 
-S2 = next(Path("data/sentinel2_berlin_2016").glob("*.tif"))
+S2 = sorted((ROOT / "data" / "sentinel2_berlin_2016").glob("*.tif"))[0]
 
 
 def _texture(size: int = 160) -> np.ndarray:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from qgis.core import QgsApplication
 from qgis.PyQt.QtCore import QEvent
 from qgis.PyQt.QtWidgets import QAction, QToolBar
+
+pytestmark = pytest.mark.qgis_slow
 
 
 def _qf_toolbars(iface) -> list[QToolBar]:
@@ -57,7 +60,7 @@ def test_startup_imports_nothing_heavy(qf_plugin_pkg) -> None:
     import sys
 
     parent = str(Path(qf_plugin_pkg.__file__).parent.parent)
-    heavy = ("onnxruntime", "rasterio", "torch", "quakefusion.backend.pipeline")
+    heavy = ("onnxruntime", "rasterio", "torch", "backend.pipeline", "backend.io")
     code = (f"import sys; sys.path.insert(0, {parent!r})\n"
             "import quakefusion, quakefusion.plugin\n"
             f"print([m for m in {heavy!r} if m in sys.modules])\n")
@@ -68,7 +71,7 @@ def test_startup_imports_nothing_heavy(qf_plugin_pkg) -> None:
 
 
 def test_deps_dialog_lists_missing_and_builds_pip_command(qgis_app, qf_plugin_pkg) -> None:
-    from quakefusion import deps
+    from quakefusion.app import deps
     from quakefusion.ui.deps_dialog import DepsDialog
 
     assert deps.missing() == []  # this environment has both

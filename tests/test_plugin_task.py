@@ -21,6 +21,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import Qt
 
+pytestmark = pytest.mark.qgis_slow
+
 EXPECTED = ["Displacement arrows (horizontal)", "East displacement (m)", "North displacement (m)",
             "Up displacement (m)", "Horizontal displacement magnitude (m)", "Uncertainty, 3-D 1-sigma (m)",
             "LOS displacement (m, + towards satellite)", "Unwrapped phase (rad)", "Re-wrapped phase (rad)"]
@@ -73,7 +75,7 @@ def _start(dlg):
 
 
 def test_run_adds_styled_layers(plugin, qgis_new_project, qgis_iface, sim_scene, qf_model, tmp_path) -> None:
-    from quakefusion.results import robust_abs_max
+    from quakefusion.app.layers import robust_abs_max
 
     layers = _layers_from_project(sim_scene)
     dlg = plugin.show_dialog()

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import rasterio
 
+pytestmark = pytest.mark.qgis_slow
+
 QGIS_PROCESS = shutil.which("qgis_process")
 # Debian's /usr/bin/qgis_process wrapper passes QGIS_OPTS=--noversioncheck from /etc/default/qgis, which the 3.22
 # executable rejects ("Command --noversioncheck not known!"): call the real binary beside it when there is one.
@@ -81,7 +83,7 @@ def test_qgis_process_reports_input_problems_in_words(qp_env, sim_scene, tmp_pat
     p = sim_scene["paths"]
     out = _run(qp_env, f"OPTICAL_PRE={p['optical']}", f"OUTPUT_FOLDER={tmp_path / 'out'}")
     assert out.returncode != 0
-    assert "give both or neither" in (out.stdout + out.stderr)
+    assert "give both images of the pair (OPTICAL_PRE and OPTICAL_POST) or neither" in (out.stdout + out.stderr)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.tif"))
 
 
@@ -90,7 +92,7 @@ def test_in_process_algorithm_with_extent(qgis_app, qgis_processing, qgis_new_pr
     """Toolbox / batch / model designer all call the same registered algorithm: run it with processing.run."""
     import processing
     from qgis.core import QgsApplication
-    from quakefusion.processing_provider import QuakeFusionProvider
+    from quakefusion.app.provider import QuakeFusionProvider
 
     reg = QgsApplication.processingRegistry()
     provider = QuakeFusionProvider()

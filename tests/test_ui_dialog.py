@@ -13,6 +13,8 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
+pytestmark = pytest.mark.qgis_slow
+
 
 @pytest.fixture
 def dialog(qgis_app, qgis_iface, qgis_new_project, qf_plugin_pkg, sim_scene, qf_model, qf_clean_settings):
@@ -49,24 +51,25 @@ def test_rows_list_raster_layers_with_none_and_bands(dialog) -> None:
     assert band.count() == 2 and band.currentBand() == 1
     dlg.set_input("optical_post", layers["optical"], 2)
     assert dlg.band("optical_post") == 2
-    assert not dlg.const_incidence.isEnabled() or dlg.layer("incidence") is None
-    assert dlg.const_incidence.isEnabled()
+    assert dlg.layer("incidence") is None and dlg.const_incidence.isEnabled()
     dlg.set_input("incidence", layers["dem"])
-    assert not dlg.const_incidence.isEnabled()
+    assert not dlg.const_incidence.isEnabled() and dlg.spec().inputs["incidence"] == (layers["dem"].source(), 1)
+    dlg.set_input("incidence", None)
+    assert dlg.const_incidence.isEnabled() and "incidence" not in dlg.spec().inputs
 
 
 def test_validation_messages_and_run_button(dialog, tmp_path: Path) -> None:
     dlg, layers = dialog
     assert not dlg.btn_run.isEnabled()
-    assert any("sees the displacement" in p for p in dlg.problems())
+    assert any("no displacement-sensitive input" in p.lower() for p in dlg.problems())
     assert "Run is disabled" in dlg.lbl_validation.text()
     dlg.set_input("optical_pre", layers["optical"], 1)
-    assert any("optical pair is incomplete" in p for p in dlg.problems())
+    assert any("is given without the optical" in p.lower() for p in dlg.problems())
     dlg.set_input("optical_post", layers["optical"], 1)
     assert any("same band of the same layer" in p for p in dlg.problems())
     dlg.set_input("optical_post", layers["optical"], 2)
     dlg.set_input("coherence", layers["coherence"])
-    assert any("Coherence is chosen without an interferogram" in p for p in dlg.problems())
+    assert any("coherence is given without a phase" in p.lower() for p in dlg.problems())
     dlg.set_input("phase", layers["phase"])
     assert dlg.problems() == ["Choose an output folder."]
     assert not dlg.btn_run.isEnabled()
@@ -81,12 +84,13 @@ def test_validation_messages_and_run_button(dialog, tmp_path: Path) -> None:
                          layers["phase"].crs())
     assert dlg.problems() == [] and "Drawn:" in dlg.lbl_extent_value.text()
     dlg.fw_model.setFilePath(str(tmp_path / "nope.onnx"))
-    assert any("does not exist" in p for p in dlg.problems())
+    assert any("file not found" in p for p in dlg.problems())
 
 
 def test_presets_spec_and_remembered_output(dialog, tmp_path: Path, qgis_iface) -> None:
-    from quakefusion.backend.conventions import ALOS2_WAVELENGTH_M, SENTINEL1_WAVELENGTH_M
     from quakefusion.ui.main_dialog import MainDialog, available_devices
+
+    from backend.conventions import ALOS2_WAVELENGTH_M, SENTINEL1_WAVELENGTH_M
 
     dlg, layers = dialog
     assert dlg.wavelength_m() == pytest.approx(SENTINEL1_WAVELENGTH_M, abs=1e-5)

@@ -10,8 +10,8 @@ import rasterio
 from scipy import ndimage
 
 from backend.conventions import TWO_PI, wrap
-from backend.evaluation import agreement_within_pi, cross_rupture_cycle_error, true_cross_rupture_cycles
 from backend.unwrap import UnwrapParams, joint_unwrap, pseudo_coherence
+from models.metrics import agreement_within_pi, cross_rupture_cycle_error, true_cross_rupture_cycles
 
 LAM = 0.05546576
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,12 +15,13 @@ import pytest
 import rasterio
 from affine import Affine
 
-from backend._testing import scene_estimate_inputs
 from backend.conventions import TWO_PI, wrap
-from backend.evaluation import cross_rupture_cycle_error, exact_cycle_share, true_cross_rupture_cycles
 from backend.pipeline import EstimateConfig, run_estimate
+from models.metrics import cross_rupture_cycle_error, exact_cycle_share, true_cross_rupture_cycles
+from models.testing import scene_estimate_inputs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [7, 9])
 def test_pipeline_cycle_count_across_simulated_rupture(tmp_path: Path, qf_model: Path, seed: int) -> None:
     from skimage.restoration import unwrap_phase
@@ -52,9 +53,13 @@ def test_pipeline_cycle_count_across_simulated_rupture(tmp_path: Path, qf_model:
     # the fused estimate never makes the cycle count across the rupture worse than no model at all ...
     assert abs(ours_err) <= abs(base_err) + 1, (ours_err, base_err, classical_err)
     assert exact_cycle_share(unw, truth)[0] >= exact_cycle_share(base, truth)[0] - 0.03
-    # ... and where the network is confident enough to be used (sigma below lambda/4 in LOS), it gets it right
-    if res.run["parameters"]["unwrap"]["model_trusted_share"] > 0.5:
-        assert abs(ours_err) <= 1, (ours_err, base_err, classical_err)
+    # ... and a model that is right and confident (the true phase, sigma 0.1 rad) gets the rupture step exactly:
+    # the shipped network is rarely trusted (its sigma is above lambda/4 in LOS), so test the rule itself here
+    share = res.run["parameters"]["unwrap"]["model_trusted_share"]
+    assert 0.0 <= share <= 1.0
+    sure, _, info = joint_unwrap(phase, truth, s.coherence.astype(np.float64), model_sigma=np.full_like(phase, 0.1))
+    assert info["model_trusted_share"] > 0.95
+    assert cross_rupture_cycle_error(sure, truth, trace) == 0, (ours_err, base_err, classical_err)
     with rasterio.open(res.outputs["los_displacement"]) as ds:  # band 2: LOS of the unwrapped phase
         los_unw = ds.read(2).astype(np.float64)
     lam, sign = s.wavelength_m, s.phase_sign
@@ -80,11 +85,9 @@ def test_absolute_offset_only_from_a_confident_model() -> None:
     np.testing.assert_allclose(np.diff(unw2, axis=1), np.diff(truth, axis=1), atol=0.6)  # still unwrapped
 
 
-def test_unwrapping_blocks_are_stitched_without_cycle_jumps(tmp_path: Path) -> None:
+def test_unwrapping_blocks_are_stitched_without_cycle_jumps(tmp_path: Path, tiny_model: Path) -> None:
     """Unwrapping in 64 px blocks gives the single-block answer (up to one constant) even with a model that sets no
     absolute offset (the tiny test network's sigma is far above lambda/2)."""
-    from backend._testing import make_tiny_model
-
     rng = np.random.default_rng(2)
     n = 150
     r, c = np.mgrid[0:n, 0:n].astype(np.float64)
@@ -94,7 +97,7 @@ def test_unwrapping_blocks_are_stitched_without_cycle_jumps(tmp_path: Path) -> N
                 nodata=float("nan"))
     with rasterio.open(tmp_path / "phase.tif", "w", **prof) as ds:
         ds.write(wrap(truth + 0.2 * rng.standard_normal((n, n))).astype(np.float32), 1)
-    model = make_tiny_model(tmp_path / "tiny.onnx")
+    model = tiny_model
     outs = {}
     for block in (64, 4096):
         res = run_estimate(EstimateConfig(out_dir=tmp_path / f"o{block}", phase=tmp_path / "phase.tif",

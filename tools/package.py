@@ -1,8 +1,9 @@
 """Build the plugin zip for QGIS's *Plugins > Manage and Install Plugins > Install from ZIP*.
 
-The zip holds one folder, ``quakefusion/``, with what the plugin needs at run time: the QGIS wiring, the
-widgets, the backend, the shipped ONNX model and its card, the licence and the docs. Tests, training code,
-benchmarks, bundled data and development files stay out. Fails if the zip would exceed 25 MB.
+The zip holds one folder, ``quakefusion/``, with what the plugin needs at run time: the QGIS wiring (``plugin.py``,
+``app/``), the widgets (``ui/``), the backend, the shipped ONNX model and its card, the licence and the docs.
+Tests, training/demo/evaluation code (``models/*.py``), benchmarks, bundled data and development files stay out.
+Fails if the zip would exceed 25 MB.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ PLUGIN_FOLDER = "quakefusion"
 MAX_BYTES = 25 * 1024 * 1024
 
 INCLUDE = [
-    "metadata.txt", "__init__.py", "*.py", "icon.png", "resources.qrc", "LICENSE", "README.md",
-    "requirements.txt", "ui/*", "backend/*", "models/quakefusion.onnx", "models/MODEL_CARD.md", "docs/*.md",
+    "metadata.txt", "__init__.py", "plugin.py", "icon.png", "resources.qrc", "LICENSE", "README.md",
+    "requirements.txt", "ui/*", "app/*", "backend/*", "models/quakefusion.onnx", "models/MODEL_CARD.md", "docs/*.md",
 ]
 EXCLUDE = ["tests/*", "benchmarks/*", "tools/*", "data/*", ".ci/*", "*/__pycache__/*", "*.pyc"]
 

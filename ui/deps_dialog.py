@@ -16,7 +16,7 @@ from qgis.PyQt.QtWidgets import (
     QVBoxLayout,
 )
 
-from .. import deps
+from ..app import deps
 
 DOC_URL = "https://github.com/quakefusion/quakefusion/blob/main/docs/install.md"
 

@@ -26,8 +26,10 @@ from qgis.gui import QgsFileWidget, QgsMapToolExtent
 from qgis.PyQt import uic
 from qgis.PyQt.QtWidgets import QDialog, QFileDialog
 
-from ..backend.conventions import ALOS2_WAVELENGTH_M, NISAR_L_WAVELENGTH_M, SENTINEL1_WAVELENGTH_M
-from ..runner import ANGLES, MODALITIES, RunSpec, default_run_name
+from backend import config as C
+
+from ..app import deps
+from ..app.runner import ANGLES, MODALITIES, RunSpec, default_run_name, problems
 
 FORM_CLASS, _ = uic.loadUiType(os.path.join(os.path.dirname(__file__), "main_dialog.ui"))
 
@@ -38,20 +40,12 @@ HUMAN = {
     "sar_post": "SAR amplitude post-event", "phase": "interferogram", "coherence": "coherence", "dem": "DEM",
     "incidence": "LOS incidence", "heading": "LOS heading",
 }
-WAVELENGTH_PRESETS = [
-    ("Sentinel-1 (C-band, 5.55 cm)", SENTINEL1_WAVELENGTH_M),
-    ("ALOS-2 PALSAR-2 (L-band, 22.9 cm)", ALOS2_WAVELENGTH_M),
-    ("NISAR (L-band, 23.8 cm)", NISAR_L_WAVELENGTH_M),
-    ("Custom", None),
-]
-SIGN_PRESETS = [
-    ("LiCSAR / COMET", 1, "LiCSAR/COMET: phase grows with range increase (motion away from the satellite); sign +1."),
-    ("ASF HyP3", 1, "ASF HyP3 (GAMMA): unwrapped/wrapped phase grows with range increase (its displacement maps use "
-                    "the opposite sign); sign +1."),
-    ("ISCE", 1, "ISCE2 interferograms: phase grows with range increase (as read by MintPy); sign +1."),
-    ("Custom", None, "Custom: +1 if the phase grows when the ground moves away from the satellite, -1 otherwise. A "
-                     "wrong sign shows as a sign-flipped deformation pattern."),
-]
+WAVELENGTH_PRESETS = [(p.label, p.value) for p in C.WAVELENGTH_PRESETS] + [("Custom", None)]
+SIGN_PRESETS = [(p.label, p.value, p.explanation) for p in C.SIGN_PRESETS] + [("Custom", None,
+                                                                               C.CUSTOM_SIGN_EXPLANATION)]
+# how the dialog names a backend input or setting in the problems of backend.config.check
+WIDGET_LABELS = {**{k: f"the {v}" for k, v in HUMAN.items()}, "wavelength": "the radar wavelength",
+                 "tile": "the tile size (Advanced)", "model": "the model file (Advanced)", "overlap": "the overlap"}
 EXTENT_MODES = [
     ("intersection", "Intersection of the input layers"),
     ("canvas", "Current map canvas extent"),
@@ -165,7 +159,17 @@ class MainDialog(QDialog, FORM_CLASS):
         self.cb_device.currentIndexChanged.connect(self.validate)
         self.fw_model.setFilter("ONNX model (*.onnx)")
         self.fw_model.fileChanged.connect(self.validate)
-        self.spin_tile.valueChanged.connect(self.validate)
+        self.spin_tile.setRange(C.MIN_TILE, C.MAX_TILE)
+        self.spin_tile.setSingleStep(C.TILE_STEP)
+        self.spin_tile.valueChanged.connect(self._tile_changed)
+        self._tile_changed()
+
+    def _tile_changed(self, *_: Any) -> None:
+        overlap, note = C.overlap_for(int(self.spin_tile.value()))
+        text = (f"Smaller tiles use less memory but see less context: tiles overlap by {overlap} px (the model's "
+                "receptive field).")
+        self.lbl_tile_info.setText(text + (f" Below {C.min_tile_for()} px, expect faint seams." if note else ""))
+        self.validate()
 
     # ------------------------------------------------------------------ helpers
     def combo(self, key: str) -> Any:
@@ -276,11 +280,27 @@ class MainDialog(QDialog, FORM_CLASS):
     # ------------------------------------------------------------------ validation
     def problems(self) -> list[str]:
         """Why Run is disabled, in plain words (empty list: ready)."""
-        p: list[str] = []
         given = {k: self.layer(k) for k in ROWS if self.layer(k) is not None}
-        if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("rasterio") is None:
-            p.append("The Python packages onnxruntime and rasterio are needed: use Plugins > QuakeFusion > "
-                     "Install dependencies.")
+        p: list[str] = []
+        missing = deps.missing()
+        if missing:
+            p.append(f"The Python packages {', '.join(missing)} are needed: use Plugins > QuakeFusion > Install "
+                     "dependencies.")
+        p += self._layer_problems(given)
+        # the backend's own rules (pairs, a displacement-sensitive input, wavelength, tile, model file...)
+        p += [f"{x.message[0].upper()}{x.message[1:]}: {x.fix}."
+              for x in problems(self.spec(with_extent=False), self._label)]
+        p += self._output_problems() + self._area_problems(given)
+        model = self.fw_model.filePath().strip()
+        if not model and not (Path(__file__).resolve().parents[1] / "models" / "quakefusion.onnx").exists():
+            p.append("The model shipped with the plugin (models/quakefusion.onnx) is missing: reinstall the plugin "
+                     "or choose a model file under Advanced.")
+        if self.task is not None:
+            p.append("A run is in progress.")
+        return p
+
+    def _layer_problems(self, given: dict[str, Any]) -> list[str]:
+        p: list[str] = []
         for key, lyr in given.items():
             if lyr.providerType() != "gdal":
                 p.append(f"The {HUMAN[key]} layer '{lyr.name()}' is not a file raster ({lyr.providerType()}); save "
@@ -288,19 +308,12 @@ class MainDialog(QDialog, FORM_CLASS):
             elif not lyr.isValid():
                 p.append(f"The {HUMAN[key]} layer '{lyr.name()}' cannot be read.")
         for a, b, what in (("optical_pre", "optical_post", "optical"), ("sar_pre", "sar_post", "SAR amplitude")):
-            if (a in given) != (b in given):
-                missing = b if a in given else a
-                p.append(f"The {what} pair is incomplete: choose the {HUMAN[missing]} image too, or neither.")
-            elif a in given and given[a].id() == given[b].id() and self.band(a) == self.band(b):
+            if a in given and b in given and given[a].id() == given[b].id() and self.band(a) == self.band(b):
                 p.append(f"The {what} pre- and post-event images are the same band of the same layer.")
-        if "phase" not in given and not ({"optical_pre", "optical_post"} <= set(given)) \
-                and not ({"sar_pre", "sar_post"} <= set(given)):
-            p.append("Choose something that sees the displacement: an interferogram, an optical pair or a SAR "
-                     "amplitude pair.")
-        if "coherence" in given and "phase" not in given:
-            p.append("Coherence is chosen without an interferogram: choose the interferogram too, or no coherence.")
-        if "phase" in given and not (0.005 <= self.wavelength_m() <= 0.5):
-            p.append("The radar wavelength must be in metres (0.005–0.5 m).")
+        return p
+
+    def _output_problems(self) -> list[str]:
+        p: list[str] = []
         out = self.fw_output.filePath().strip()
         if not out:
             p.append("Choose an output folder.")
@@ -312,21 +325,19 @@ class MainDialog(QDialog, FORM_CLASS):
                 p.append(f"The output folder {out} cannot be written (no permission).")
         if not self.le_run_name.text().strip():
             p.append("Give the run a name.")
-        if self.extent_mode() == "drawn" and self.drawn_extent is None:
-            p.append("Draw the rectangle on the map (or choose another extent).")
-        elif self.extent_mode() == "canvas" and given and self.iface is not None:
-            if not self._canvas_overlaps(given.values()):
-                p.append("The map canvas shows no part of the chosen layers: pan/zoom to them or choose another "
-                         "extent.")
-        model = self.fw_model.filePath().strip()
-        if model and not Path(model).is_file():
-            p.append(f"The model file {model} does not exist.")
-        if not model and not (Path(__file__).resolve().parents[1] / "models" / "quakefusion.onnx").exists():
-            p.append("The model shipped with the plugin (models/quakefusion.onnx) is missing: reinstall the plugin "
-                     "or choose a model file under Advanced.")
-        if self.task is not None:
-            p.append("A run is in progress.")
         return p
+
+    def _area_problems(self, given: dict[str, Any]) -> list[str]:
+        if self.extent_mode() == "drawn" and self.drawn_extent is None:
+            return ["Draw the rectangle on the map (or choose another extent)."]
+        if self.extent_mode() == "canvas" and given and self.iface is not None \
+                and not self._canvas_overlaps(given.values()):
+            return ["The map canvas shows no part of the chosen layers: pan/zoom to them or choose another extent."]
+        return []
+
+    @staticmethod
+    def _label(name: str) -> str:
+        return WIDGET_LABELS.get(name, name.replace("_", " "))
 
     def _canvas_overlaps(self, layers: Any) -> bool:
         canvas = self.iface.mapCanvas()
@@ -342,7 +353,10 @@ class MainDialog(QDialog, FORM_CLASS):
         return False
 
     def validate(self, *_args: Any) -> bool:
-        p = self.problems()
+        try:
+            p = self.problems()
+        except RuntimeError:  # a widget or the canvas is already deleted (QGIS is closing): nothing to show
+            return False
         self.btn_run.setEnabled(not p)
         if p:
             items = "".join(f"<li>{x}</li>" for x in p)
@@ -353,14 +367,15 @@ class MainDialog(QDialog, FORM_CLASS):
         return not p
 
     # ------------------------------------------------------------------ run
-    def spec(self) -> RunSpec:
+    def spec(self, with_extent: bool = True) -> RunSpec:
+        """What the user chose; ``with_extent=False`` skips the map canvas (validation needs no extent)."""
         inputs = {}
         for key in ROWS:
             lyr = self.layer(key)
             if lyr is not None:
                 inputs[key] = (lyr.source(), self.band(key))
         extent = None
-        mode = self.extent_mode()
+        mode = self.extent_mode() if with_extent else None
         if mode == "canvas" and self.iface is not None:
             canvas = self.iface.mapCanvas()
             r = canvas.extent()

@@ -2,8 +2,10 @@
 
 Same parameters as the dialog; usable from the toolbox, batch mode, the model designer and
 ``qgis_process run quakefusion:estimate_displacement -- PHASE=ifg.tif ... OUTPUT_FOLDER=out``.
+``checkParameterValues`` runs the backend's ``backend.config.check`` (the same rules as the CLI and the dialog);
 ``processAlgorithm`` calls ``runner.execute`` (hence ``backend.pipeline.run_estimate``): feedback -> progress,
-``feedback.isCanceled`` -> cancel. Outputs keep their ``.qml`` styles, so loaded layers look like the dialog's.
+``feedback.isCanceled`` -> cancel. ``postProcessAlgorithm`` (main thread) writes the ``.qml`` styles, so loaded
+layers look like the dialog's.
 """
 
 from __future__ import annotations
@@ -36,25 +38,26 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
-from .backend.conventions import ALOS2_WAVELENGTH_M, NISAR_L_WAVELENGTH_M, SENTINEL1_WAVELENGTH_M
-from .runner import ANGLES, MODALITIES, RunSpec, default_run_name
+from backend import config as C
 
-PLUGIN_DIR = os.path.dirname(__file__)
+from .runner import ANGLES, MODALITIES, RunSpec, default_run_name, problems
+
+PLUGIN_DIR = os.path.dirname(os.path.dirname(__file__))
 INPUT_LABELS = {
     "optical_pre": "Optical image, pre-event", "optical_post": "Optical image, post-event",
     "sar_pre": "SAR amplitude, pre-event", "sar_post": "SAR amplitude, post-event",
     "phase": "InSAR wrapped interferogram (rad)", "coherence": "InSAR coherence (0..1)", "dem": "DEM (m)",
     "incidence": "LOS incidence raster (deg)", "heading": "LOS heading raster (deg)",
 }
-WAVELENGTHS = [("Sentinel-1 C-band (0.05547 m)", SENTINEL1_WAVELENGTH_M), ("ALOS-2 L-band (0.22904 m)",
-               ALOS2_WAVELENGTH_M), ("NISAR L-band (0.2384 m)", NISAR_L_WAVELENGTH_M),
-               ("Custom (WAVELENGTH_CUSTOM)", None)]
-SIGNS = [("LiCSAR/COMET (+1)", 1), ("ASF HyP3 (+1)", 1), ("ISCE (+1)", 1), ("Custom +1", 1), ("Custom -1", -1)]
+WAVELENGTHS = [(f"{p.label}: {p.value} m", p.value) for p in C.WAVELENGTH_PRESETS] + [("Custom (WAVELENGTH_CUSTOM)",
+                                                                                          None)]
+SIGNS = [(f"{p.label} ({p.value:+d})", p.value) for p in C.SIGN_PRESETS] + [("Custom +1", 1), ("Custom -1", -1)]
 DEVICES = ["auto", "cuda", "cpu"]
 OUTPUT_KEYS = {"DISPLACEMENT": "displacement", "DISPLACEMENT_SIGMA": "displacement_sigma",
                "EAST": "east", "NORTH": "north", "UP": "up", "HORIZONTAL": "horizontal",
                "UNCERTAINTY": "uncertainty", "LOS_DISPLACEMENT": "los_displacement",
-               "UNWRAPPED_PHASE": "unwrapped_phase", "REWRAPPED_PHASE": "rewrapped_phase"}
+               "UNWRAPPED_PHASE": "unwrapped_phase", "REWRAPPED_PHASE": "rewrapped_phase",
+               "RUPTURE_PROBABILITY": "rupture_probability"}
 
 
 class QuakeFusionProvider(QgsProcessingProvider):
@@ -108,16 +111,20 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
             self.addParameter(QgsProcessingParameterBand(f"{up}_BAND", f"{INPUT_LABELS[key]}: band", 1, up,
                                                          optional=True))
         self.addParameter(QgsProcessingParameterNumber("INCIDENCE_CONSTANT", "LOS incidence constant (deg), if no "
-                                                       "raster", QgsProcessingParameterNumber.Double, 39.0,
-                                                       minValue=0.0, maxValue=90.0))
+                                                       "raster", QgsProcessingParameterNumber.Double,
+                                                       C.DEFAULT_INCIDENCE_DEG, minValue=C.INCIDENCE_RANGE_DEG[0],
+                                                       maxValue=C.INCIDENCE_RANGE_DEG[1]))
         self.addParameter(QgsProcessingParameterNumber("HEADING_CONSTANT", "LOS heading constant (deg), if no "
-                                                       "raster", QgsProcessingParameterNumber.Double, -12.0,
-                                                       minValue=-360.0, maxValue=360.0))
+                                                       "raster", QgsProcessingParameterNumber.Double,
+                                                       C.DEFAULT_HEADING_DEG, minValue=C.HEADING_RANGE_DEG[0],
+                                                       maxValue=C.HEADING_RANGE_DEG[1]))
         self.addParameter(QgsProcessingParameterEnum("WAVELENGTH", "Radar wavelength",
                                                      [w[0] for w in WAVELENGTHS], defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber("WAVELENGTH_CUSTOM", "Custom wavelength (m)",
-                                                       QgsProcessingParameterNumber.Double, SENTINEL1_WAVELENGTH_M,
-                                                       optional=True, minValue=0.005, maxValue=0.5))
+                                                       QgsProcessingParameterNumber.Double,
+                                                       C.WAVELENGTH_PRESETS[0].value, optional=True,
+                                                       minValue=C.WAVELENGTH_RANGE_M[0],
+                                                       maxValue=C.WAVELENGTH_RANGE_M[1]))
         self.addParameter(QgsProcessingParameterEnum("PHASE_SIGN", "Phase sign convention",
                                                      [s[0] for s in SIGNS], defaultValue=0))
         self.addParameter(QgsProcessingParameterExtent("EXTENT", "Extent (empty: intersection of the inputs)",
@@ -125,8 +132,8 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", ["Auto", "GPU (CUDA)", "CPU"],
                                                      defaultValue=0))
         adv = [
-            QgsProcessingParameterNumber("TILE", "Tile size (px)", QgsProcessingParameterNumber.Integer, 1024,
-                                         minValue=64, maxValue=4096),
+            QgsProcessingParameterNumber("TILE", "Tile size (px)", QgsProcessingParameterNumber.Integer,
+                                         C.DEFAULT_TILE, minValue=C.MIN_TILE, maxValue=C.MAX_TILE),
             QgsProcessingParameterFile("MODEL", "Model (.onnx; empty: shipped model)", extension="onnx",
                                        optional=True),
             QgsProcessingParameterString("RUN_NAME", "Run name (sub-folder)", optional=True),
@@ -149,29 +156,19 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
         ok, msg = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, msg
-        given = {k for k in (*MODALITIES, *ANGLES)
-                 if self.parameterAsRasterLayer(parameters, k.upper(), context) is not None}
-        for a, b in (("optical_pre", "optical_post"), ("sar_pre", "sar_post")):
-            if (a in given) != (b in given):
-                return False, f"{INPUT_LABELS[a]} and {INPUT_LABELS[b]} go together: give both or neither."
-        if "phase" not in given and "optical_pre" not in given and "sar_pre" not in given:
-            return False, "Give an interferogram (PHASE), an optical pair or a SAR amplitude pair."
-        if "coherence" in given and "phase" not in given:
-            return False, "COHERENCE needs PHASE."
+        found = problems(self._spec(parameters, context), lambda name: name.upper())
+        if found:
+            return False, "\n".join(p.text for p in found)
         return True, ""
 
-    def processAlgorithm(self, parameters: dict, context: QgsProcessingContext, feedback: Any) -> dict:  # noqa: N802
-        from .backend.errors import Cancelled, PipelineError
-        from .runner import execute
-
+    def _spec(self, parameters: dict, context: QgsProcessingContext) -> RunSpec:
         inputs: dict[str, tuple[str, int]] = {}
         for key in (*MODALITIES, *ANGLES):
             lyr = self.parameterAsRasterLayer(parameters, key.upper(), context)
             if lyr is not None:
                 band = self.parameterAsInt(parameters, f"{key.upper()}_BAND", context) or 1
                 inputs[key] = (lyr.source(), int(band))
-        w_idx = self.parameterAsEnum(parameters, "WAVELENGTH", context)
-        wavelength = WAVELENGTHS[w_idx][1]
+        wavelength = WAVELENGTHS[self.parameterAsEnum(parameters, "WAVELENGTH", context)][1]
         if wavelength is None:
             wavelength = self.parameterAsDouble(parameters, "WAVELENGTH_CUSTOM", context)
         extent = None
@@ -181,10 +178,10 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
             if not r.isNull() and not r.isEmpty():
                 extent = (r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum(),
                           crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED) if crs.isValid() else "")
-        out_root = Path(self.parameterAsString(parameters, "OUTPUT_FOLDER", context))
         model = self.parameterAsString(parameters, "MODEL", context)
-        run_name = self.parameterAsString(parameters, "RUN_NAME", context) or default_run_name()
-        spec = RunSpec(out_root=out_root, run_name=run_name, inputs=inputs,
+        return RunSpec(out_root=Path(self.parameterAsString(parameters, "OUTPUT_FOLDER", context) or "."),
+                       run_name=self.parameterAsString(parameters, "RUN_NAME", context) or default_run_name(),
+                       inputs=inputs,
                        incidence_deg=self.parameterAsDouble(parameters, "INCIDENCE_CONSTANT", context),
                        heading_deg=self.parameterAsDouble(parameters, "HEADING_CONSTANT", context),
                        wavelength_m=wavelength if "phase" in inputs else None,
@@ -192,6 +189,13 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
                        device=DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)],
                        tile=self.parameterAsInt(parameters, "TILE", context),
                        model_path=Path(model) if model else None, extent=extent, intersection=True)
+
+    def processAlgorithm(self, parameters: dict, context: QgsProcessingContext, feedback: Any) -> dict:  # noqa: N802
+        from backend.errors import Cancelled, PipelineError
+
+        from .runner import execute
+
+        spec = self._spec(parameters, context)
 
         def progress(fraction: float, message: str) -> None:
             feedback.setProgress(100.0 * fraction)
@@ -205,16 +209,26 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
         except PipelineError as exc:
             raise QgsProcessingException(exc.message) from exc
         feedback.pushInfo(f"Results in {outcome.out_dir} ({outcome.device}, {outcome.seconds:.1f} s)")
-        results: dict[str, Any] = {"RUN_FOLDER": str(outcome.out_dir), "OUTPUT_FOLDER": str(out_root),
+        results: dict[str, Any] = {"RUN_FOLDER": str(outcome.out_dir), "OUTPUT_FOLDER": str(spec.out_root),
                                    "DEVICE_USED": outcome.device, "SECONDS": outcome.seconds}
         for out, key in OUTPUT_KEYS.items():
             results[out] = str(outcome.files[key]) if key in outcome.files else None
         results["ARROWS"] = str(outcome.files["arrows"]) if "arrows" in outcome.files else None
-        self._load(outcome, run_name, context, self.parameterAsBool(parameters, "LOAD_ALL", context))
+        self._outcome = outcome
+        self._load(outcome, spec.run_name, context, self.parameterAsBool(parameters, "LOAD_ALL", context))
         return results
 
+    def postProcessAlgorithm(self, context: QgsProcessingContext, feedback: Any) -> dict:  # noqa: N802
+        """Main thread: the .qml styles beside the files (before Processing loads the layers)."""
+        from .layers import write_styles
+
+        outcome = getattr(self, "_outcome", None)
+        if outcome is not None:
+            outcome.styles = write_styles(outcome.files)
+        return {}
+
     def _load(self, outcome: Any, run_name: str, context: QgsProcessingContext, load_all: bool) -> None:
-        from .results import LAYER_NAMES, LAYERS
+        from .layers import LAYER_NAMES, LAYERS
 
         if context.project() is None:
             return

@@ -20,8 +20,12 @@ DEFAULT_CHANNELS = [
 
 
 def make_tiny_model(path: str | Path, channels: list[str] | None = None, kernel: int = 5, layers: int = 2,
-                    hidden: int = 8, seed: int = 0, version: str = "test-tiny") -> Path:
-    """Write a small conv net ONNX with QuakeFusion metadata to ``path``; returns the path."""
+                    hidden: int = 8, seed: int = 0, version: str = "test-tiny", rupture: bool = False,
+                    receptive_field_px: int | None = None) -> Path:
+    """Write a small conv net ONNX with QuakeFusion metadata to ``path``; returns the path.
+
+    ``rupture``: also a ``rupture_probability`` output (B,1,H,W, sigmoid, 0..1) listed in the metadata, as the next
+    model has; ``receptive_field_px`` is recorded in the metadata when given."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -47,17 +51,25 @@ def make_tiny_model(path: str | Path, channels: list[str] | None = None, kernel:
     nodes.append(helper.make_node("Conv", [prev, "ws"], ["sraw"]))
     nodes.append(helper.make_node("Softplus", ["sraw"], ["sp"]))
     nodes.append(helper.make_node("Add", ["sp", "s0"], ["sigma_enu_m"]))
+    outputs = [helper.make_tensor_value_info("displacement_enu_m", TensorProto.FLOAT, ["B", 3, "H", "W"]),
+               helper.make_tensor_value_info("sigma_enu_m", TensorProto.FLOAT, ["B", 3, "H", "W"])]
+    names = {"displacement": "displacement_enu_m", "sigma": "sigma_enu_m"}
+    if rupture:
+        wr = (0.5 * rng.standard_normal((1, cin, 1, 1))).astype(np.float32)
+        inits.append(numpy_helper.from_array(wr, "wr"))
+        nodes.append(helper.make_node("Conv", [prev, "wr"], ["rraw"]))
+        nodes.append(helper.make_node("Sigmoid", ["rraw"], ["rupture_probability"]))
+        outputs.append(helper.make_tensor_value_info("rupture_probability", TensorProto.FLOAT, ["B", 1, "H", "W"]))
+        names["rupture_probability"] = "rupture_probability"
     graph = helper.make_graph(
         nodes, "tiny_quakefusion",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["B", c, "H", "W"])],
-        [helper.make_tensor_value_info("displacement_enu_m", TensorProto.FLOAT, ["B", 3, "H", "W"]),
-         helper.make_tensor_value_info("sigma_enu_m", TensorProto.FLOAT, ["B", 3, "H", "W"])],
-        inits)
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["B", c, "H", "W"])], outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    meta = {"model_version": version, "input_name": "features",
-            "outputs": {"displacement": "displacement_enu_m", "sigma": "sigma_enu_m"},
+    meta = {"model_version": version, "input_name": "features", "outputs": names,
             "channels": [{"name": n, "units": "-", "normalisation": "see backend/features.py"} for n in chans],
             "pixel_size_range_m": [5.0, 200.0], "tile_multiple": 16, "wavelength_m_trained": [0.0555, 0.2384]}
+    if receptive_field_px is not None:
+        meta["receptive_field_px"] = int(receptive_field_px)
     helper.set_model_props(model, {"quakefusion": json.dumps(meta)})
     onnx.checker.check_model(model)
     path = Path(path)
@@ -72,7 +84,7 @@ def write_scene_inputs(scene, folder: Path) -> dict[str, Path]:  # noqa: ANN001 
     import rasterio
     from affine import Affine
 
-    from .demo import los_to_angles
+    from backend.conventions import los_to_angles
 
     folder.mkdir(parents=True, exist_ok=True)
     h, w = scene.dem.shape
@@ -93,7 +105,7 @@ def write_scene_inputs(scene, folder: Path) -> dict[str, Path]:  # noqa: ANN001 
 def scene_estimate_inputs(scene, folder: Path) -> dict:  # noqa: ANN001 (models.scene.Scene)
     """``write_scene_inputs`` + the matching ``EstimateConfig`` keyword arguments (every modality, incidence and
     heading rasters, wavelength, phase sign): ``EstimateConfig(out_dir=..., **scene_estimate_inputs(s, d))``."""
-    from .io import InputRaster
+    from backend.config import InputRaster
 
     p = write_scene_inputs(scene, folder)
     kw = {k: InputRaster(v) for k, v in p.items() if k not in ("incidence", "heading")}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .conventions import TWO_PI
+from backend.conventions import TWO_PI
 
 
 def agreement_within_pi(unwrapped: np.ndarray, reference: np.ndarray) -> tuple[float, int]:

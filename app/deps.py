@@ -1,24 +1,42 @@
 """Python dependencies of the backend inside the user's QGIS: what is missing, and the pip command to fix it.
 
-No Qt and no heavy import: ``missing()`` only asks importlib whether the modules can be found.
+No Qt and no heavy import: ``missing()`` asks importlib whether the modules can be found and reads installed
+versions from the package metadata (``affine`` must stay < 3: rasterio 1.4 + affine 3 break ``ds.res`` and
+``tuple(transform)``, see requirements.txt).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import sys
 from pathlib import Path
 
-REQUIRED = {"onnxruntime": "onnxruntime", "rasterio": "rasterio"}  # module -> pip name (CPU build)
+REQUIRED = {"onnxruntime": "onnxruntime", "rasterio": "rasterio", "scipy": "scipy"}  # module -> pip name (CPU)
 GPU_PIP = "onnxruntime-gpu"
 RASTERIO_SPEC = "rasterio>=1.3,<1.5"
+AFFINE_SPEC = "affine>=2.4,<3"
+AFFINE_MAX_MAJOR = 3  # affine >= 3 is a problem, reported like a missing package
+SCIPY_SPEC = "scipy>=1.10"
 ORT_SPEC = ">=1.17"
 
 
+def _affine_too_new() -> bool:
+    try:
+        major = int(importlib.metadata.version("affine").split(".")[0])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return False
+    return major >= AFFINE_MAX_MAJOR
+
+
 def missing(modules: dict[str, str] | None = None) -> list[str]:
-    """Module names of ``modules`` (default: onnxruntime, rasterio) that cannot be imported."""
-    return [m for m in (modules or REQUIRED) if importlib.util.find_spec(m) is None]
+    """Module names of ``modules`` (default: onnxruntime, rasterio, scipy) that cannot be imported, plus
+    ``"affine<3"`` when the installed affine is too new for rasterio (only with the default modules)."""
+    out = [m for m in (modules or REQUIRED) if importlib.util.find_spec(m) is None]
+    if modules is None and _affine_too_new():
+        out.append("affine<3")
+    return out
 
 
 def numpy_version() -> str | None:
@@ -49,7 +67,7 @@ def pip_args(gpu: bool = False, user: bool = True) -> list[str]:
     args = ["-m", "pip", "install", "--disable-pip-version-check"]
     if user and sys.prefix == sys.base_prefix and os.name != "nt":
         args.append("--user")
-    args += [(GPU_PIP if gpu else "onnxruntime") + ORT_SPEC, RASTERIO_SPEC]
+    args += [(GPU_PIP if gpu else "onnxruntime") + ORT_SPEC, RASTERIO_SPEC, AFFINE_SPEC, SCIPY_SPEC]
     nv = numpy_version()
     if nv:
         args.append(f"numpy=={nv}")  # pins the numpy QGIS ships: its GDAL bindings are built against it

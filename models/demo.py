@@ -1,4 +1,4 @@
-"""``python -m backend demo``: the real pipeline on the bundled data, with accuracy figures.
+"""``python -m models.demo``: the real pipeline on the bundled data, with accuracy figures.
 
 (a) Thessaly 2021 (real Sentinel-1 LiCSAR interferogram, InSAR only): agreement of our unwrapped phase with
     LiCSAR's own unwrapped solution.
@@ -9,7 +9,7 @@
     Sentinel-2 / Landsat textures and DEMs; needs the development environment, ``models/``): horizontal accuracy
     near the rupture against the truth, next to OpenCV DIS on the same optical pair when OpenCV is installed.
 
-``python -m backend.demo --prepare SIMULATOR_OUTPUT_DIR`` turns the simulator's output folder into
+``python -m models.demo --prepare SIMULATOR_OUTPUT_DIR`` turns the simulator's output folder into
 data/demo_darfield (incidence/heading rasters from the LOS unit vector; only the files the demo needs).
 """
 
@@ -23,15 +23,16 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from .conventions import TWO_PI
-from .evaluation import (
+from backend.config import CancelToken, EstimateConfig, InputRaster
+from backend.conventions import TWO_PI, los_to_angles
+from backend.pipeline import run_estimate
+
+from .metrics import (
     agreement_within_pi,
     cross_rupture_cycle_error,
     exact_cycle_share,
     true_cross_rupture_cycles,
 )
-from .io import InputRaster
-from .pipeline import CancelToken, EstimateConfig, run_estimate
 
 ROOT = Path(__file__).resolve().parents[1]
 THESSALY = ROOT / "data" / "thessaly2021"
@@ -118,7 +119,7 @@ def demo_strong_rupture(out: Path, device: str = "auto", model: Path | None = No
     from models.dataset import STRONG_OVERRIDES  # development environment only (numpy simulator, no torch)
     from models.scene import simulate_scene
 
-    from ._testing import scene_estimate_inputs
+    from .testing import scene_estimate_inputs
 
     s = simulate_scene(seed, size=(384, 384), pixel_size_m=10.0, overrides=STRONG_OVERRIDES)
     cfg = EstimateConfig(out_dir=out / "results", **scene_estimate_inputs(s, out / "inputs"), device=device,
@@ -193,14 +194,6 @@ def run_demo(out: Path, device: str = "auto", model: Path | None = None) -> int:
 
 
 # ------------------------------------------------------------------------------- data preparation
-def los_to_angles(los_unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(incidence, heading) in degrees (float32, rounded to 0.001) of a ground-to-satellite ENU unit vector."""
-    e, n, u = (np.asarray(x, np.float64) for x in los_unit)
-    inc = np.round(np.degrees(np.arccos(np.clip(u, -1, 1))), 3).astype(np.float32)
-    hdg = np.round(np.degrees(np.arctan2(n, -e)), 3).astype(np.float32)
-    return inc, hdg
-
-
 def prepare_darfield(sim_dir: Path, dest: Path = DARFIELD) -> None:
     """Copy the simulator's output into data/demo_darfield with incidence/heading rasters (degrees)."""
     sim_dir = Path(sim_dir)
@@ -230,8 +223,22 @@ def prepare_darfield(sim_dir: Path, dest: Path = DARFIELD) -> None:
     shutil.copy(sim_dir / "params.json", dest / "params.json")
 
 
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m models.demo", description="Run the pipeline on the bundled data "
+                                 "(Thessaly 2021, semi-synthetic Darfield, a simulated rupture).")
+    ap.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
+    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    ap.add_argument("--model", default=None, help="ONNX model (default: models/quakefusion.onnx)")
+    ap.add_argument("--prepare", metavar="SIM_DIR", default=None,
+                    help="instead: rebuild data/demo_darfield from a simulator output folder")
+    a = ap.parse_args(argv)
+    if a.prepare:
+        prepare_darfield(Path(a.prepare))
+        return 0
+    return run_demo(Path(a.out), device=a.device, model=Path(a.model) if a.model else None)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--prepare":
-        prepare_darfield(Path(sys.argv[2]))
-    else:
-        raise SystemExit(run_demo(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("demo_output")))
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Result layers of a run in QGIS: styles (``.qml``) and loading. Main thread only (QGIS layers are not thread-safe).
+
+The files themselves (rasters, derived products, arrows) are written by the backend (``backend/products.py``).
+
+* ``write_styles(files)``: a ``.qml`` beside every raster/vector (diverging ramp centred on 0 with a symmetric
+  range from robust percentiles, cyclic ramp for wrapped phase, 0..1 ramp for the rupture probability,
+  rotated/scaled arrows). QGIS loads a ``.qml`` with the same base name as the default style, so the files open the
+  same next time, from any tool.
+* ``add_layers(files, group_name)``: one layer group named after the run.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PERCENTILE = 98.0
+
+# key -> (file name, layer name, kind, band): kind picks the style
+LAYERS: list[tuple[str, str, str, str, int]] = [
+    ("east", "displacement_east.vrt", "East displacement (m)", "diverging", 1),
+    ("north", "displacement_north.vrt", "North displacement (m)", "diverging", 1),
+    ("up", "displacement_up.vrt", "Up displacement (m)", "diverging", 1),
+    ("horizontal", "horizontal_magnitude.tif", "Horizontal displacement magnitude (m)", "magnitude", 1),
+    ("uncertainty", "uncertainty.tif", "Uncertainty, 3-D 1-sigma (m)", "sigma", 1),
+    ("los_displacement", "los_displacement.tif", "LOS displacement (m, + towards satellite)", "diverging", 0),
+    ("unwrapped_phase", "unwrapped_phase.tif", "Unwrapped phase (rad)", "diverging_rad", 1),
+    ("rewrapped_phase", "rewrapped_phase.tif", "Re-wrapped phase (rad)", "cyclic", 1),
+    ("rupture_probability", "rupture_probability.tif", "Surface rupture probability (0..1)", "probability", 1),
+    ("arrows", "displacement_arrows.gpkg", "Displacement arrows (horizontal)", "arrows", 0),
+]
+LAYER_NAMES = {k: name for k, _f, name, _kind, _b in LAYERS}
+
+
+def robust_abs_max(path: Path, band: int = 1, percentile: float = PERCENTILE) -> float:
+    """Symmetric display range: the ``percentile`` of |value| (decimated read), at least 1e-6."""
+    vals = _sample(path, band)
+    vals = np.abs(vals[np.isfinite(vals)])
+    v = float(np.percentile(vals, percentile)) if vals.size else 0.0
+    return v if v > 1e-6 else 1e-6
+
+
+def robust_max(path: Path, band: int = 1, percentile: float = PERCENTILE) -> float:
+    vals = _sample(path, band)
+    vals = vals[np.isfinite(vals)]
+    v = float(np.percentile(vals, percentile)) if vals.size else 0.0
+    return v if v > 1e-6 else 1e-6
+
+
+def _sample(path: Path, band: int, max_px: int = 1024) -> np.ndarray:
+    import rasterio
+    from rasterio.enums import Resampling
+
+    with rasterio.open(path) as ds:
+        f = max(1.0, max(ds.width, ds.height) / max_px)
+        shape = (max(1, int(ds.height / f)), max(1, int(ds.width / f)))
+        return ds.read(band, out_shape=shape, resampling=Resampling.nearest).astype(np.float64).ravel()
+
+
+def _ramp(kind: str) -> Any:
+    from qgis.core import QgsGradientColorRamp, QgsGradientStop, QgsStyle
+    from qgis.PyQt.QtGui import QColor
+
+    if kind == "cyclic":
+        cols = ["#ff0000", "#ffff00", "#00ff00", "#00ffff", "#0000ff", "#ff00ff"]
+        stops = [QgsGradientStop(i / len(cols), QColor(c)) for i, c in enumerate(cols) if i > 0]
+        return QgsGradientColorRamp(QColor(cols[0]), QColor(cols[0]), False, stops)
+    name = {"diverging": "RdBu", "diverging_rad": "RdBu", "magnitude": "YlOrRd", "sigma": "Viridis",
+            "probability": "Magma"}[kind]
+    ramp = QgsStyle.defaultStyle().colorRamp(name)
+    if ramp is None:  # no default style (bare install): a built-in equivalent
+        ramp = QgsGradientColorRamp(QColor("#2166ac"), QColor("#b2182b"), False,
+                                    [QgsGradientStop(0.5, QColor("#f7f7f7"))])
+    elif kind.startswith("diverging"):
+        ramp.invert()  # blue = negative (down, west, south, away), red = positive
+    return ramp
+
+
+def pseudocolor_renderer(provider: Any, band: int, vmin: float, vmax: float, kind: str, units: str) -> Any:
+    from qgis.core import (
+        QgsColorRampLegendNodeSettings,
+        QgsColorRampShader,
+        QgsRasterShader,
+        QgsSingleBandPseudoColorRenderer,
+    )
+
+    shader = QgsColorRampShader(vmin, vmax)
+    shader.setSourceColorRamp(_ramp(kind))
+    shader.setColorRampType(QgsColorRampShader.Interpolated)
+    shader.setClip(False)
+    shader.classifyColorRamp(255 if kind == "cyclic" else 9, -1)
+    legend = QgsColorRampLegendNodeSettings()
+    legend.setSuffix(f" {units}")
+    shader.setLegendSettings(legend)
+    rs = QgsRasterShader()
+    rs.setRasterShaderFunction(shader)
+    r = QgsSingleBandPseudoColorRenderer(provider, band, rs)
+    r.setClassificationMin(vmin)
+    r.setClassificationMax(vmax)
+    return r
+
+
+def raster_style_values(key: str, path: Path) -> dict[str, Any]:
+    """The renderer's band, kind, min, max and units for a result raster (what the .qml encodes)."""
+    kind = next(k for kk, _f, _n, k, _b in LAYERS if kk == key)
+    band = next(b for kk, _f, _n, _k, b in LAYERS if kk == key)
+    if key == "los_displacement":
+        import rasterio
+
+        with rasterio.open(path) as ds:
+            band = ds.count  # band 2 (from the unwrapped phase) when there is one, else the fused estimate
+    units = {"unwrapped_phase": "rad", "rewrapped_phase": "rad", "rupture_probability": ""}.get(key, "m")
+    if kind == "cyclic":
+        vmin, vmax = -math.pi, math.pi
+    elif kind == "probability":
+        vmin, vmax = 0.0, 1.0
+    elif kind.startswith("diverging"):
+        v = robust_abs_max(path, band)
+        vmin, vmax = -v, v
+    else:
+        vmin, vmax = 0.0, robust_max(path, band)
+    return {"band": band, "kind": kind, "min": vmin, "max": vmax, "units": units}
+
+
+def arrow_renderer(max_horiz_m: float) -> Any:
+    from qgis.core import (
+        QgsMarkerSymbol,
+        QgsProperty,
+        QgsSimpleMarkerSymbolLayer,
+        QgsSimpleMarkerSymbolLayerBase,
+        QgsSingleSymbolRenderer,
+        QgsSymbolLayer,
+    )
+    from qgis.PyQt.QtGui import QColor
+
+    sl = QgsSimpleMarkerSymbolLayer(QgsSimpleMarkerSymbolLayerBase.Arrow, 6.0)
+    sl.setColor(QColor("#111111"))
+    sl.setStrokeColor(QColor("#ffffff"))
+    sl.setStrokeWidth(0.15)
+    sl.setDataDefinedProperty(QgsSymbolLayer.PropertyAngle, QgsProperty.fromField("azimuth_deg"))
+    expr = f'scale_linear("horiz_m", 0, {max_horiz_m:.6g}, 1.0, 9.0)'
+    sl.setDataDefinedProperty(QgsSymbolLayer.PropertySize, QgsProperty.fromExpression(expr))
+    sym = QgsMarkerSymbol()
+    sym.changeSymbolLayer(0, sl)
+    return QgsSingleSymbolRenderer(sym)
+
+
+def _open_layer(path: Path, name: str, kind: str) -> Any:
+    """The QGIS layer of one result file (the arrows are a GeoPackage layer, the rest GDAL rasters)."""
+    from qgis.core import QgsRasterLayer, QgsVectorLayer
+
+    if kind == "arrows":
+        return QgsVectorLayer(f"{path}|layername=displacement_arrows", name, "ogr")
+    return QgsRasterLayer(str(path), name, "gdal")
+
+
+def write_styles(files: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """Write ``<name>.qml`` beside every result file; returns key -> style values (band, min, max...).
+    Main thread only: it creates QGIS layers."""
+    info: dict[str, dict[str, Any]] = {}
+    for key, _fname, name, kind, _band in LAYERS:
+        path = files.get(key)
+        if path is None or not Path(path).exists():
+            continue
+        lyr = _open_layer(path, name, kind)
+        if kind == "arrows":
+            mx = float(lyr.maximumValue(lyr.fields().indexOf("horiz_m")) or 0.0) if lyr.featureCount() else 0.0
+            lyr.setRenderer(arrow_renderer(mx if mx > 0 else 1.0))
+            info[key] = {"kind": kind, "max": mx, "features": lyr.featureCount()}
+        else:
+            v = raster_style_values(key, Path(path))
+            # No provider handed to the renderer: setRenderer() wires the layer's pipe itself.
+            lyr.setRenderer(pseudocolor_renderer(None, v["band"], v["min"], v["max"], v["kind"], v["units"]))
+            info[key] = v
+        qml = Path(path).with_suffix(".qml")
+        msg, ok = lyr.saveNamedStyle(str(qml))
+        if not ok:
+            raise OSError(f"cannot write the style {qml}: {msg}")
+    return info
+
+
+# ----------------------------------------------------------------------------------------- loading
+def add_layers(files: dict[str, Path], group_name: str, project: Any = None) -> tuple[Any, list[Any]]:
+    """Add the result layers (default .qml styles) in a new top group ``group_name``; main thread only."""
+    from qgis.core import QgsProject
+
+    project = project or QgsProject.instance()
+    root = project.layerTreeRoot()
+    group = root.insertGroup(0, group_name)
+    layers = []
+    for key, _fname, name, kind, _band in LAYERS:
+        path = files.get(key)
+        if path is None or not Path(path).exists():
+            continue
+        lyr = _open_layer(path, name, kind)
+        if not lyr.isValid():
+            continue
+        project.addMapLayer(lyr, False)
+        layers.append(lyr)
+    # arrows on top, then the components in LAYERS order; only arrows and east visible at first
+    layers.sort(key=lambda lyr: lyr.name() != LAYER_NAMES["arrows"])
+    for lyr in layers:
+        node = group.addLayer(lyr)
+        if lyr.name() not in (LAYER_NAMES["east"], LAYER_NAMES["arrows"]):
+            node.setItemVisibilityChecked(False)
+    return group, layers

@@ -1,0 +1,128 @@
+"""One QuakeFusion run as the dialog's task and the Processing algorithm do it (no Qt here).
+
+``RunSpec`` (plain values: paths, bands, numbers, an optional extent) -> ``execute(spec, progress, cancel)``:
+
+1. a fresh sub-folder ``<output folder>/<run name>`` (never reuses an existing one);
+2. ``backend.pipeline.run_estimate`` with the output grid cropped to the area every input covers (and to the
+   requested extent): the backend writes every product, the same files as the CLI.
+
+Styles and layers are made afterwards on the main thread (``app/layers.py``). A cancelled or failed run leaves no
+files. Heavy modules are imported inside functions so that importing this module is cheap (the plugin starts even
+when onnxruntime is missing).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backend.config import ANGLE_INPUTS as ANGLES
+from backend.config import DEFAULT_TILE, MODALITY_INPUTS, EstimateConfig, InputRaster, Problem, check
+
+MODALITIES = MODALITY_INPUTS
+LOG_TAG = "QuakeFusion"
+
+ProgressFn = Callable[[float, str], None]
+CancelFn = Callable[[], bool]
+
+
+@dataclass
+class RunSpec:
+    """What the user asked for. ``inputs``: name -> (path, 1-based band) for modalities and angle rasters.
+
+    ``extent``: ``(xmin, ymin, xmax, ymax, crs_wkt)`` of a requested area, or None. ``intersection``: crop the
+    output grid to the area covered by every given input (the default of the dialog).
+    """
+
+    out_root: Path
+    run_name: str
+    inputs: dict[str, tuple[str, int]] = field(default_factory=dict)
+    incidence_deg: float | None = None
+    heading_deg: float | None = None
+    wavelength_m: float | None = None
+    phase_sign: int = 1
+    device: str = "auto"
+    tile: int = DEFAULT_TILE
+    model_path: Path | None = None
+    extent: tuple[float, float, float, float, str] | None = None
+    intersection: bool = True
+
+
+@dataclass
+class RunOutcome:
+    """Files of a finished run: backend outputs + derived products (key -> path), the device used, notes."""
+
+    out_dir: Path
+    files: dict[str, Path]
+    device: str
+    run: dict[str, Any]
+    styles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: float = 0.0
+    valid_fraction: float = 1.0
+
+
+def slug(name: str) -> str:
+    """A file-system-safe folder name for a run name."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip()).strip("._")
+    return s or "quakefusion_run"
+
+
+def default_run_name() -> str:
+    return time.strftime("QuakeFusion %Y-%m-%d %H%M%S")
+
+
+def unique_run_dir(out_root: Path, run_name: str) -> Path:
+    base = Path(out_root) / slug(run_name)
+    cand, i = base, 2
+    while cand.exists():
+        cand = base.with_name(f"{base.name}_{i}")
+        i += 1
+    return cand
+
+
+def build_config(spec: RunSpec, out_dir: Path) -> EstimateConfig:
+    """The backend's settings for a run (overlap: the backend's default for the tile and the model)."""
+    kw: dict[str, Any] = {}
+    for name in MODALITIES:
+        if name in spec.inputs:
+            p, b = spec.inputs[name]
+            kw[name] = InputRaster(p, int(b))
+    for name in ANGLES:
+        if name in spec.inputs:
+            p, b = spec.inputs[name]
+            kw[f"{name}_deg"] = InputRaster(p, int(b))
+        else:
+            kw[f"{name}_deg"] = getattr(spec, f"{name}_deg")
+    return EstimateConfig(out_dir=out_dir, wavelength_m=spec.wavelength_m, phase_sign=int(spec.phase_sign),
+                          extent=spec.extent, intersection=spec.intersection, device=spec.device,
+                          tile=int(spec.tile), model_path=spec.model_path, **kw)
+
+
+def problems(spec: RunSpec, label: Callable[[str], str]) -> list[Problem]:
+    """The backend's :func:`backend.config.check` of what the user chose (``label`` names the widgets)."""
+    return check(build_config(spec, Path(spec.out_root) / "_"), label)
+
+
+def execute(spec: RunSpec, progress: ProgressFn | None = None, cancel: CancelFn | None = None,
+            log: Callable[[str], None] | None = None) -> RunOutcome:
+    """Run the pipeline into a fresh run folder; raises PipelineError (user-fixable) or Cancelled."""
+    from backend.pipeline import run_estimate
+
+    t0 = time.perf_counter()
+    out_dir = unique_run_dir(spec.out_root, spec.run_name)
+    if progress is not None:
+        progress(0.0, "preparing the output grid")
+    res = run_estimate(build_config(spec, out_dir), progress=progress, cancel=cancel)
+    secs = time.perf_counter() - t0
+    valid = float(res.run["valid_fraction"])
+    if log is not None:
+        log(f"valid displacement pixels: {100 * valid:.1f} %")
+        log(f"run '{spec.run_name}' finished in {secs:.1f} s on {res.device}: {out_dir}")
+        for note in res.run.get("notes", []):
+            log(f"note: {note}")
+    return RunOutcome(out_dir=out_dir, files=dict(res.outputs), device=res.device, run=res.run, seconds=secs,
+                      valid_fraction=valid)

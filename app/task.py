@@ -1,0 +1,119 @@
+"""``QuakeFusionTask`` (a QgsTask): one run in a worker thread; styles and layers on the main thread.
+
+``run()`` (worker thread) calls ``runner.execute`` - hence ``backend.pipeline.run_estimate``, which writes every
+file; progress goes to the task manager and the dialog, ``cancel()`` stops within one tile. ``finished()`` (main
+thread) writes the ``.qml`` styles and adds the layers: QGIS layers are never created in the worker thread.
+"""
+
+from __future__ import annotations
+
+import html
+import traceback
+from typing import Any
+
+from qgis.core import Qgis, QgsMessageLog, QgsTask
+from qgis.PyQt.QtCore import QUrl, pyqtSignal
+
+from .runner import LOG_TAG, RunOutcome, RunSpec
+
+
+def log(message: str, level: Any = Qgis.Info) -> None:
+    """Write to the 'QuakeFusion' tab of the QGIS log (thread-safe)."""
+    QgsMessageLog.logMessage(message, LOG_TAG, level)
+
+
+class QuakeFusionTask(QgsTask):
+    """One run in the background. Signals: ``message(str)`` (stage text) and ``done(bool ok, str text)``."""
+
+    message = pyqtSignal(str)
+    done = pyqtSignal(bool, str)
+
+    def __init__(self, spec: RunSpec, iface: Any = None) -> None:
+        super().__init__(f"QuakeFusion: {spec.run_name}", QgsTask.CanCancel)
+        self.spec = spec
+        self.iface = iface
+        self.outcome: RunOutcome | None = None
+        self.error: str | None = None
+        self.error_input: str | None = None
+        self.details: str | None = None
+        self.group: Any = None
+        self.layers: list[Any] = []
+
+    # worker thread ------------------------------------------------------------------------------------------------
+    def _progress(self, fraction: float, text: str) -> None:
+        self.setProgress(100.0 * fraction)
+        self.message.emit(text)
+
+    def run(self) -> bool:
+        try:
+            from backend.errors import Cancelled, PipelineError
+
+            from .runner import execute
+        except ImportError as exc:  # a dependency is missing
+            self.error = (f"a Python package is missing ({exc.name or exc}). Fix: Plugins > QuakeFusion > Install "
+                          "dependencies")
+            self.details = traceback.format_exc()
+            return False
+        try:
+            log(f"run '{self.spec.run_name}' started: inputs {sorted(self.spec.inputs)}, device {self.spec.device}, "
+                f"tile {self.spec.tile}, output {self.spec.out_root}")
+            self.outcome = execute(self.spec, progress=self._progress, cancel=self.isCanceled, log=log)
+            return True
+        except Cancelled:
+            return False
+        except PipelineError as exc:
+            self.error, self.error_input = exc.message, exc.input_name
+            return False
+        except MemoryError:
+            self.error = "not enough memory. Fix: choose a smaller tile size (Advanced) or a smaller extent"
+            self.details = traceback.format_exc()
+            return False
+        except Exception as exc:  # never a traceback in the user's face: message bar + log
+            self.error = f"unexpected error ({type(exc).__name__}: {exc}). Details are in the QuakeFusion log"
+            self.details = traceback.format_exc()
+            return False
+
+    # main thread --------------------------------------------------------------------------------------------------
+    def finished(self, ok: bool) -> None:  # noqa: FBT001 (QgsTask API)
+        bar = self.iface.messageBar() if self.iface is not None else None
+        if ok and self.outcome is not None:
+            try:
+                from .layers import add_layers, write_styles
+
+                self.outcome.styles = write_styles(self.outcome.files)
+                self.group, self.layers = add_layers(self.outcome.files, self.spec.run_name)
+            except Exception as exc:
+                ok = False
+                self.error = f"the results were written to {self.outcome.out_dir} but could not be added ({exc})"
+                self.details = traceback.format_exc()
+        if ok and self.outcome is not None:
+            folder = self.outcome.out_dir
+            url = QUrl.fromLocalFile(str(folder)).toString()
+            text = (f"'{html.escape(self.spec.run_name)}' finished in {self.outcome.seconds:.1f} s on "
+                    f"{self.outcome.device.upper()}: {len(self.layers)} layers added. "
+                    f"<a href=\"{url}\">Open the output folder</a>")
+            if bar is not None:
+                bar.pushMessage("QuakeFusion", text, Qgis.Success, 15)
+            if self.outcome.valid_fraction == 0.0:
+                warn = ("the model returned no valid displacement (NaN everywhere) for these inputs. Try adding the "
+                        "interferogram or another modality; details in the QuakeFusion log")
+                if bar is not None:
+                    bar.pushMessage("QuakeFusion", warn, Qgis.Warning, 0)
+                log(warn, Qgis.Warning)
+            log(f"run '{self.spec.run_name}' done: {len(self.layers)} layers from {folder}", Qgis.Success)
+            self.done.emit(True, f"Done: {len(self.layers)} layers added from {folder}")
+            return
+        if self.isCanceled():
+            text = "Run cancelled; nothing was written."
+            if bar is not None:
+                bar.pushMessage("QuakeFusion", text, Qgis.Info, 8)
+            log(f"run '{self.spec.run_name}' cancelled")
+            self.done.emit(False, text)
+            return
+        reason = self.error or "the run stopped without a reason (see the QuakeFusion log)"
+        if bar is not None:
+            bar.pushMessage("QuakeFusion failed", reason, Qgis.Critical, 0)
+        log(f"run '{self.spec.run_name}' failed: {reason}", Qgis.Critical)
+        if self.details:
+            log(self.details, Qgis.Critical)
+        self.done.emit(False, f"Failed: {reason}")

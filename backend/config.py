@@ -1,0 +1,300 @@
+"""Every setting of a run in one place: :class:`EstimateConfig`, its defaults and limits, the presets, the tile
+overlap rule and :func:`check`, the one validation the CLI, the dialog and the Processing algorithm all call.
+
+Plain Python (no numpy, no rasterio, no Qt): the dialog imports it while QGIS starts.
+
+Overlap rule (:func:`overlap_for`): tiles must overlap by at least the context the network draws on at each side
+(``receptive_field_px`` in the model's metadata; :data:`DEFAULT_RECEPTIVE_FIELD_PX` for models that do not record
+it), rounded up to :data:`OVERLAP_STEP` px: 200 px -> 256 px, the 1024/256 setting measured seam-free
+(BENCHMARKS.md). The tile blender needs ``overlap < tile/2``: smaller tiles get the largest overlap that fits
+(``tile/2 - 16``; 240 px for 512-px tiles), with a note when that is less than the receptive field itself (faint
+seams possible).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from .conventions import ALOS2_WAVELENGTH_M, NISAR_L_WAVELENGTH_M, SENTINEL1_WAVELENGTH_M
+from .errors import PipelineError
+
+
+# ------------------------------------------------------------------------------------------ inputs
+@dataclass
+class InputRaster:
+    """One input raster: ``path`` (anything GDAL reads) and the 1-based ``band``."""
+
+    path: str | Path
+    band: int = 1
+
+
+MODALITY_INPUTS = ("optical_pre", "optical_post", "sar_pre", "sar_post", "phase", "coherence", "dem")
+ANGLE_INPUTS = ("incidence", "heading")
+PAIRS = (("optical_pre", "optical_post"), ("sar_pre", "sar_post"))
+# the output grid is the grid of the first given of these (unless grid_like is given)
+GRID_ORDER = ("phase", "optical_post", "sar_post", "optical_pre", "sar_pre", "coherence", "dem")
+
+# ------------------------------------------------------------------------------------------ limits, defaults
+WAVELENGTH_RANGE_M = (0.005, 0.5)
+INCIDENCE_RANGE_DEG = (0.0, 90.0)
+HEADING_RANGE_DEG = (-360.0, 360.0)
+DEFAULT_INCIDENCE_DEG = 39.0  # Sentinel-1 ascending, mid swath (dialog and Processing start values)
+DEFAULT_HEADING_DEG = -12.0
+DEFAULT_TILE = 1024
+MIN_TILE = 64
+MAX_TILE = 4096
+TILE_STEP = 64  # the dialog's spin-box step
+DEFAULT_BATCH = 1
+DEFAULT_COH_MIN = 0.3
+DEFAULT_UNWRAP_BLOCK = 1024
+MIN_UNWRAP_BLOCK = 64
+MIN_GRID_PX = 8  # a cropped output grid must be at least this many pixels a side
+DEVICES = ("auto", "cpu", "cuda")
+
+# ------------------------------------------------------------------------------------------ overlap rule
+DEFAULT_RECEPTIVE_FIELD_PX = 200  # 0.2.0 network: U-Net down to 1/16 plus 41-px windows, ~200 px of context
+OVERLAP_STEP = 64
+
+
+def _round_up(n: int, m: int) -> int:
+    return ((int(n) + m - 1) // m) * m
+
+
+def max_overlap(tile: int) -> int:
+    """The largest overlap the blender accepts for ``tile`` (``< tile/2``, a multiple of 16)."""
+    return max(0, (int(tile) // 2 - 16) // 16 * 16)
+
+
+def overlap_for(tile: int, receptive_field_px: int | None = None) -> tuple[int, str | None]:
+    """(default overlap for ``tile``, a note when the tile is too small for the model's receptive field)."""
+    rf = int(receptive_field_px) if receptive_field_px else DEFAULT_RECEPTIVE_FIELD_PX
+    want = _round_up(rf, OVERLAP_STEP)
+    cap = max_overlap(tile)
+    if want <= cap:
+        return want, None
+    if rf <= cap:
+        return cap, None
+    return cap, (f"tile {tile} px is small for the model's receptive field ({rf} px each side): tiles overlap by "
+                 f"{cap} px instead of {want}, faint seams are possible. Fix: tile >= {min_tile_for(rf)} px")
+
+
+def min_tile_for(receptive_field_px: int | None = None) -> int:
+    """The smallest tile whose overlap covers the receptive field."""
+    return _round_up(2 * ((receptive_field_px or DEFAULT_RECEPTIVE_FIELD_PX) + 16), TILE_STEP)
+
+
+# ------------------------------------------------------------------------------------------ presets
+@dataclass(frozen=True)
+class Preset:
+    label: str
+    value: Any
+    explanation: str = ""
+
+
+WAVELENGTH_PRESETS = (
+    Preset("Sentinel-1 (C-band, 5.55 cm)", SENTINEL1_WAVELENGTH_M),
+    Preset("ALOS-2 PALSAR-2 (L-band, 22.9 cm)", ALOS2_WAVELENGTH_M),
+    Preset("NISAR (L-band, 23.8 cm)", NISAR_L_WAVELENGTH_M),
+)
+SIGN_PRESETS = (
+    Preset("LiCSAR / COMET", 1, "LiCSAR/COMET: phase grows with range increase (motion away from the satellite); "
+                                "sign +1."),
+    Preset("ASF HyP3", 1, "ASF HyP3 (GAMMA): unwrapped/wrapped phase grows with range increase (its displacement "
+                          "maps use the opposite sign); sign +1."),
+    Preset("ISCE", 1, "ISCE2 interferograms: phase grows with range increase (as read by MintPy); sign +1."),
+)
+CUSTOM_SIGN_EXPLANATION = ("Custom: +1 if the phase grows when the ground moves away from the satellite, -1 "
+                           "otherwise. A wrong sign shows as a sign-flipped deformation pattern.")
+
+
+# ------------------------------------------------------------------------------------------ cancel
+class CancelToken:
+    """Thread-safe cancellation flag: ``cancel()`` from the UI thread, checked by the pipeline per tile."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def __call__(self) -> bool:
+        return self._event.is_set()
+
+
+# ------------------------------------------------------------------------------------------ the settings
+@dataclass
+class EstimateConfig:
+    """Everything a run needs. Rasters are :class:`InputRaster` (or a path); a modality not given is None.
+
+    Angles: ``incidence_deg`` / ``heading_deg`` are numbers (degrees) or rasters of degrees. ``phase_sign``:
+    phase = phase_sign * 4*pi/wavelength * range increase (+1 = LiCSAR/COMET). ``tile``/``overlap`` in pixels;
+    ``overlap=None`` = :func:`overlap_for` the tile and the model. ``extent``: ``(xmin, ymin, xmax, ymax, crs)``
+    (crs: WKT, EPSG code or "EPSG:n"; may be left out = the output grid's CRS) crops the output grid (default grid
+    or ``grid_like``) to that area, snapped to its pixels. ``intersection``: also crop it to the area every input
+    covers (the dialog's and Processing's default).
+    """
+
+    out_dir: Path
+    optical_pre: InputRaster | None = None
+    optical_post: InputRaster | None = None
+    sar_pre: InputRaster | None = None
+    sar_post: InputRaster | None = None
+    phase: InputRaster | None = None
+    coherence: InputRaster | None = None
+    dem: InputRaster | None = None
+    wavelength_m: float | None = None
+    incidence_deg: float | InputRaster | None = None
+    heading_deg: float | InputRaster | None = None
+    phase_sign: int = 1
+    grid_like: InputRaster | None = None
+    extent: tuple | None = None
+    intersection: bool = False
+    device: str = "auto"
+    tile: int = DEFAULT_TILE
+    overlap: int | None = None
+    batch: int = DEFAULT_BATCH
+    threads: int | None = None
+    model_path: Path | None = None
+    unwrap: bool = True
+    coh_min: float = DEFAULT_COH_MIN
+    unwrap_block: int = DEFAULT_UNWRAP_BLOCK
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        for name in (*MODALITY_INPUTS, "grid_like"):
+            v = getattr(self, name)
+            if isinstance(v, (str, os.PathLike)):
+                setattr(self, name, InputRaster(v))
+        for name in ("incidence_deg", "heading_deg"):
+            v = getattr(self, name)
+            if isinstance(v, os.PathLike) or (isinstance(v, str) and not _is_number(v)):
+                setattr(self, name, InputRaster(v))
+            elif isinstance(v, str):
+                setattr(self, name, float(v))
+
+    def rasters(self) -> dict[str, InputRaster]:
+        """name -> raster of every given input raster (modalities, then incidence/heading rasters)."""
+        out = {n: getattr(self, n) for n in MODALITY_INPUTS if getattr(self, n) is not None}
+        for n in ANGLE_INPUTS:
+            v = getattr(self, f"{n}_deg")
+            if isinstance(v, InputRaster):
+                out[n] = v
+        return out
+
+    def angle_value(self, name: str) -> float | str | None:
+        """A constant angle, or the raster's path (for run.json)."""
+        v = getattr(self, f"{name}_deg")
+        return str(v.path) if isinstance(v, InputRaster) else v
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+# ------------------------------------------------------------------------------------------ the check
+class Problem(NamedTuple):
+    """One thing to fix: the input to highlight (a field name), what is wrong, how to fix it."""
+
+    input: str
+    message: str
+    fix: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.message}. Fix: {self.fix}"
+
+
+def cli_label(name: str) -> str:
+    """How the CLI names an input or setting (``optical_pre`` -> ``--optical-pre``)."""
+    return "--" + name.removesuffix("_deg").removesuffix("_m").replace("_", "-")
+
+
+def _pair_problems(cfg: EstimateConfig, label: Any) -> list[Problem]:
+    out = []
+    for a, b in PAIRS:
+        if (getattr(cfg, a) is None) != (getattr(cfg, b) is None):
+            given, missing = (a, b) if getattr(cfg, a) is not None else (b, a)
+            out.append(Problem(missing, f"{label(given)} is given without {label(missing)}",
+                               f"give both images of the pair ({label(a)} and {label(b)}) or neither"))
+    if cfg.phase is None and cfg.optical_pre is None and cfg.sar_pre is None:
+        out.append(Problem("phase", "no displacement-sensitive input",
+                           f"give a wrapped phase ({label('phase')}), an optical pair ({label('optical_pre')}/"
+                           f"{label('optical_post')}) or a SAR amplitude pair ({label('sar_pre')}/"
+                           f"{label('sar_post')})"))
+    if cfg.coherence is not None and cfg.phase is None:
+        out.append(Problem("coherence", f"{label('coherence')} is given without a phase",
+                           f"give {label('phase')} too, or drop {label('coherence')}"))
+    return out
+
+
+def _insar_problems(cfg: EstimateConfig, label: Any) -> list[Problem]:
+    out = []
+    lo, hi = WAVELENGTH_RANGE_M
+    if cfg.phase is not None:
+        if cfg.wavelength_m is None:
+            out.append(Problem("wavelength", "phase given without the radar wavelength",
+                               f"give {label('wavelength')} in metres (Sentinel-1: {SENTINEL1_WAVELENGTH_M})"))
+        elif not (lo <= float(cfg.wavelength_m) <= hi):
+            out.append(Problem("wavelength", f"wavelength {cfg.wavelength_m} m is not a radar wavelength",
+                               f"give it in metres ({lo:g}-{hi:g}; Sentinel-1 0.0555, ALOS-2 0.229), not "
+                               "centimetres or GHz"))
+        if cfg.incidence_deg is None or cfg.heading_deg is None:
+            out.append(Problem("incidence", "phase given without the viewing geometry",
+                               f"give {label('incidence')} and {label('heading')} in degrees (Sentinel-1 ascending "
+                               f"about {DEFAULT_INCIDENCE_DEG:g} and {DEFAULT_HEADING_DEG:g}) or rasters of them"))
+    for name, (a, b) in (("incidence", INCIDENCE_RANGE_DEG), ("heading", HEADING_RANGE_DEG)):
+        v = getattr(cfg, f"{name}_deg")
+        if isinstance(v, (int, float)) and not (a <= float(v) <= b):
+            out.append(Problem(name, f"{name} {v} deg is outside {a:g}..{b:g}",
+                               "give degrees (incidence from the vertical; heading clockwise from north)"))
+    if cfg.phase_sign not in (1, -1):
+        out.append(Problem("phase_sign", f"phase_sign {cfg.phase_sign} invalid", "+1 (LiCSAR/COMET) or -1"))
+    return out
+
+
+def _run_problems(cfg: EstimateConfig, label: Any) -> list[Problem]:
+    out = []
+    if not (MIN_TILE <= int(cfg.tile) <= MAX_TILE):
+        out.append(Problem("tile", f"tile {cfg.tile} px is outside {MIN_TILE}..{MAX_TILE}",
+                           f"give {label('tile')} between {MIN_TILE} and {MAX_TILE} (default {DEFAULT_TILE})"))
+    elif cfg.overlap is not None and not (0 <= int(cfg.overlap) and 2 * int(cfg.overlap) < int(cfg.tile)):
+        out.append(Problem("tile", f"tile {cfg.tile} / overlap {cfg.overlap} invalid",
+                           f"0 <= overlap < tile/2, or leave {label('overlap')} out: the default "
+                           f"({overlap_for(cfg.tile)[0]} px here) follows the model's receptive field"))
+    if int(cfg.batch) < 1:
+        out.append(Problem("batch", f"batch {cfg.batch} invalid", f"give {label('batch')} >= 1"))
+    if cfg.device not in DEVICES:
+        out.append(Problem("device", f"device {cfg.device!r} unknown", "use auto, cpu or cuda"))
+    if not (0.0 <= float(cfg.coh_min) <= 1.0):
+        out.append(Problem("coh_min", f"coherence threshold {cfg.coh_min} is outside 0..1",
+                           f"give {label('coh_min')} between 0 and 1 (default {DEFAULT_COH_MIN})"))
+    if cfg.model_path is not None and not Path(cfg.model_path).is_file():
+        out.append(Problem("model", f"model ({cfg.model_path}): file not found",
+                           f"run `make export` or give an existing .onnx ({label('model')})"))
+    return out
+
+
+def check(cfg: EstimateConfig, label: Any = cli_label) -> list[Problem]:
+    """Every problem of ``cfg`` that can be seen without reading the rasters (empty list: ready to run).
+
+    ``label(name)`` says how the caller's interface names an input (default: the CLI's ``--flag``)."""
+    return [*_pair_problems(cfg, label), *_insar_problems(cfg, label), *_run_problems(cfg, label)]
+
+
+def raise_first(problems: list[Problem]) -> None:
+    """Raise the first problem as a :class:`PipelineError` (the pipeline stops at the first one)."""
+    if problems:
+        p = problems[0]
+        raise PipelineError(p.text, p.input)
