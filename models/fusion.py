@@ -169,36 +169,45 @@ class WarpFusionNet(FusionBase):
         return torch.stack(cands, 1) * m.unsqueeze(1), torch.cat(ldets, 1) * m, torch.cat(lress, 1) * m, a
 
     # ------------------------------------------------------------------ network
-    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(d = (dx, dy, up) px, log b (3) px, rupture logit (1)), all (B, ., H, W) at full resolution."""
+    def measure(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The fixed (parameter-free) measurement layers: per pair, offset candidates (B,K,2,H,W), log dets and
+        log residuals (B,K,H,W); the high-passed optical pre image. Training caches these per scene."""
         c = self.c
         mo, ms = c(x, "mask_optical"), c(x, "mask_sar")
         cand_o, ldet_o, lres_o, a_o = self.pair_flow(c(x, "optical_pre"), c(x, "optical_post"), mo, self.r_full,
-                                                    self.iters)
+                                                     self.iters)
         # SAR (speckled, coarser): measured at 1/2 resolution, candidates upsampled (4x cheaper)
-        ms2 = _pool(ms, 2)
-        cand_s, ldet_s, lres_s, _ = self.pair_flow(_pool(c(x, "sar_pre_db"), 2), _pool(c(x, "sar_post_db"), 2), ms2,
-                                                   self.sar_r_full, self.sar_iters, levels=(2, 2))
-        cand_s = _up(cand_s.flatten(1, 2) * 2.0, 2).unflatten(1, (N_WINDOWS, 2))
-        ldet_s, lres_s = _up(ldet_s, 2), _up(lres_s, 2)
-        score = torch.cat([residual_score(list(ldet_o.split(1, 1)), list(lres_o.split(1, 1))) * mo,
-                           residual_score(list(ldet_s.split(1, 1)), list(lres_s.split(1, 1))) * ms], 1)
+        cand_s, ldet_s, lres_s, _ = self.pair_flow(_pool(c(x, "sar_pre_db"), 2), _pool(c(x, "sar_post_db"), 2),
+                                                   _pool(ms, 2), self.sar_r_full, self.sar_iters, levels=(2, 2))
+        cand_s = _up(cand_s.flatten(1, 2) * 2.0, 2).unflatten(1, (N_WINDOWS, 2)) * ms.unsqueeze(1)
+        return {"cand_o": cand_o, "ldet_o": ldet_o, "lres_o": lres_o, "a_o": a_o,
+                "cand_s": cand_s, "ldet_s": _up(ldet_s, 2) * ms, "lres_s": _up(lres_s, 2) * ms}
+
+    def fuse(self, x: torch.Tensor, m: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The learned part: (d = (dx, dy, up) px, log b (3) px, rupture logit (1)), (B, ., H, W)."""
+        c = self.c
+        mo, ms = c(x, "mask_optical"), c(x, "mask_sar")
+        score = torch.cat([residual_score(list(m["ldet_o"].split(1, 1)), list(m["lres_o"].split(1, 1))) * mo,
+                           residual_score(list(m["ldet_s"].split(1, 1)), list(m["lres_s"].split(1, 1))) * ms], 1)
         change = c(x, "optical_post") - c(x, "optical_pre")
-        inp = torch.cat([cand_o[:, 0], cand_s[:, 0], 0.3 * ldet_o, 0.3 * ldet_s, 0.5 * lres_o, 0.5 * lres_s, a_o,
-                         change * mo, self.context(x)], 1)
+        inp = torch.cat([m["cand_o"][:, 0], m["cand_s"][:, 0], 0.3 * m["ldet_o"], 0.3 * m["ldet_s"],
+                         0.5 * m["lres_o"], 0.5 * m["lres_s"], m["a_o"], change * mo, self.context(x)], 1)
         k, s = self.n_cand, 4
         out = _up(self.head(self.unet(self.stem(_pool(inp, s)))), s)
         fine = self.fine(torch.cat([out[:, k + 5:], 0.1 * score, mo, ms], 1))
         avail = torch.cat([mo.expand(-1, N_WINDOWS, -1, -1), ms.expand(-1, N_WINDOWS, -1, -1)], 1)
         logits = out[:, :k] + fine[:, :k] + self.score_gain * score - 30.0 * (1.0 - avail)
-        # softmax over the K candidates, elementwise over channel slices (ORT's channel softmax transposes: slow)
-        logits = logits - logits.max(1, keepdim=True)[0]
-        e = torch.exp(logits)
-        cand = torch.cat([cand_o, cand_s], 1)  # (B, K, 2, H, W)
+        # softmax over the K candidates by hand (ORT's softmax over a non-last axis transposes: slow)
+        e = torch.exp(logits - logits.max(1, keepdim=True)[0])
+        cand = torch.cat([m["cand_o"], m["cand_s"]], 1)  # (B, K, 2, H, W)
         dxy = (e.unsqueeze(2) * cand).sum(1) / e.sum(1, keepdim=True) * torch.clamp(mo + ms, max=1.0)
         logb = (out[:, k:k + 3] + fine[:, k:k + 3]).clamp(LOGB_MIN, LOGB_MAX)
         d = torch.cat([dxy, out[:, k + 3:k + 4]], 1)
         return d, logb, out[:, k + 4:k + 5] + fine[:, k + 3:k + 4]
+
+    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(d = (dx, dy, up) px, log b (3) px, rupture logit (1)), all (B, ., H, W) at full resolution."""
+        return self.fuse(x, self.measure(x))
 
     def forward_px(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
         d, logb, _ = self.forward_all(x)

@@ -29,10 +29,10 @@ from models.dataset import (
     features_and_target,
     load_record,
     rupture_target,
-    sample_features,
     save_record,
     simulate_record,
 )
+from models.frontcache import get_measured, sample_item, stack_measurements
 from models.fusion import build_model, count_params
 from models.network import enu_px_from_d
 
@@ -108,13 +108,15 @@ def validation_set(cfg: dict[str, Any]) -> list[tuple[str, tuple[torch.Tensor, .
 
 
 @torch.no_grad()
-def evaluate_val(model: torch.nn.Module, val: list, w_rupt: float = 0.2) -> dict[str, Any]:
+def evaluate_val(model: torch.nn.Module, val: list, meas: list, w_rupt: float = 0.2) -> dict[str, Any]:
     """Validation NLL, EPE (px), rupture BCE; ``val_loss`` = NLL + w_rupt BCE selects the best checkpoint."""
     model.eval()
     nll_sum, en_sum, zero_sum, bce_sum, n = 0.0, 0.0, 0.0, 0.0, 0
     per: dict[str, list[float]] = {}
-    for combo, (x, t, v, r) in val:
-        d, logb, rupt = model.forward_all(x)
+    for i, (combo, (x, t, v, r)) in enumerate(val):
+        if len(meas) <= i:  # the fixed front end, once per validation scene
+            meas.append(model.measure(x))
+        d, logb, rupt = model.fuse(x, meas[i])
         nll, _ = laplace_nll(d, logb, t, v)
         epe = torch.linalg.vector_norm(enu_px_from_d(d)[:, :2] - t[:, :2], dim=1)
         e = float((epe * v).sum() / v.sum().clamp(min=1))
@@ -130,12 +132,14 @@ def evaluate_val(model: torch.nn.Module, val: list, w_rupt: float = 0.2) -> dict
             "val_epe_px_by_combo": {k: round(float(np.mean(v)), 4) for k, v in per.items()}}
 
 
-def lr_at(step: int, cfg: dict[str, Any]) -> float:
+def lr_at(step: int, cfg: dict[str, Any], time_frac: float = 0.0) -> float:
+    """Warm-up then cosine decay over the run; progress is the larger of steps done and time used (``max_minutes``),
+    so a run stopped by its time budget still ends at the low learning rate."""
     tr = cfg["train"]
     warm, total, lr = tr.get("warmup", 200), tr["steps"], tr["lr"]
     if step < warm:
         return lr * (step + 1) / warm
-    p = min(1.0, (step - warm) / max(1, total - warm))
+    p = min(1.0, max((step - warm) / max(1, total - warm), time_frac))
     return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
@@ -163,18 +167,20 @@ def train(cfg: dict[str, Any], resume: bool = False) -> Path:
         model.load_state_dict(init["model"])
         print(f"initialised from {cfg['init_from']} (step {init.get('step')})", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=tr["lr"], weight_decay=tr.get("weight_decay", 1e-4))
-    step, best = 0, float("inf")
+    step, best, t_before = 0, float("inf"), 0.0
     last = run_dir / "last.pt"
     if resume and last.exists():
         ck = torch.load(last, map_location="cpu", weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
-        step, best = ck["step"], ck.get("best", float("inf"))
+        step, best, t_before = ck["step"], ck.get("best", float("inf")), float(ck.get("time_s", 0.0))
         rng.bit_generator.state = ck["np_rng"]
         torch.set_rng_state(ck["torch_rng"])
         print(f"resumed from {last} at step {step}", flush=True)
     print(f"model: {count_params(model)} parameters; config {json.dumps(cfg)}", flush=True)
     val = validation_set(cfg)
+    measurer = build_model(cfg.get("model", {})).eval()  # the same fixed front end, without gradients
+    val_meas: list = []
     log = (run_dir / "log.jsonl").open("a")
     sources = [(Path(src["cache_dir"]), tuple(src["seeds"]), src["backend"]) for src in d["sources"]]
     weights = np.array([float(src["weight"]) for src in d["sources"]])
@@ -190,14 +196,18 @@ def train(cfg: dict[str, Any], resume: bool = False) -> Path:
         items = []
         for _ in range(tr["batch"]):
             cdir, (s0, s1), be = sources[int(rng.choice(len(sources), p=weights))]
-            rec = get_record(cdir, int(rng.integers(s0, s1)), d["scene_size"], be)
-            items.append(sample_features(rec, rng, d["crop"], p_keep=d.get("p_keep", 0.6)))
-        x, t, v, r = batch_tensors(items)
+            seed_i = int(rng.integers(s0, s1))
+            rec = get_record(cdir, seed_i, d["scene_size"], be)
+            meas = get_measured(measurer, cdir, seed_i, rec)
+            items.append(sample_item(rec, meas, rng, d["crop"], model.channels, p_keep=d.get("p_keep", 0.6)))
+        x, t, v, r = batch_tensors([i[:4] for i in items])
+        lr = lr_at(step, cfg, (time.time() - t_start + t_before) / max_s)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
-        dp, lb, rupt = model.forward_all(x)
+            g["lr"] = lr
+        dp, lb, rupt = model.fuse(x, stack_measurements([i[4] for i in items]))
         loss, l1 = l1_nll_loss(dp, lb, t, v)
-        bce = F.binary_cross_entropy_with_logits(rupt[:, 0], r, pos_weight=torch.tensor(float(tr.get("pos_weight", 5.0))))
+        pos_w = torch.tensor(float(tr.get("pos_weight", 5.0)))
+        bce = F.binary_cross_entropy_with_logits(rupt[:, 0], r, pos_weight=pos_w)
         loss = loss + w_rupt * bce
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -207,11 +217,11 @@ def train(cfg: dict[str, Any], resume: bool = False) -> Path:
         run_loss = 0.98 * run_loss + 0.02 * loss.item() if step > 1 else loss.item()
         run_err = 0.98 * run_err + 0.02 * l1.item() if step > 1 else l1.item()
         bar.update(1)
-        bar.set_postfix(loss=f"{run_loss:.3f}", mae_px=f"{run_err:.3f}", lr=f"{lr_at(step, cfg):.1e}")
-        done = step >= tr["steps"] or time.time() - t_start > max_s
+        bar.set_postfix(loss=f"{run_loss:.3f}", mae_px=f"{run_err:.3f}", lr=f"{lr:.1e}")
+        done = step >= tr["steps"] or time.time() - t_start + t_before > max_s
         if step % tr.get("val_every", 500) == 0 or done:
-            m = evaluate_val(model, val)
-            rec = {"step": step, "time_s": round(time.time() - t_start), "train_loss": run_loss,
+            m = evaluate_val(model, val, val_meas, w_rupt)
+            rec = {"step": step, "time_s": round(time.time() - t_start + t_before), "train_loss": run_loss,
                    "train_mae_px": run_err, **m}
             log.write(json.dumps(rec) + "\n")
             log.flush()
@@ -220,7 +230,7 @@ def train(cfg: dict[str, Any], resume: bool = False) -> Path:
                 best = m["val_loss"]
                 save_ckpt(run_dir / "best.pt", model, opt, step, cfg, rng, {"val_loss": best, "best": best, **m})
         if time.time() - t_ckpt > tr.get("ckpt_minutes", 4) * 60 or done:
-            save_ckpt(last, model, opt, step, cfg, rng, {"best": best})
+            save_ckpt(last, model, opt, step, cfg, rng, {"best": best, "time_s": time.time() - t_start + t_before})
             t_ckpt = time.time()
         if done:
             break
