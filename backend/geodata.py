@@ -239,17 +239,20 @@ def _geometry(ogr, kind: str, coords: object):  # noqa: ANN001, ANN202
 
 
 def write_layers(path: str | Path, layers: list[Layer], crs_wkt: str) -> list[Path]:
-    """Write ``layers`` to a GeoPackage (``*.gpkg``: one file, one table per layer, replaced if it exists) or to
-    shapefiles (``*.shp``: one layer -> that file; several -> ``<stem>_<layer>.shp`` beside it; a folder ->
-    ``<folder>/<layer>.shp``). Returns the files written."""
+    """Write ``layers`` to a GeoPackage (``*.gpkg``: one file, one table per layer, replaced if it exists), a
+    GeoJSON file (``*.geojson``, one layer) or shapefiles (``*.shp``: one layer -> that file; several ->
+    ``<stem>_<layer>.shp`` beside it; a folder -> ``<folder>/<layer>.shp``). Returns the files written."""
     ogr, osr = _ogr()
     path = Path(path)
     kinds = {"Point": ogr.wkbPoint, "LineString": ogr.wkbLineString, "Polygon": ogr.wkbPolygon}
     ftypes = {"real": ogr.OFTReal, "int": ogr.OFTInteger, "str": ogr.OFTString}
     srs = _srs(osr, crs_wkt)
-    if path.suffix.lower() == ".gpkg":
+    suffix = path.suffix.lower()
+    if suffix in (".gpkg", ".geojson", ".json"):
+        if suffix != ".gpkg" and len(layers) > 1:
+            raise ValueError("GeoJSON holds one layer; write a GeoPackage or shapefiles for several")
         targets = [(path, layers)]
-        driver = ogr.GetDriverByName("GPKG")
+        driver = ogr.GetDriverByName("GPKG" if suffix == ".gpkg" else "GeoJSON")
     else:
         driver = ogr.GetDriverByName("ESRI Shapefile")
         if path.suffix.lower() == ".shp":
@@ -272,7 +275,9 @@ def write_layers(path: str | Path, layers: list[Layer], crs_wkt: str) -> list[Pa
                     fd.SetPrecision(6)
                 ol.CreateField(fd)
             defn = ol.GetLayerDefn()
-            ds.StartTransaction()
+            tx = ds.TestCapability(ogr.ODsCTransactions)
+            if tx:
+                ds.StartTransaction()
             for coords, attrs in lay.features:
                 f = ogr.Feature(defn)
                 for name, kind in lay.fields.items():
@@ -283,7 +288,8 @@ def write_layers(path: str | Path, layers: list[Layer], crs_wkt: str) -> list[Pa
                         f.SetField(name, {"real": float, "int": int, "str": str}[kind](v))
                 f.SetGeometry(_geometry(ogr, lay.geom, coords))
                 ol.CreateFeature(f)
-            ds.CommitTransaction()
+            if tx:
+                ds.CommitTransaction()
         ds = None  # noqa: F841 - closes and flushes the file
         written.append(target)
     return written

@@ -33,8 +33,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .geodata import (Layer, RunData, ToolsError, azimuth_deg, cumulative_length, load_run, point_at,
-                      right_normal, signed_distance, write_layers)
+from .geodata import (
+    Layer,
+    RunData,
+    ToolsError,
+    azimuth_deg,
+    cumulative_length,
+    load_run,
+    point_at,
+    right_normal,
+    signed_distance,
+    write_layers,
+)
 from .trace import TRACE_FILE, TraceParams, trace_for_run, write_trace
 
 CSV_COLUMNS = ["along_m", "parallel_m", "parallel_sigma_m", "normal_m", "normal_sigma_m", "vertical_m",

@@ -133,7 +133,8 @@ def _summary_page(plt, run: RunData, extra: dict):  # noqa: ANN001, ANN202
     fig = plt.figure(figsize=PAGE)
     fig.text(0.05, 0.94, "Run summary", fontsize=16, fontweight="bold")
     rj = run.run_json
-    lines = [f"run folder: {run.run_dir}", f"software: {rj.get('software', '?')}   created: {rj.get('created_utc', '?')}",
+    lines = [f"run folder: {run.run_dir}",
+             f"software: {rj.get('software', '?')}   created: {rj.get('created_utc', '?')}",
              f"model: version {rj.get('model', {}).get('version', '?')}   ({rj.get('model', {}).get('path', '?')})",
              f"device: {rj.get('device', '?')}",
              f"grid: {run.shape[1]} x {run.shape[0]} px, {run.pixel_size:g} m, "

@@ -32,8 +32,17 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from .geodata import (Layer, RunData, ToolsError, azimuth_deg, cumulative_length, point_at, read_lines, simplify,
-                      write_layers)
+from .geodata import (
+    Layer,
+    RunData,
+    ToolsError,
+    azimuth_deg,
+    cumulative_length,
+    point_at,
+    read_lines,
+    simplify,
+    write_layers,
+)
 
 TRACE_FILE = "rupture_trace.gpkg"
 TRACE_LAYER = "rupture_trace"
