@@ -20,8 +20,8 @@ side the samples ``exclude < |distance| <= length / 2`` are fitted with a straig
 difference of the two intercepts; its sigma combines both intercepts' sigmas. An intercept's sigma is its standard
 error, scaled by the reduced chi-square when that exceeds 1 (misfit larger than the stated pixel errors) and by
 ``corr_px`` (errors correlated over ``corr_px`` pixels: variance times ``corr_px^2``; 1 = independent pixels), plus
-(in quadrature) the change of the intercept when a parabola is fitted instead of the line (the extrapolation's
-model error).
+(in quadrature) the extrapolation's model error: the larger change of the intercept when a parabola is fitted
+instead of the line, or when only the nearer half of the samples is fitted, less what the noise alone explains.
 """
 
 from __future__ import annotations
@@ -59,33 +59,46 @@ OFFSET_FIELDS = {"trace_id": "int", "along_m": "real", "strike": "real", "par_m"
 FIELD_OF = {"parallel": ("par_m", "par_sig"), "normal": ("nor_m", "nor_sig"), "vertical": ("vert_m", "vert_sig")}
 
 
+def _wls(X: np.ndarray, v: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Weighted least squares: coefficients and their unscaled covariance, or None when singular."""
+    try:
+        cov = np.linalg.inv(X.T @ (X * w[:, None]))
+    except np.linalg.LinAlgError:
+        return None
+    return cov @ (X.T @ (w * v)), cov
+
+
 def fit_side(d: np.ndarray, v: np.ndarray, s: np.ndarray | None, corr_px: float = 1.0
              ) -> tuple[float, float, float]:
-    """Straight-line fit v = a + b d; returns (a, sigma_a, b). NaN when fewer than 3 samples or no spread."""
+    """Straight-line fit v = a + b d on one side of the fault; returns (a, sigma_a, b), NaN when fewer than 3
+    samples or no spread. sigma_a: the standard error (scaled by the reduced chi-square when above 1, or by it
+    alone without pixel sigmas, and by ``corr_px``), plus the extrapolation's model error: the larger of the
+    intercept changes when a parabola is fitted, or when only the half of the samples nearest to the fault are,
+    each minus the part that the noise alone explains (the variance difference of the nested fits)."""
     ok = np.isfinite(d) & np.isfinite(v) & (np.isfinite(s) & (s > 0) if s is not None else True)
     d, v = d[ok], v[ok]
     if len(d) < 3 or np.ptp(d) <= 0:
         return math.nan, math.nan, math.nan
     w = 1.0 / s[ok] ** 2 if s is not None else np.ones_like(d)
     X = np.column_stack([np.ones_like(d), d])
-    A = X.T @ (X * w[:, None])
-    try:
-        cov = np.linalg.inv(A)
-    except np.linalg.LinAlgError:
+    fit = _wls(X, v, w)
+    if fit is None:
         return math.nan, math.nan, math.nan
-    a, b = cov @ (X.T @ (w * v))
+    (a, b), cov = fit
     r = v - a - b * d
     chi2 = float((w * r * r).sum()) / max(len(d) - 2, 1)
-    scale = max(chi2, 1.0) if s is not None else chi2
-    var = cov[0, 0] * scale * max(corr_px, 1.0) ** 2
-    if len(d) >= 6:  # model error of the extrapolation: intercept change with a quadratic instead of a line
-        X2 = np.column_stack([X, d * d])
-        try:
-            a2 = np.linalg.solve(X2.T @ (X2 * w[:, None]), X2.T @ (w * v))[0]
-            var += float(a2 - a) ** 2
-        except np.linalg.LinAlgError:
-            pass
-    return float(a), float(math.sqrt(var)), float(b)
+    scale = (max(chi2, 1.0) if s is not None else chi2) * max(corr_px, 1.0) ** 2
+    model = 0.0
+    if len(d) >= 6:
+        alt = [(np.column_stack([X, d * d]), slice(None))]
+        near = np.abs(d) <= np.median(np.abs(d))
+        if near.sum() >= 3 and np.ptp(d[near]) > 0:
+            alt.append((X[near], near))
+        for Xa, sel in alt:
+            fa = _wls(Xa, v[sel], w[sel])
+            if fa is not None:
+                model = max(model, (fa[0][0] - a) ** 2 - (fa[1][0, 0] - cov[0, 0]) * scale)
+    return float(a), float(math.sqrt(cov[0, 0] * scale + model)), float(b)
 
 
 @dataclass
