@@ -137,3 +137,25 @@ def write_truth_run(scene, folder: Path, noise_m: float = 0.0, seed: int = 0, pr
            "outputs": {"displacement": "displacement.tif", "displacement_sigma": "displacement_sigma.tif"}}
     (folder / "run.json").write_text(json.dumps(run, indent=2, default=str))
     return folder
+
+
+def true_fault_offsets(scene, x: float, y: float) -> dict:  # noqa: ANN001 (models.scene.Scene)
+    """Truth at map point (x, y) on a simulated scene's surface trace: the surface-rupturing patch there and its
+    offsets in the convention of backend/offsets.py (parallel = slip cos(rake): + left-lateral; normal =
+    -slip sin(rake) cos(dip); vertical = slip sin(rake) sin(dip) for a trace running along the strike), plus
+    ``to_patch_end_m``, the distance along strike to the nearest end of that patch (a slip change)."""
+    import math
+
+    h, w = scene.dem.shape
+    a, _, c, _, e, f = scene.transform
+    le, ln = x - (c + w / 2 * a), y - (f + h / 2 * e)
+    for p in scene.params["patches"]:
+        s = math.radians(p["strike"])
+        along = (le - p["east"]) * math.sin(s) + (ln - p["north"]) * math.cos(s)
+        if abs(along) <= p["length"] / 2 and p["top_depth"] == 0:
+            r, dip = math.radians(p["rake"]), math.radians(p["dip"])
+            return {"parallel": p["slip"] * math.cos(r), "normal": -p["slip"] * math.sin(r) * math.cos(dip),
+                    "vertical": p["slip"] * math.sin(r) * math.sin(dip), "strike": p["strike"],
+                    "to_patch_end_m": p["length"] / 2 - abs(along)}
+    return {"parallel": math.nan, "normal": math.nan, "vertical": math.nan, "strike": math.nan,
+            "to_patch_end_m": 0.0}

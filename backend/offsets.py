@@ -382,9 +382,9 @@ class Profile:
             st = self.steps[c]
             axes[1].plot(x, self.values[c if c != "vertical" else "up"], color=col, lw=1,
                          label=f"{c}: step {st['value']:+.3f} ± {st['sigma']:.3f} m")
-            h = float(np.max(np.abs(self.distance_m - self.fault_m)))
             for side, sgn in (("right", 1), ("left", -1)):
                 a, _, b = st[side]
+                h = float(np.max(sgn * (self.distance_m - self.fault_m)))
                 dd = np.array([self.exclude_m, h]) * sgn
                 axes[1].plot((self.fault_m + dd) / 1000.0, a + b * dd, color=col, lw=2, alpha=0.5, ls="--")
         for a in axes:
@@ -429,7 +429,10 @@ def profile_along_line(run: RunData, line: np.ndarray, width: float = 0.0, exclu
                          for j in range(3)])
         jump = np.sqrt(np.nansum(np.diff(mean, axis=1) ** 2, axis=0))
         i = int(np.nanargmax(jump)) if np.isfinite(jump).any() else len(bins) // 2 - 1
-        fault_m = float((bins[i] + 0.5) * pix + length / 2)
+        win = slice(max(i - 1, 0), i + 2)  # centroid of the jumps around the largest: sub-pixel position
+        jw = np.nan_to_num(jump[win])
+        pos = (bins[:-1][win] + 0.5) * pix
+        fault_m = float((jw @ pos / jw.sum() if jw.sum() > 0 else (bins[i] + 0.5) * pix) + length / 2)
     st.d = st.d - (fault_m - length / 2)  # abscissa relative to the fault
     steps = {c: st.step(c, exclude, length, corr_px) for c in COMPONENTS}
     values, spread = {}, {}

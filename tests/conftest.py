@@ -125,30 +125,9 @@ def mw69_run(mw69_scene, tmp_path_factory) -> Path:
     return write_truth_run(mw69_scene, tmp_path_factory.mktemp("mw69_run"), noise_m=0.05, seed=1)
 
 
-def true_fault_offsets(scene, x: float, y: float) -> dict:  # noqa: ANN001 (models.scene.Scene)
-    """Truth at map point (x, y) on the trace: the surface-rupturing patch there and its offsets in the documented
-    convention (parallel = slip cos(rake): + left-lateral; normal = -slip sin(rake) cos(dip); vertical for a trace
-    running along the strike = slip sin(rake) sin(dip)), plus the distance (m) to the nearest patch end."""
-    import math
-
-    from models.okada import Patch
-
-    h, w = scene.dem.shape
-    a, _, c, _, e, f = scene.transform
-    le, ln = x - (c + w / 2 * a), y - (f + h / 2 * e)
-    for p in (Patch(**d) for d in scene.params["patches"]):
-        s = math.radians(p.strike)
-        along = (le - p.east) * math.sin(s) + (ln - p.north) * math.cos(s)
-        if abs(along) <= p.length / 2 and p.top_depth == 0:
-            r, dip = math.radians(p.rake), math.radians(p.dip)
-            return {"parallel": p.slip * math.cos(r), "normal": -p.slip * math.sin(r) * math.cos(dip),
-                    "vertical": p.slip * math.sin(r) * math.sin(dip), "strike": p.strike,
-                    "to_patch_end_m": p.length / 2 - abs(along)}
-    return {"parallel": math.nan, "normal": math.nan, "vertical": math.nan, "strike": math.nan,
-            "to_patch_end_m": 0.0}
-
-
 @pytest.fixture(scope="session")
 def mw69_truth(mw69_scene):
-    """``truth(x, y)`` -> :func:`true_fault_offsets` of the Mw 6.9 scene at a map point on the trace."""
+    """``truth(x, y)`` -> ``backend._testing.true_fault_offsets`` of the Mw 6.9 scene at a map point on the trace."""
+    from backend._testing import true_fault_offsets
+
     return lambda x, y: true_fault_offsets(mw69_scene, x, y)

@@ -91,7 +91,7 @@ def test_right_lateral_is_negative_whatever_the_trace_direction(tmp_path, rake, 
     n = np.array([t[1], -t[0]])
     for a, b in (([x0, y0] - 800 * n, [x0, y0] + 800 * n), ([x0, y0] + 800 * n, [x0, y0] - 800 * n)):
         pr = profile_along_line(run, np.array([a, b]), width=100, exclude=50)
-        assert pr.fault_m == pytest.approx(800, abs=2 * sc.pixel_size_m)
+        assert pr.fault_m == pytest.approx(800, abs=0.5 * sc.pixel_size_m)
         assert sign * pr.steps["parallel"]["value"] == pytest.approx(1.5, rel=0.03)
         assert pr.steps["parallel"]["sigma"] < 0.05
         assert set(pr.values) == {"east", "north", "up", "parallel", "normal"}
