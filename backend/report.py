@@ -24,11 +24,11 @@ PAGE = (11.69, 8.27)  # A4 landscape, inches
 
 
 def nice_ceil(x: float) -> float:
-    """The 1-2-2.5-5 value at or above ``x`` (colour-bar limits)."""
+    """The round value (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 x 10^k) at or above ``x`` (colour-bar limits)."""
     if not (x > 0 and math.isfinite(x)):
         return 1.0
     e = math.floor(math.log10(x))
-    for m in (1, 2, 2.5, 5, 10):
+    for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
         if m * 10**e >= x * (1 - 1e-9):
             return float(m * 10**e)
     return float(10 ** (e + 1))

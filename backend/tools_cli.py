@@ -62,7 +62,7 @@ def _cmd_offsets(a: argparse.Namespace) -> int:
     from .offsets import run_offsets
 
     res = run_offsets(a.run_dir, a.spacing, a.length, a.width, a.exclude, trace=a.trace,
-                      trace_params=_trace_params(a), corr_px=a.corr_px, plot=not a.no_plot)
+                      trace_params=_trace_params(a), corr_px=a.corr_px, out_dir=a.out_dir, plot=not a.no_plot)
     print(f"{len(res['profiles'])} profiles on {len(res['trace'])} trace(s) ({res['source']})")
     for k, p in res["files"].items():
         print(f"{k}: {p}")
@@ -118,6 +118,7 @@ def register(subparsers) -> None:  # noqa: ANN001 - argparse's _SubParsersAction
     p.add_argument("--corr-px", type=float, default=1.0,
                    help="error correlation length in pixels for the sigmas (default 1 = independent pixels)")
     p.add_argument("--no-plot", action="store_true", help="skip slip_along_strike.png")
+    p.add_argument("--out-dir", default=None, metavar="DIR", help="write the files here instead of RUN_DIR")
     _add_trace_args(p)
     p.set_defaults(func=_cmd_offsets)
 

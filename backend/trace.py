@@ -4,7 +4,8 @@ Extraction (numpy/scipy only):
 
 1. A rupture mask: ``rupture_probability >= prob_threshold`` (when the run has ``rupture_probability.tif``), and/or
    the **step map** ``S`` — the largest norm of the 3-D displacement difference between the pixels ``step_px``
-   before and after each pixel, over the 4 directions (row, column, both diagonals). Across a surface rupture ``S``
+   before and after each pixel, over the 4 directions (row, column, both diagonals), of the displacement smoothed
+   by a Gaussian of ``smooth_px`` pixels (noise). Across a surface rupture ``S``
    is the full offset over a band about ``2 * step_px`` wide; elsewhere it is the smooth strain times
    ``2 * step_px`` pixels. The band is symmetric about the discontinuity. Threshold: ``step_threshold_m``, or
    automatically ``step_fraction`` of the 99.9th percentile of ``S`` (at least 3 times its median).
@@ -56,6 +57,7 @@ class TraceParams:
     method: str = "auto"  # auto (probability when present, else step map) | probability | step | both
     prob_threshold: float = 0.5
     step_px: int = 2
+    smooth_px: float = 1.0  # Gaussian pre-smoothing of the displacement for the step map (noise)
     step_threshold_m: float | None = None
     step_fraction: float = 0.3
     close_px: int = 2
@@ -64,10 +66,13 @@ class TraceParams:
     join_gap_px: float = 15.0
 
 
-def step_map(disp: np.ndarray, step_px: int = 2) -> np.ndarray:
-    """(H, W) largest norm of the displacement difference across each pixel (m), over 4 directions, NaN-safe."""
-    d = np.nan_to_num(np.asarray(disp, np.float32), nan=0.0)
+def step_map(disp: np.ndarray, step_px: int = 2, smooth_px: float = 0.0) -> np.ndarray:
+    """(H, W) largest norm of the displacement difference across each pixel (m), over 4 directions, NaN-safe;
+    the displacement is first smoothed by a Gaussian of ``smooth_px`` pixels (0 = none) against noise."""
     valid = np.all(np.isfinite(disp), axis=0)
+    d = np.nan_to_num(np.asarray(disp, np.float32), nan=0.0)
+    if smooth_px > 0:
+        d = np.stack([ndimage.gaussian_filter(b, smooth_px) for b in d])
     k = int(step_px)
     h, w = d.shape[1:]
     pad = np.pad(d, ((0, 0), (k, k), (k, k)), mode="edge")
@@ -96,7 +101,7 @@ def rupture_mask(run: RunData, params: TraceParams | None = None) -> tuple[np.nd
         masks.append(np.nan_to_num(run.prob, nan=0.0) >= p.prob_threshold)
         names.append("probability")
     if method in ("step", "both"):
-        s = step_map(run.disp, p.step_px)
+        s = step_map(run.disp, p.step_px, p.smooth_px)
         thr = p.step_threshold_m
         if thr is None:
             pos = s[s > 0]

@@ -58,8 +58,8 @@ def make_arrows(run: RunData, step_px: int = 16, scale: float | None = None, tra
     rows, cols = np.meshgrid(np.arange(r0, h, step_px), np.arange(c0, w, step_px), indexing="ij")
     rows, cols = rows.ravel(), cols.ravel()
     disp, sig = run.disp, run.sigma
-    side = side_raster(run, trace) if trace else None
     if mode == "mean":
+        side = side_raster(run, trace) if trace else None
         excl = 3 * pix if exclude is None else exclude
         vals = np.full((3, len(rows)), np.nan)
         sigs = np.full((3, len(rows)), np.nan)

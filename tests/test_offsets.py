@@ -140,3 +140,33 @@ def test_arrows_are_never_averaged_across_the_trace(mw69_run, mw69_scene):
         par_truth = truth[0, i, j] * t[0] + truth[1, i, j] * t[1]
         # within 5 cm + noise of the truth at its own pixel: a cross-trace average would be off by ~1 m
         assert abs(a["de_m"] * t[0] + a["dn_m"] * t[1] - par_truth) < 0.15
+
+
+def test_outputs_open_in_qgis_as_editable_layers(qgis_app, mw69_run, tmp_path):
+    from qgis.core import QgsCoordinateReferenceSystem, QgsVectorDataProvider, QgsVectorLayer, QgsWkbTypes
+
+    assert main(["offsets", str(mw69_run), "--spacing", "1000", "--length", "2000", "--width", "200",
+                 "--exclude", "90", "--out-dir", str(tmp_path)]) == 0
+    assert main(["arrows", str(mw69_run), "--out", str(tmp_path / "shp"), "--step", "32", "--ellipses"]) == 0
+    run = load_run(mw69_run)
+    crs = QgsCoordinateReferenceSystem.fromWkt(run.crs_wkt)
+    cases = [(tmp_path / "rupture_trace.gpkg", "rupture_trace", QgsWkbTypes.LineGeometry, 1),
+             (tmp_path / "rupture_trace.gpkg", "trace_seg", QgsWkbTypes.LineGeometry, None),
+             (tmp_path / "fault_offsets.gpkg", "offsets", QgsWkbTypes.PointGeometry, 8),
+             (tmp_path / "fault_offsets.gpkg", "profiles", QgsWkbTypes.LineGeometry, 8),
+             (tmp_path / "shp" / "arrows.shp", None, QgsWkbTypes.PointGeometry, 64),
+             (tmp_path / "shp" / "ellipses.shp", None, QgsWkbTypes.PolygonGeometry, 64)]
+    for path, layer, geom, count in cases:
+        uri = f"{path}|layername={layer}" if layer else str(path)
+        lyr = QgsVectorLayer(uri, layer or path.stem, "ogr")
+        assert lyr.isValid(), uri
+        assert lyr.geometryType() == geom
+        assert lyr.crs() == crs
+        if count is not None:
+            assert lyr.featureCount() == count, uri
+        caps = lyr.dataProvider().capabilities()
+        assert caps & QgsVectorDataProvider.ChangeGeometries and caps & QgsVectorDataProvider.AddFeatures
+    arrows = QgsVectorLayer(str(tmp_path / "shp" / "arrows.shp"), "arrows", "ogr")
+    assert [f.name() for f in arrows.fields()] == list(ARROW_FIELDS)
+    az = [f["azimuth"] for f in arrows.getFeatures()]
+    assert max(az) - min(az) > 90  # real azimuths, not a truncated field read as 0 (north)
