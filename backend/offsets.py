@@ -311,18 +311,20 @@ def plot_slip(profiles: list[OffsetProfile], png: str | Path | None = None, ax=N
 
 def run_offsets(run_dir: str | Path, spacing: float, length: float, width: float, exclude: float | None = None,
                 trace: str | Path | None = None, trace_params: TraceParams | None = None, corr_px: float = 1.0,
-                out_dir: str | Path | None = None, plot: bool = True) -> dict:
-    """The ``offsets`` tool: trace (``trace`` file, else the run's ``rupture_trace.gpkg``, else extracted), stacked
-    profiles, and ``rupture_trace.gpkg``, ``fault_offsets.gpkg``, ``fault_offsets.csv`` and
+                out_dir: str | Path | None = None, plot: bool = True, new_trace: bool = False) -> dict:
+    """The ``offsets`` tool: trace (``trace`` file, else the run's ``rupture_trace.gpkg`` unless ``new_trace``,
+    else extracted), stacked profiles, and ``rupture_trace.gpkg`` (unless it is the run's own, left untouched so
+    that a copy open in QGIS is not rewritten), ``fault_offsets.gpkg``, ``fault_offsets.csv`` and
     ``slip_along_strike.png`` written into ``out_dir`` (default the run folder). Returns
     {"profiles", "trace", "files", "source", "notes"}."""
     run = load_run(run_dir)
     out = Path(out_dir) if out_dir else Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)
-    lines, source = trace_for_run(run, trace, trace_params)
+    lines, source = trace_for_run(run, trace, trace_params, reuse=not new_trace)
     exclude = default_exclude(run) if exclude is None else float(exclude)
     profiles = offsets_along_trace(run, lines, spacing, length, width, exclude, corr_px)
-    files = {"trace": write_trace(out / TRACE_FILE, lines, run.crs_wkt, source),
+    same = source == "run" and (out / TRACE_FILE).resolve() == (Path(run_dir) / TRACE_FILE).resolve()
+    files = {"trace": out / TRACE_FILE if same else write_trace(out / TRACE_FILE, lines, run.crs_wkt, source),
              "gpkg": write_layers(out / OFFSETS_GPKG, offset_layers(profiles, length, width, exclude),
                                   run.crs_wkt)[0],
              "csv": write_csv(out / OFFSETS_CSV, profiles)}

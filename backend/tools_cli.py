@@ -20,8 +20,8 @@ Fault offsets along strike from stacked profiles (COSI-Corr style), written into
   fault_offsets.csv       along_m, parallel_m, parallel_sigma_m, normal_m, normal_sigma_m, vertical_m,
                           vertical_sigma_m (+ trace_id, x, y, strike_deg, n_left, n_right)
   slip_along_strike.png   (needs matplotlib)
-Trace: --trace FILE (any line layer, any CRS), else RUN_DIR/rupture_trace.gpkg, else extracted from
-rupture_probability.tif (when present) or the displacement step.
+Trace: --trace FILE (any line layer, any CRS), else RUN_DIR/rupture_trace.gpkg (e.g. edited in QGIS; --new-trace
+ignores it), else extracted from rupture_probability.tif (when present) or the displacement step.
 Signs: t = trace direction, n = its right-hand normal, R/L = right/left side:
   parallel_m = (d_R - d_L).t   negative = right-lateral, positive = left-lateral
   normal_m   = (d_R - d_L).n   positive = opening/extension, negative = shortening
@@ -62,7 +62,8 @@ def _cmd_offsets(a: argparse.Namespace) -> int:
     from .offsets import run_offsets
 
     res = run_offsets(a.run_dir, a.spacing, a.length, a.width, a.exclude, trace=a.trace,
-                      trace_params=_trace_params(a), corr_px=a.corr_px, out_dir=a.out_dir, plot=not a.no_plot)
+                      trace_params=_trace_params(a), corr_px=a.corr_px, out_dir=a.out_dir, plot=not a.no_plot,
+                      new_trace=a.new_trace)
     print(f"{len(res['profiles'])} profiles on {len(res['trace'])} trace(s) ({res['source']})")
     for k, p in res["files"].items():
         print(f"{k}: {p}")
@@ -119,6 +120,8 @@ def register(subparsers) -> None:  # noqa: ANN001 - argparse's _SubParsersAction
                    help="error correlation length in pixels for the sigmas (default 1 = independent pixels)")
     p.add_argument("--no-plot", action="store_true", help="skip slip_along_strike.png")
     p.add_argument("--out-dir", default=None, metavar="DIR", help="write the files here instead of RUN_DIR")
+    p.add_argument("--new-trace", action="store_true",
+                   help="extract the trace again even if RUN_DIR/rupture_trace.gpkg exists (it is replaced)")
     _add_trace_args(p)
     p.set_defaults(func=_cmd_offsets)
 

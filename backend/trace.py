@@ -302,12 +302,13 @@ def read_trace(path: str | Path, crs_wkt: str, layer: str | None = None) -> list
     return read_lines(path, crs_wkt, layer)
 
 
-def trace_for_run(run: RunData, trace: str | Path | None = None, params: TraceParams | None = None
-                  ) -> tuple[list[np.ndarray], str]:
-    """The trace a tool uses: the user's file when given, else ``rupture_trace.gpkg`` of the run folder when it
-    exists (it may have been edited), else an extracted one. Returns (polylines, source)."""
+def trace_for_run(run: RunData, trace: str | Path | None = None, params: TraceParams | None = None,
+                  reuse: bool = True) -> tuple[list[np.ndarray], str]:
+    """The trace a tool uses: the user's file when given, else (with ``reuse``) ``rupture_trace.gpkg`` of the run
+    folder when it exists (it may have been edited; source ``"run"``), else an extracted one. Returns
+    (polylines, source)."""
     if trace is not None:
         return read_trace(trace, run.crs_wkt), "user"
-    if run.run_dir is not None and (run.run_dir / TRACE_FILE).exists():
+    if reuse and run.run_dir is not None and (run.run_dir / TRACE_FILE).exists():
         return read_trace(run.run_dir / TRACE_FILE, run.crs_wkt, TRACE_LAYER), "run"
     return extract_trace(run, params)

@@ -170,3 +170,28 @@ def test_outputs_open_in_qgis_as_editable_layers(qgis_app, mw69_run, tmp_path):
     assert [f.name() for f in arrows.fields()] == list(ARROW_FIELDS)
     az = [f["azimuth"] for f in arrows.getFeatures()]
     assert max(az) - min(az) > 90  # real azimuths, not a truncated field read as 0 (north)
+
+
+def test_an_edited_trace_in_the_run_folder_is_used_and_kept(mw69_run, tmp_path):
+    import shutil
+
+    from backend.geodata import point_at
+    from backend.trace import write_trace
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(mw69_run, run_dir)
+    run = load_run(run_dir)
+    lines, _ = extract_trace(run)
+    half = np.array([lines[0][0], point_at(lines[0], 3000.0)])  # "edited" in QGIS: the first 3 km only
+    write_trace(run_dir / "rupture_trace.gpkg", [half], run.crs_wkt, "user")
+    before = (run_dir / "rupture_trace.gpkg").read_bytes()
+    args = ["offsets", str(run_dir), "--spacing", "500", "--length", "2000", "--width", "200", "--no-plot"]
+    assert main(args) == 0
+    with (run_dir / "fault_offsets.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 6  # 250, 750, ..., 2750 m
+    assert (run_dir / "rupture_trace.gpkg").read_bytes() == before
+    assert main(args + ["--new-trace"]) == 0
+    with (run_dir / "fault_offsets.csv").open() as f:
+        assert len(list(csv.DictReader(f))) >= 15
+    _, rows = read_table(run_dir / "rupture_trace.gpkg", "rupture_trace")
+    assert rows[0]["source"] == "probability" and rows[0]["length_m"] > 7000
