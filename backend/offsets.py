@@ -265,24 +265,32 @@ def read_csv(path: str | Path) -> list[dict]:
         return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
-def matplotlib_pyplot():  # noqa: ANN201
-    """matplotlib.pyplot with the Agg backend, or a ToolsError that says how to get it."""
-    try:
-        import matplotlib
+class Figures:
+    """Stand-alone matplotlib figures (``matplotlib.figure.Figure``, no pyplot, no GUI backend), safe in QGIS's
+    worker threads whatever backend QGIS's Python has selected; ``savefig`` renders with Agg / the PDF backend."""
 
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ToolsError("matplotlib is not installed in this Python, so no plot can be drawn (the GeoPackage and "
-                         "CSV are written). Fix: install it into QGIS's Python (Linux: python3-matplotlib; the "
-                         "Windows and macOS QGIS installers include it).", "matplotlib") from exc
-    return plt
+    def __init__(self) -> None:
+        try:
+            from matplotlib.figure import Figure
+        except ImportError as exc:
+            raise ToolsError("matplotlib is not installed in this Python, so no plot can be drawn (the GeoPackage "
+                             "and CSV are written). Fix: install it into QGIS's Python (Linux: python3-matplotlib; "
+                             "the Windows and macOS QGIS installers include it).", "matplotlib") from exc
+        self._figure = Figure
+
+    def figure(self, figsize: tuple[float, float], constrained_layout: bool = False):  # noqa: ANN201
+        return self._figure(figsize=figsize, constrained_layout=constrained_layout)
+
+    def subplots(self, nrows: int, ncols: int, figsize: tuple[float, float], sharex: bool = False,
+                 constrained_layout: bool = False):  # noqa: ANN201
+        fig = self.figure(figsize, constrained_layout)
+        return fig, fig.subplots(nrows, ncols, sharex=sharex)
 
 
 def plot_slip(profiles: list[OffsetProfile], png: str | Path | None = None, ax=None):  # noqa: ANN001, ANN201
     """Slip along strike: parallel, normal and vertical offsets (+-1 sigma) against the distance along the trace.
     Draws into ``ax`` (3 axes) when given, else a new figure saved to ``png``. Returns the figure."""
-    plt = matplotlib_pyplot()
+    plt = Figures()
     fig = None
     if ax is None:
         fig, ax = plt.subplots(3, 1, figsize=(8, 6.5), sharex=True, constrained_layout=True)
@@ -305,7 +313,6 @@ def plot_slip(profiles: list[OffsetProfile], png: str | Path | None = None, ax=N
     if fig is not None and png is not None:
         fig.suptitle("Offsets along strike (stacked profiles, right minus left side)")
         fig.savefig(png, dpi=150)
-        plt.close(fig)
     return fig
 
 
@@ -360,6 +367,26 @@ class Profile:
     line: np.ndarray
     stack: Stack = field(repr=False)
 
+    def layers(self) -> list[Layer]:
+        """``profile_line`` (the drawn line with the fitted steps) and ``profile_pts`` (one point per bin)."""
+        a, b = self.line
+        p = (b - a) / float(np.hypot(*(b - a)))
+        attrs = {"strike": self.strike_deg, "fault_m": self.fault_m, "exclude_m": self.exclude_m}
+        for c, (fv, fs) in FIELD_OF.items():
+            attrs[fv], attrs[fs] = self.steps[c]["value"], self.steps[c]["sigma"]
+        line = Layer("profile_line", "LineString", {k: "real" for k in attrs})
+        line.features.append((self.line, attrs))
+        names = {"east": "east_m", "north": "north_m", "up": "up_m", "parallel": "par_m", "normal": "nor_m"}
+        pts = Layer("profile_pts", "Point", {"dist_m": "real"} | {v: "real" for v in names.values()})
+        for i, dist in enumerate(self.distance_m):
+            xy = a + dist * p
+            pts.features.append((xy, {"dist_m": dist} | {v: self.values[k][i] for k, v in names.items()}))
+        return [line, pts]
+
+    def write_gpkg(self, path: str | Path, crs_wkt: str) -> Path:
+        """The profile as a GeoPackage (layers of :meth:`layers`)."""
+        return write_layers(path, self.layers(), crs_wkt)[0]
+
     def write_csv(self, path: str | Path) -> Path:
         comps = list(self.values)
         with Path(path).open("w", newline="") as f:
@@ -372,7 +399,7 @@ class Profile:
 
     def plot(self, png: str | Path | None = None, axes=None):  # noqa: ANN001, ANN201
         """E/N/U and parallel/normal/vertical along the profile with the fits; saved to ``png`` when given."""
-        plt = matplotlib_pyplot()
+        plt = Figures()
         fig = None
         if axes is None:
             fig, axes = plt.subplots(2, 1, figsize=(8, 6), sharex=True, constrained_layout=True)
@@ -400,7 +427,6 @@ class Profile:
         fig = fig or axes[0].figure
         if png is not None:
             fig.savefig(png, dpi=150)
-            plt.close(fig)
         return fig
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .components import mean_direction
 from .geodata import RunData, ToolsError, azimuth_deg, cumulative_length, load_run
-from .offsets import default_exclude, matplotlib_pyplot, offsets_along_trace, plot_slip, profile_along_line
+from .offsets import Figures, default_exclude, offsets_along_trace, plot_slip, profile_along_line
 from .trace import trace_for_run
 from .vectors import make_arrows, nice_value
 
@@ -45,17 +46,6 @@ def default_offset_params(run: RunData, lines: list[np.ndarray]) -> dict:
             "exclude": default_exclude(run)}
 
 
-def _mean_direction(lines: list[np.ndarray]) -> np.ndarray:
-    """Length-weighted mean direction of the traces (axial mean, so opposite segments do not cancel)."""
-    acc = np.zeros(2)
-    for line in lines:
-        for v in np.diff(line, axis=0):
-            a = math.atan2(v[0], v[1])
-            acc += np.hypot(*v) * np.array([math.sin(2 * a), math.cos(2 * a)])
-    a = 0.5 * math.atan2(acc[0], acc[1])
-    return np.array([math.sin(a), math.cos(a)])
-
-
 def _map_page(plt, run: RunData, lines: list[np.ndarray] | None, title: str):  # noqa: ANN001, ANN202
     from matplotlib.ticker import FuncFormatter, MaxNLocator
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
@@ -66,7 +56,7 @@ def _map_page(plt, run: RunData, lines: list[np.ndarray] | None, title: str):  #
     e, n = run.disp[0].astype(float), run.disp[1].astype(float)
     xmin, ymin, xmax, ymax = run.bounds
     if lines:
-        t = _mean_direction(lines)
+        t = mean_direction(lines)
         field = e * t[0] + n * t[1]
         strike = float(azimuth_deg(t[0], t[1]))
         lim = nice_ceil(float(np.nanpercentile(np.abs(field), 99.5)))
@@ -159,7 +149,7 @@ def make_report(run_dir: str | Path, out_pdf: str | Path, trace: str | Path | No
     ``<name>_p<N>.png`` too). The trace is ``trace``, else the
     run's ``rupture_trace.gpkg``, else extracted; without any, pages 2 and 3 say so. Returns
     {"pdf", "png", "pages", "notes"}."""
-    plt = matplotlib_pyplot()
+    plt = Figures()
     from matplotlib.backends.backend_pdf import PdfPages
 
     run = load_run(run_dir)
@@ -210,6 +200,4 @@ def make_report(run_dir: str | Path, out_pdf: str | Path, trace: str | Path | No
     if png_pages:
         for i, f in enumerate(figs, start=1):
             f.savefig(out_pdf.with_name(f"{out_pdf.stem}_p{i}.png"), dpi=80)
-    for f in figs:
-        plt.close(f)
     return {"pdf": out_pdf, "png": png, "pages": len(figs), "notes": notes}

@@ -1,4 +1,4 @@
-"""Command line of the geologist's tools: ``trace``, ``offsets``, ``arrows`` and ``report`` sub-commands.
+"""Command line of the geologist's tools: ``trace``, ``offsets``, ``arrows``, ``components``, ``report``.
 
 ``backend/cli.py`` calls :func:`register` on its sub-parsers; each sub-command sets ``func`` (args -> exit status).
 :func:`main` runs them stand-alone (``python -m backend.tools_cli offsets RUN_DIR ...``). Exit status: 0 ok,
@@ -86,6 +86,18 @@ def _cmd_arrows(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_components(a: argparse.Namespace) -> int:
+    from .components import write_component_rasters
+    from .geodata import load_run
+    from .trace import trace_for_run
+
+    lines, source = trace_for_run(load_run(a.run_dir), a.trace)
+    for k, p in write_component_rasters(a.run_dir, lines, a.out_dir, local=not a.mean_strike).items():
+        print(f"{k}: {p}")
+    print(f"trace: {source}")
+    return 0
+
+
 def _cmd_report(a: argparse.Namespace) -> int:
     from .report import make_report
 
@@ -98,7 +110,8 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:  # noqa: ANN001 - argparse's _SubParsersAction
-    """Add the ``trace``, ``offsets``, ``arrows`` and ``report`` sub-commands (each sets ``func``)."""
+    """Add the ``trace``, ``offsets``, ``arrows``, ``components`` and ``report`` sub-commands (each sets
+    ``func``)."""
     fmt = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser("trace", help="extract the rupture trace -> rupture_trace.gpkg", formatter_class=fmt,
                               description="Extract the surface rupture trace of a run as an editable line layer.")
@@ -136,6 +149,16 @@ def register(subparsers) -> None:  # noqa: ANN001 - argparse's _SubParsersAction
     p.add_argument("--trace", default=None, metavar="FILE", help="trace for --mode mean")
     p.add_argument("--ellipses", action="store_true", help="also 1-sigma ellipses at the arrow tips")
     p.set_defaults(func=_cmd_arrows)
+
+    p = subparsers.add_parser("components", help="fault-parallel/normal and significance rasters",
+                              formatter_class=fmt, description="fault_components.tif (fault-parallel d.t, fault-normal "
+                              "d.n and their sigmas, m) and significance.tif (|d|/sigma) for the trace's strike.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--trace", default=None, metavar="FILE", help="trace line layer (default: the run's or extracted)")
+    p.add_argument("--out-dir", default=None, metavar="DIR", help="write here instead of RUN_DIR")
+    p.add_argument("--mean-strike", action="store_true",
+                   help="one direction for the whole raster (default: the nearest trace segment's)")
+    p.set_defaults(func=_cmd_components)
 
     p = subparsers.add_parser("report", help="PDF/PNG report of a run (matplotlib)", formatter_class=fmt,
                               description="Report: map, slip along strike, a profile, run summary.")

@@ -97,6 +97,13 @@ def test_right_lateral_is_negative_whatever_the_trace_direction(tmp_path, rake, 
         assert set(pr.values) == {"east", "north", "up", "parallel", "normal"}
         assert len(pr.distance_m) == len(pr.values["east"]) > 50
         pr.write_csv(tmp_path / "profile.csv")
+        with (tmp_path / "profile.csv").open() as f:
+            prow = list(csv.DictReader(f))
+        assert len(prow) == len(pr.distance_m) and "parallel_m" in prow[0]
+        names, pts = read_table(pr.write_gpkg(tmp_path / "profile.gpkg", run.crs_wkt), "profile_pts")
+        assert len(pts) == len(pr.distance_m) and names[0] == "dist_m"
+        _, pl = read_table(tmp_path / "profile.gpkg", "profile_line")
+        assert pl[0]["par_m"] == pytest.approx(pr.steps["parallel"]["value"])
         pr.plot(tmp_path / "profile.png")
         assert (tmp_path / "profile.png").stat().st_size > 10_000
 
@@ -195,3 +202,29 @@ def test_an_edited_trace_in_the_run_folder_is_used_and_kept(mw69_run, tmp_path):
         assert len(list(csv.DictReader(f))) >= 15
     _, rows = read_table(run_dir / "rupture_trace.gpkg", "rupture_trace")
     assert rows[0]["source"] == "probability" and rows[0]["length_m"] > 7000
+
+
+def test_fault_component_and_significance_rasters(mw69_run, mw69_truth, tmp_path):
+    import rasterio
+
+    assert main(["components", str(mw69_run), "--out-dir", str(tmp_path)]) == 0
+    run = load_run(mw69_run)
+    lines, _ = extract_trace(run)
+    with rasterio.open(tmp_path / "fault_components.tif") as ds:
+        comp = ds.read()
+        assert ds.count == 4 and ds.crs.to_wkt() == run.crs_wkt and ds.transform == run.transform
+        assert ds.descriptions[0].startswith("fault-parallel") and ds.tags(1)["units"] == "m"
+    with rasterio.open(tmp_path / "significance.tif") as ds:
+        sig = ds.read(1)
+    # 3 px each side of the trace, 2 km along it: right minus left of d.t = the true left-lateral slip
+    from backend.geodata import point_at
+
+    c = point_at(lines[0], 2000.0)
+    t = (point_at(lines[0], 2100.0) - point_at(lines[0], 1900.0)) / 200.0
+    n = np.array([t[1], -t[0]])
+    r, l_ = c + 3 * run.pixel_size * n, c - 3 * run.pixel_size * n
+    par = run.sample(comp[0], np.array([r[0], l_[0]]), np.array([r[1], l_[1]]))
+    assert par[0] - par[1] == pytest.approx(mw69_truth(*c)["parallel"], abs=0.25)  # 5 cm noise per pixel
+    assert par[0] > 0 > par[1]
+    np.testing.assert_allclose(comp[2], 0.05, rtol=1e-5)  # sigma_E = sigma_N = 5 cm -> 5 cm along any t
+    assert np.nanmedian(sig) > 10  # ~1 m displacements with 5 cm errors
