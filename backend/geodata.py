@@ -68,7 +68,7 @@ class RunData:
         """Bilinear samples of ``arr`` ((H, W) or (k, H, W)) at map points; NaN outside or next to no data."""
         r, c = self.rowcol(x, y)
         stack = arr[None] if arr.ndim == 2 else arr
-        out = np.stack([ndimage.map_coordinates(np.asarray(b, np.float64), [r, c], order=1, mode="constant",
+        out = np.stack([ndimage.map_coordinates(b, [r, c], output=np.float64, order=1, mode="constant",
                                                 cval=np.nan) for b in stack])
         return out[0] if arr.ndim == 2 else out
 
