@@ -111,3 +111,63 @@ def scene_estimate_inputs(scene, folder: Path) -> dict:  # noqa: ANN001 (models.
     kw = {k: InputRaster(v) for k, v in p.items() if k not in ("incidence", "heading")}
     return kw | {"incidence_deg": InputRaster(p["incidence"]), "heading_deg": InputRaster(p["heading"]),
                  "wavelength_m": scene.wavelength_m, "phase_sign": scene.phase_sign}
+
+
+def write_truth_run(scene, folder: Path, noise_m: float = 0.0, seed: int = 0, probability: bool = True,  # noqa: ANN001
+                    prob_blur_px: float = 1.5) -> Path:
+    """A run folder made of a simulated scene's TRUTH, for testing the geologist's tools on known answers:
+    ``displacement.tif`` (truth E/N/U + white noise of ``noise_m``), ``displacement_sigma.tif`` (``noise_m``, or
+    1 mm without noise), ``rupture_probability.tif`` (the truth's rupture mask blurred by ``prob_blur_px`` and
+    scaled to a peak of 1; only with ``probability``) and a ``run.json`` like the pipeline's."""
+    import json
+
+    import rasterio
+    from affine import Affine
+    from scipy import ndimage
+
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = np.asarray(scene.truth_enu, np.float32)
+    h, w = truth.shape[1:]
+    rng = np.random.default_rng(seed)
+    disp = truth + (rng.normal(0.0, noise_m, truth.shape).astype(np.float32) if noise_m > 0 else 0)
+    sig = np.full_like(truth, max(noise_m, 1e-3))
+    prof = dict(driver="GTiff", width=w, height=h, dtype="float32", crs=f"EPSG:{scene.crs}",
+                transform=Affine(*scene.transform), nodata=float("nan"))
+    files = {"displacement.tif": disp, "displacement_sigma.tif": sig}
+    if probability:
+        p = ndimage.gaussian_filter(np.asarray(scene.rupture_mask, np.float32), prob_blur_px)
+        files["rupture_probability.tif"] = (p / max(float(p.max()), 1e-6))[None]
+    for name, a in files.items():
+        with rasterio.open(folder / name, "w", count=a.shape[0], **prof) as ds:
+            ds.write(a.astype(np.float32))
+    run = {"software": "QuakeFusion backend (simulated truth for tests)", "created_utc": "2026-01-01T00:00:00Z",
+           "inputs": {"truth": {"path": f"models.scene.simulate_scene seed {scene.params.get('seed')}"}},
+           "parameters": {"noise_m": noise_m, "tile": 1024, "overlap": 256},
+           "grid": {"crs": f"EPSG:{scene.crs}", "width": w, "height": h, "pixel_size_m": scene.pixel_size_m},
+           "model": {"path": "truth", "version": "simulated-truth"}, "device": "cpu",
+           "event": scene.params.get("event_params", {}),
+           "outputs": {"displacement": "displacement.tif", "displacement_sigma": "displacement_sigma.tif"}}
+    (folder / "run.json").write_text(json.dumps(run, indent=2, default=str))
+    return folder
+
+
+def true_fault_offsets(scene, x: float, y: float) -> dict:  # noqa: ANN001 (models.scene.Scene)
+    """Truth at map point (x, y) on a simulated scene's surface trace: the surface-rupturing patch there and its
+    offsets in the convention of backend/offsets.py (parallel = slip cos(rake): + left-lateral; normal =
+    -slip sin(rake) cos(dip); vertical = slip sin(rake) sin(dip) for a trace running along the strike), plus
+    ``to_patch_end_m``, the distance along strike to the nearest end of that patch (a slip change)."""
+    import math
+
+    h, w = scene.dem.shape
+    a, _, c, _, e, f = scene.transform
+    le, ln = x - (c + w / 2 * a), y - (f + h / 2 * e)
+    for p in scene.params["patches"]:
+        s = math.radians(p["strike"])
+        along = (le - p["east"]) * math.sin(s) + (ln - p["north"]) * math.cos(s)
+        if abs(along) <= p["length"] / 2 and p["top_depth"] == 0:
+            r, dip = math.radians(p["rake"]), math.radians(p["dip"])
+            return {"parallel": p["slip"] * math.cos(r), "normal": -p["slip"] * math.sin(r) * math.cos(dip),
+                    "vertical": p["slip"] * math.sin(r) * math.sin(dip), "strike": p["strike"],
+                    "to_patch_end_m": p["length"] / 2 - abs(along)}
+    return {"parallel": math.nan, "normal": math.nan, "vertical": math.nan, "strike": math.nan,
+            "to_patch_end_m": 0.0}

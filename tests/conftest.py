@@ -144,3 +144,34 @@ def qf_clean_settings(qgis_app):
     QgsSettings().remove("QuakeFusion")
     yield
     QgsSettings().remove("QuakeFusion")
+
+
+# ------------------------------------------------------------------ the geologist's tools (Step 10): known truth
+MW69 = {"seed": 7, "size": (256, 256), "pixel": 30.0}  # the issue's Mw 6.9 event (seed 7; same event at any grid
+# covering 7.68 km: 768 x 768 at 10 m in the acceptance run, 256 x 256 at 30 m here for speed)
+
+
+@pytest.fixture(scope="session")
+def mw69_scene():
+    """``models.scene.simulate_scene(7, ...)``: Mw 6.9 strike-slip surface rupture (strike 73.7 deg, rake 2.3 deg:
+    left-lateral), 4 patches, slip 2.48 m and 2.06 m across the scene."""
+    from models.scene import simulate_scene
+
+    return simulate_scene(MW69["seed"], size=MW69["size"], pixel_size_m=MW69["pixel"])
+
+
+@pytest.fixture(scope="session")
+def mw69_run(mw69_scene, tmp_path_factory) -> Path:
+    """A run folder of the Mw 6.9 TRUTH + 5 cm white noise (sigma raster 5 cm) + a synthetic
+    rupture_probability.tif (the truth's rupture mask blurred)."""
+    from backend._testing import write_truth_run
+
+    return write_truth_run(mw69_scene, tmp_path_factory.mktemp("mw69_run"), noise_m=0.05, seed=1)
+
+
+@pytest.fixture(scope="session")
+def mw69_truth(mw69_scene):
+    """``truth(x, y)`` -> ``backend._testing.true_fault_offsets`` of the Mw 6.9 scene at a map point on the trace."""
+    from backend._testing import true_fault_offsets
+
+    return lambda x, y: true_fault_offsets(mw69_scene, x, y)

@@ -1,0 +1,230 @@
+"""Fault offsets from stacked profiles (backend/offsets.py), single profiles, arrows and the CLI, on known truth."""
+
+from __future__ import annotations
+
+import csv
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from backend.geodata import load_run, read_table, write_layers
+from backend.offsets import CSV_COLUMNS, offset_layers, offsets_along_trace, profile_along_line
+from backend.tools_cli import main
+from backend.trace import extract_trace, trace_layers
+from backend.vectors import ARROW_FIELDS, arrow_layers, make_arrows
+
+
+def fault_scene(rake: float, slip: float = 1.5, strike: float = 30.0, size: int = 96, pixel: float = 25.0):
+    """A scene-like object (what backend._testing.write_truth_run needs) of one vertical surface-rupturing
+    Okada patch through the centre: rake 180 = right-lateral, 0 = left-lateral."""
+    from models.okada import Patch, patches_displacement
+
+    p = Patch(east=0.0, north=0.0, top_depth=0.0, strike=strike, dip=89.9, rake=rake, slip=slip, length=20e3,
+              width=10e3)
+    c = (np.arange(size) + 0.5 - size / 2) * pixel
+    E, N = np.meshgrid(c, -c)
+    u = np.stack(patches_displacement([p], E, N))
+    s = math.radians(strike)
+    dist = np.abs(E * math.cos(s) - N * math.sin(s))
+    x0, y0 = 500000.0, 4000000.0
+    return SimpleNamespace(truth_enu=u, crs=32633, transform=(pixel, 0.0, x0 - size / 2 * pixel, 0.0, -pixel,
+                                                              y0 + size / 2 * pixel),
+                           rupture_mask=dist <= 1.5 * pixel, params={"seed": None, "event_params": {"rake": rake}},
+                           pixel_size_m=pixel, centre=(x0, y0), strike=strike)
+
+
+def test_offsets_cli_along_the_extracted_trace_match_the_truth(mw69_run, mw69_truth):
+    rc = main(["offsets", str(mw69_run), "--spacing", "500", "--length", "2000", "--width", "200",
+               "--exclude", "90"])
+    assert rc == 0
+    for name in ("rupture_trace.gpkg", "fault_offsets.gpkg", "fault_offsets.csv", "slip_along_strike.png"):
+        assert (mw69_run / name).stat().st_size > 0
+    with (mw69_run / "fault_offsets.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:7] == CSV_COLUMNS
+    assert 15 <= len(rows) <= 16  # ~7.9 km of trace every 500 m
+    err, sig, rel = [], [], []
+    for r in rows:
+        truth = mw69_truth(float(r["x"]), float(r["y"]))
+        v, s = float(r["parallel_m"]), float(r["parallel_sigma_m"])
+        assert v > 0  # rake 2 deg = left-lateral -> positive (documented: negative = right-lateral)
+        err.append(abs(v - truth["parallel"]))
+        sig.append(s)
+        rel.append(abs(v - truth["parallel"]) / truth["parallel"])
+        if truth["to_patch_end_m"] > 1000:  # away from the slip step between two patches
+            assert rel[-1] < 0.05
+            assert abs(float(r["vertical_m"]) - truth["vertical"]) < 3 * float(r["vertical_sigma_m"]) + 0.02
+            assert abs(float(r["normal_m"]) - truth["normal"]) < 3 * float(r["normal_sigma_m"]) + 0.02
+        assert 0.005 < s < 0.1
+    assert np.median(rel) < 0.10 and np.median(rel) < 0.02
+    assert np.median(err) <= np.median(sig)  # the stated sigma covers the typical error
+    assert 0.5 <= np.mean(np.array(err) <= np.array(sig)) <= 0.95  # ~68 % within 1 sigma: honest, not inflated
+    names, pts = read_table(mw69_run / "fault_offsets.gpkg", "offsets")
+    assert all(len(n) <= 10 for n in names) and len(pts) == len(rows)
+    np.testing.assert_allclose([p["par_m"] for p in pts], [float(r["parallel_m"]) for r in rows], atol=1e-4)
+    _, lines = read_table(mw69_run / "fault_offsets.gpkg", "profiles")
+    assert len(lines) == len(rows) and lines[0]["_geom"].startswith("LINESTRING")
+
+
+@pytest.mark.parametrize("rake,sign", [(180.0, -1), (0.0, 1)])
+def test_right_lateral_is_negative_whatever_the_trace_direction(tmp_path, rake, sign):
+    from backend._testing import write_truth_run
+
+    sc = fault_scene(rake)
+    run = load_run(write_truth_run(sc, tmp_path / "run", probability=False))
+    x0, y0 = sc.centre
+    s = math.radians(sc.strike)
+    t = np.array([math.sin(s), math.cos(s)])
+    line = np.array([[x0, y0] - 1000 * t, [x0, y0] + 1000 * t])
+    for drawn in (line, line[::-1]):
+        prof = offsets_along_trace(run, [drawn], spacing=500, length=1000, width=100, exclude=50)
+        assert len(prof) == 4
+        for p in prof:
+            v, sg = p.offsets["parallel"]
+            assert sign * v == pytest.approx(1.5, rel=0.03)
+            assert abs(p.offsets["vertical"][0]) < 0.01 and abs(p.offsets["normal"][0]) < 0.01
+    # the trace extracted from the displacement step, and a single profile drawn across the fault either way
+    lines, source = extract_trace(run)
+    assert source == "step" and len(lines) == 1
+    n = np.array([t[1], -t[0]])
+    for a, b in (([x0, y0] - 800 * n, [x0, y0] + 800 * n), ([x0, y0] + 800 * n, [x0, y0] - 800 * n)):
+        pr = profile_along_line(run, np.array([a, b]), width=100, exclude=50)
+        assert pr.fault_m == pytest.approx(800, abs=0.5 * sc.pixel_size_m)
+        assert sign * pr.steps["parallel"]["value"] == pytest.approx(1.5, rel=0.03)
+        assert pr.steps["parallel"]["sigma"] < 0.05
+        assert set(pr.values) == {"east", "north", "up", "parallel", "normal"}
+        assert len(pr.distance_m) == len(pr.values["east"]) > 50
+        pr.write_csv(tmp_path / "profile.csv")
+        with (tmp_path / "profile.csv").open() as f:
+            prow = list(csv.DictReader(f))
+        assert len(prow) == len(pr.distance_m) and "parallel_m" in prow[0]
+        names, pts = read_table(pr.write_gpkg(tmp_path / "profile.gpkg", run.crs_wkt), "profile_pts")
+        assert len(pts) == len(pr.distance_m) and names[0] == "dist_m"
+        _, pl = read_table(tmp_path / "profile.gpkg", "profile_line")
+        assert pl[0]["par_m"] == pytest.approx(pr.steps["parallel"]["value"])
+        pr.plot(tmp_path / "profile.png")
+        assert (tmp_path / "profile.png").stat().st_size > 10_000
+
+
+def test_shapefile_export_keeps_field_names_and_azimuths(mw69_run, tmp_path):
+    run = load_run(mw69_run)
+    lines, _ = extract_trace(run)
+    prof = offsets_along_trace(run, lines, 1000, 2000, 200, 90)
+    shp = write_layers(tmp_path / "shp", offset_layers(prof, 2000, 200, 90) + trace_layers(lines, "probability"),
+                       run.crs_wkt)
+    assert {p.name for p in shp} == {"offsets.shp", "profiles.shp", "rupture_trace.shp", "trace_seg.shp"}
+    names, rows = read_table(tmp_path / "shp" / "offsets.shp")
+    assert names == list(offset_layers(prof, 1, 1, 1)[0].fields)
+    assert rows[0]["par_m"] == pytest.approx(prof[0].offsets["parallel"][0], abs=1e-5)
+    res = make_arrows(run, step_px=32, trace=lines)
+    written = write_layers(tmp_path / "arrows.shp", arrow_layers(res, run.bounds, ellipses=True), run.crs_wkt)
+    assert len(written) == 4
+    names, rows = read_table(tmp_path / "arrows_arrows.shp")
+    assert names == list(ARROW_FIELDS)
+    az = np.array([r["azimuth"] for r in rows])
+    de, dn = np.array([r["de_m"] for r in rows]), np.array([r["dn_m"] for r in rows])
+    np.testing.assert_allclose(az, np.mod(np.degrees(np.arctan2(de, dn)), 360), atol=1e-4)
+    assert az.std() > 10  # not all north
+    np.testing.assert_allclose([r["length"] for r in rows], np.hypot(de, dn) * res["scale"], rtol=1e-5)
+    _, ref = read_table(tmp_path / "arrows_arrow_ref.shp")
+    assert ref[0]["label"] == f"{res['ref_m']:g} m" and ref[0]["length"] == pytest.approx(res["ref_m"] * res["scale"])
+
+
+def test_arrows_are_never_averaged_across_the_trace(mw69_run, mw69_scene):
+    run = load_run(mw69_run)
+    lines, _ = extract_trace(run)
+    truth = np.asarray(mw69_scene.truth_enu)
+    samp = make_arrows(run, step_px=8)
+    r, c = run.rowcol(np.array([a["x"] for a in samp["arrows"]]), np.array([a["y"] for a in samp["arrows"]]))
+    np.testing.assert_allclose([a["de_m"] for a in samp["arrows"]],
+                               run.disp[0, np.round(r).astype(int), np.round(c).astype(int)], atol=1e-6)
+    mean = make_arrows(run, step_px=8, trace=lines, mode="mean")
+    t = np.array([math.sin(math.radians(73.7)), math.cos(math.radians(73.7))])
+    for a in mean["arrows"]:
+        i, j = (int(round(v)) for v in run.rowcol(a["x"], a["y"]))
+        par_truth = truth[0, i, j] * t[0] + truth[1, i, j] * t[1]
+        # within 5 cm + noise of the truth at its own pixel: a cross-trace average would be off by ~1 m
+        assert abs(a["de_m"] * t[0] + a["dn_m"] * t[1] - par_truth) < 0.15
+
+
+def test_outputs_open_in_qgis_as_editable_layers(qgis_app, mw69_run, tmp_path):
+    from qgis.core import QgsCoordinateReferenceSystem, QgsVectorDataProvider, QgsVectorLayer, QgsWkbTypes
+
+    assert main(["offsets", str(mw69_run), "--spacing", "1000", "--length", "2000", "--width", "200",
+                 "--exclude", "90", "--out-dir", str(tmp_path)]) == 0
+    assert main(["arrows", str(mw69_run), "--out", str(tmp_path / "shp"), "--step", "32", "--ellipses"]) == 0
+    run = load_run(mw69_run)
+    crs = QgsCoordinateReferenceSystem.fromWkt(run.crs_wkt)
+    cases = [(tmp_path / "rupture_trace.gpkg", "rupture_trace", QgsWkbTypes.LineGeometry, 1),
+             (tmp_path / "rupture_trace.gpkg", "trace_seg", QgsWkbTypes.LineGeometry, None),
+             (tmp_path / "fault_offsets.gpkg", "offsets", QgsWkbTypes.PointGeometry, 8),
+             (tmp_path / "fault_offsets.gpkg", "profiles", QgsWkbTypes.LineGeometry, 8),
+             (tmp_path / "shp" / "arrows.shp", None, QgsWkbTypes.PointGeometry, 64),
+             (tmp_path / "shp" / "ellipses.shp", None, QgsWkbTypes.PolygonGeometry, 64)]
+    for path, layer, geom, count in cases:
+        uri = f"{path}|layername={layer}" if layer else str(path)
+        lyr = QgsVectorLayer(uri, layer or path.stem, "ogr")
+        assert lyr.isValid(), uri
+        assert lyr.geometryType() == geom
+        assert lyr.crs() == crs
+        if count is not None:
+            assert lyr.featureCount() == count, uri
+        caps = lyr.dataProvider().capabilities()
+        assert caps & QgsVectorDataProvider.ChangeGeometries and caps & QgsVectorDataProvider.AddFeatures
+    arrows = QgsVectorLayer(str(tmp_path / "shp" / "arrows.shp"), "arrows", "ogr")
+    assert [f.name() for f in arrows.fields()] == list(ARROW_FIELDS)
+    az = [f["azimuth"] for f in arrows.getFeatures()]
+    assert max(az) - min(az) > 90  # real azimuths, not a truncated field read as 0 (north)
+
+
+def test_an_edited_trace_in_the_run_folder_is_used_and_kept(mw69_run, tmp_path):
+    import shutil
+
+    from backend.geodata import point_at
+    from backend.trace import write_trace
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(mw69_run, run_dir)
+    run = load_run(run_dir)
+    lines, _ = extract_trace(run)
+    half = np.array([lines[0][0], point_at(lines[0], 3000.0)])  # "edited" in QGIS: the first 3 km only
+    write_trace(run_dir / "rupture_trace.gpkg", [half], run.crs_wkt, "user")
+    before = (run_dir / "rupture_trace.gpkg").read_bytes()
+    args = ["offsets", str(run_dir), "--spacing", "500", "--length", "2000", "--width", "200", "--no-plot"]
+    assert main(args) == 0
+    with (run_dir / "fault_offsets.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 6  # 250, 750, ..., 2750 m
+    assert (run_dir / "rupture_trace.gpkg").read_bytes() == before
+    assert main(args + ["--new-trace"]) == 0
+    with (run_dir / "fault_offsets.csv").open() as f:
+        assert len(list(csv.DictReader(f))) >= 15
+    _, rows = read_table(run_dir / "rupture_trace.gpkg", "rupture_trace")
+    assert rows[0]["source"] == "probability" and rows[0]["length_m"] > 7000
+
+
+def test_fault_component_and_significance_rasters(mw69_run, mw69_truth, tmp_path):
+    import rasterio
+
+    assert main(["components", str(mw69_run), "--out-dir", str(tmp_path)]) == 0
+    run = load_run(mw69_run)
+    lines, _ = extract_trace(run)
+    with rasterio.open(tmp_path / "fault_components.tif") as ds:
+        comp = ds.read()
+        assert ds.count == 4 and ds.crs.to_wkt() == run.crs_wkt and ds.transform == run.transform
+        assert ds.descriptions[0].startswith("fault-parallel") and ds.tags(1)["units"] == "m"
+    with rasterio.open(tmp_path / "significance.tif") as ds:
+        sig = ds.read(1)
+    # 3 px each side of the trace, 2 km along it: right minus left of d.t = the true left-lateral slip
+    from backend.geodata import point_at
+
+    c = point_at(lines[0], 2000.0)
+    t = (point_at(lines[0], 2100.0) - point_at(lines[0], 1900.0)) / 200.0
+    n = np.array([t[1], -t[0]])
+    r, l_ = c + 3 * run.pixel_size * n, c - 3 * run.pixel_size * n
+    par = run.sample(comp[0], np.array([r[0], l_[0]]), np.array([r[1], l_[1]]))
+    assert par[0] - par[1] == pytest.approx(mw69_truth(*c)["parallel"], abs=0.25)  # 5 cm noise per pixel
+    assert par[0] > 0 > par[1]
+    np.testing.assert_allclose(comp[2], 0.05, rtol=1e-5)  # sigma_E = sigma_N = 5 cm -> 5 cm along any t
+    assert np.nanmedian(sig) > 10  # ~1 m displacements with 5 cm errors
