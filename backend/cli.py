@@ -159,5 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     est = sub.add_parser("estimate", help="estimate displacement and unwrap the phase", description=ESTIMATE_HELP,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_estimate_args(est)
+    est.set_defaults(func=cmd_estimate)
+    from . import tools_cli
+
+    tools_cli.register(sub)  # trace, offsets, arrows, components, report (the geologist's tools)
     a = ap.parse_args(argv)
-    return cmd_estimate(a)
+    try:
+        return a.func(a)
+    except PipelineError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        return 2

@@ -2,7 +2,7 @@
 
 ``models.simulate --seed 7 --size 768 768 --pixel 10``: the TRUTH (optionally + white noise, with that sigma in
 displacement_sigma.tif) and a synthetic rupture_probability.tif (the truth's rupture mask blurred) are written as a
-run folder (backend._testing.write_truth_run); the trace is extracted (probability and step maps) and compared with
+run folder (models.testing.write_truth_run); the trace is extracted (probability and step maps) and compared with
 the true trace (distance_to_rupture_m), the stacked offsets with the true slip of the patch under each profile.
 
 Usage: ``.venv/bin/python benchmarks/geotools_accuracy.py [--size 768] [--pixel 10] [--out DIR]`` (prints Markdown).
@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend._testing import true_fault_offsets, write_truth_run  # noqa: E402
+from models.testing import true_fault_offsets, write_truth_run  # noqa: E402
 from backend.geodata import cumulative_length, load_run  # noqa: E402
 from backend.offsets import offsets_along_trace  # noqa: E402
 from backend.trace import TraceParams, extract_trace  # noqa: E402

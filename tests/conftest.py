@@ -164,14 +164,14 @@ def mw69_scene():
 def mw69_run(mw69_scene, tmp_path_factory) -> Path:
     """A run folder of the Mw 6.9 TRUTH + 5 cm white noise (sigma raster 5 cm) + a synthetic
     rupture_probability.tif (the truth's rupture mask blurred)."""
-    from backend._testing import write_truth_run
+    from models.testing import write_truth_run
 
     return write_truth_run(mw69_scene, tmp_path_factory.mktemp("mw69_run"), noise_m=0.05, seed=1)
 
 
 @pytest.fixture(scope="session")
 def mw69_truth(mw69_scene):
-    """``truth(x, y)`` -> ``backend._testing.true_fault_offsets`` of the Mw 6.9 scene at a map point on the trace."""
-    from backend._testing import true_fault_offsets
+    """``truth(x, y)`` -> ``models.testing.true_fault_offsets`` of the Mw 6.9 scene at a map point on the trace."""
+    from models.testing import true_fault_offsets
 
     return lambda x, y: true_fault_offsets(mw69_scene, x, y)

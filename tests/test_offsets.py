@@ -17,7 +17,7 @@ from backend.vectors import ARROW_FIELDS, arrow_layers, make_arrows
 
 
 def fault_scene(rake: float, slip: float = 1.5, strike: float = 30.0, size: int = 96, pixel: float = 25.0):
-    """A scene-like object (what backend._testing.write_truth_run needs) of one vertical surface-rupturing
+    """A scene-like object (what models.testing.write_truth_run needs) of one vertical surface-rupturing
     Okada patch through the centre: rake 180 = right-lateral, 0 = left-lateral."""
     from models.okada import Patch, patches_displacement
 
@@ -70,7 +70,7 @@ def test_offsets_cli_along_the_extracted_trace_match_the_truth(mw69_run, mw69_tr
 
 @pytest.mark.parametrize("rake,sign", [(180.0, -1), (0.0, 1)])
 def test_right_lateral_is_negative_whatever_the_trace_direction(tmp_path, rake, sign):
-    from backend._testing import write_truth_run
+    from models.testing import write_truth_run
 
     sc = fault_scene(rake)
     run = load_run(write_truth_run(sc, tmp_path / "run", probability=False))
