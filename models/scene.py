@@ -619,6 +619,8 @@ def simulate_scene(
     sun = [(float(rng.uniform(110, 250)), float(rng.uniform(20, 70))) for _ in range(2)]
     if noise_free:
         sun[1] = sun[0]
+    elif alb_post is not None:  # the real second date already carries its own illumination change: repeat-pass
+        sun[1] = (sun[0][0] + float(rng.uniform(-8, 8)), sun[0][1] + float(rng.uniform(-4, 4)))  # weeks apart
     ambient = float(rng.uniform(0.15, 0.35))
     rad = []
     for k in range(2):
