@@ -374,10 +374,10 @@ def evaluate(cfg: dict[str, Any], model_path: Path) -> dict[str, Any]:
         near = rec["distance_to_rupture_m"] <= near_m
         frame = fm.fault_frame((H, W), ps, float(rec["strike_deg"]), rec["trace_segments"])
 
-        def score(name: str, en_px: np.ndarray) -> _Acc:
+        def score(name: str, en_px: np.ndarray, ctx: tuple = (rec, sel, near, frame)) -> _Acc:
             acc = accs.setdefault(name, _Acc())
-            _en_metrics(acc, en_px, rec, sel, near)
-            _fault_metrics(acc, en_px, rec, sel, near, frame, cfg)
+            _en_metrics(acc, en_px, *ctx[:3])
+            _fault_metrics(acc, en_px, *ctx, cfg)
             return acc
 
         # reference: predicting no displacement
