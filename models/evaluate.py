@@ -179,10 +179,8 @@ class OnnxModel:
     def __init__(self, path: Path) -> None:
         import onnxruntime as ort
 
-        from models.export import read_metadata
-
         self.sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        self.meta = read_metadata(path)
+        self.meta = json.loads(self.sess.get_modelmeta().custom_metadata_map["quakefusion"])  # no torch import
         outs = self.meta.get("outputs") or {}
         names = [o.name for o in self.sess.get_outputs()]
         self.out_names = {"displacement": outs.get("displacement", names[0]), "sigma": outs.get("sigma", names[1])}
