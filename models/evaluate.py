@@ -21,8 +21,9 @@ left out for every method):
   in the far field; LOS RMSE (m, and in lambda/4) and the share of near-rupture pixels with |LOS error| < lambda/4;
   3-D RMSE (m) (network rows);
 * **step** (``models/fault_metrics.py``): on fault-perpendicular profiles along the true trace (``profile_px``
-  wide), fault-parallel mean on 50-500 m one side minus the other, estimate vs truth: signed error in px, m and %
-  (median over profiles), for profiles whose true step is >= 0.3 px and 0.1-0.3 px;
+  wide), fault-parallel mean on 50-500 m one side minus the other, estimate vs truth: error in px, m and %
+  (median over profiles), signed so that < 0 = the step is under-read, for profiles whose true step is >= 0.3 px
+  and 0.1-0.3 px;
 * **share of the step within +-3 px**: the estimate's jump between the 1-px bands centred at -3 and +3 px from
   the trace, divided by the true jump there (1 = the whole discontinuity is recovered within +-3 px);
 * **slope** of estimated vs true fault-parallel displacement: Huber regression with intercept on all pixels
@@ -320,8 +321,8 @@ def _summary(acc: _Acc) -> dict[str, Any]:
         m = (np.abs(true) >= lo) & (np.abs(true) < hi)
         s: dict[str, Any] = {"profiles": int(m.sum())}
         if m.any():
-            e = est[m] - true[m]
-            pct = 100.0 * e / true[m]
+            e = (est[m] - true[m]) * np.sign(true[m])  # < 0: the estimate under-reads the step
+            pct = 100.0 * e / np.abs(true[m])
             jm = m & (np.abs(j_true) >= 0.5 * lo)
             s.update({
                 "true_step_px_median": float(np.median(np.abs(true[m]))),

@@ -22,7 +22,8 @@ from models.evaluate import CORR, DIS_FS0, model_name  # noqa: E402
 
 SETS = {  # placeholder -> runs/ folder
     "TABLE_RANDOM": "eval", "TABLE_STRONG": "eval_strong", "TABLE_REAL": "eval_real_texture",
-    "TABLE_REAL_LARGE": "eval_real_texture_large", "TABLE_SAME": "eval_same_image",
+    "TABLE_REAL_LARGE": "eval_real_texture_large", "TABLE_REAL_CLEAN": "eval_real_pair_clean",
+    "TABLE_SAME": "eval_same_image",
     "TABLE_NOMOTION": "eval_no_motion",
 }
 OPT = model_name("optical")
