@@ -40,6 +40,7 @@ left out for every method):
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -102,19 +103,26 @@ def trace_geometry(scene: Any) -> dict[str, np.ndarray]:
             "surface_rupture": np.float64(surface)}
 
 
+def cache_tag(overrides: dict[str, Any] | None) -> str:
+    """File-name tag of a scene's overrides, so that a config whose overrides change never reads stale scenes."""
+    if not overrides:
+        return ""
+    return "_" + hashlib.sha1(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def test_record(cache: Path, seed: int, size: int, pixel_size_m: float, profile: str = "random",
                 overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """One held-out scene as a record (cached). ``profile``: "random" (the simulator's own event draw: mostly
     sub-pixel offsets) or "strong" (``models.dataset.STRONG_OVERRIDES``: offsets of 0.1-5 px near the
     rupture); ``overrides`` (if given) are passed to ``simulate_scene`` instead."""
-    p = cache / f"test_{seed:08d}_{pixel_size_m:g}.npz"
+    ov = overrides if overrides is not None else scene_overrides({"profile": profile})
+    p = cache / f"test_{seed:08d}_{pixel_size_m:g}{cache_tag(ov)}.npz"
     if p.exists():
         rec = load_record(p)
         if "strike_deg" in rec:  # older caches lack the trace geometry: simulate again
             return rec
     from models.scene import simulate_scene
 
-    ov = overrides if overrides is not None else scene_overrides({"profile": profile})
     scene = simulate_scene(seed, size=(size, size), pixel_size_m=pixel_size_m, overrides=ov)
     rec = scene_to_record(scene)
     rec.update(trace_geometry(scene))
@@ -135,7 +143,8 @@ def record_for(cfg: dict[str, Any], seed: int, ps: float) -> dict[str, Any]:
 
 def correlator_cached(cache: Path, seed: int, ps: float, rec: dict, cfg: dict) -> tuple[np.ndarray, np.ndarray, float]:
     """Correlator offsets of a test scene, cached next to it (slow; the model does not change them)."""
-    p = cache / f"corr{CORR_VERSION}_w{cfg['pc_window']}s{cfg['pc_step']}_{seed:08d}_{ps:g}.npz"
+    tag = cache_tag(scene_overrides(cfg))
+    p = cache / f"corr{CORR_VERSION}_w{cfg['pc_window']}s{cfg['pc_step']}_{seed:08d}_{ps:g}{tag}.npz"
     if p.exists():
         with np.load(p) as z:
             return z["dx"], z["dy"], float(z["seconds"])

@@ -87,3 +87,23 @@ def test_binary_auc():
     assert fm.binary_auc(y.astype(float), y) == 1.0
     assert fm.binary_auc(1.0 - y, y) == 0.0
     assert fm.binary_auc(np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9]), y) == 8 / 9
+
+
+def test_rupture_probability_metrics():
+    """A model's rupture_probability output scored against the simulator's mask: perfect, and shifted by 3 px."""
+    from models.evaluate import _rupture_metrics
+
+    fr = fm.fault_frame(SHAPE, PS, STRIKE, SEG)
+    dist = np.abs(fr["signed"])
+    mask = (dist <= 1.5 * PS).astype(np.float32)
+    rec = {"rupture_mask": mask, "distance_to_rupture_m": dist, "pixel_size_m": PS, "surface_rupture": 1.0}
+    sel = np.ones(SHAPE, bool)
+    acc = _Acc()
+    _rupture_metrics(acc, np.clip(1.0 - dist / 500.0, 0, 1), rec, sel)
+    r = _summary(acc)
+    assert r["rupture_auc"] == 1.0 and r["rupture_f1"] < 1.0  # p > 0.5 out to 250 m: many false positives
+    acc = _Acc()
+    shifted = (np.abs(fr["signed"] - 3 * PS) <= 1.5 * PS).astype(np.float64)
+    _rupture_metrics(acc, shifted, rec, sel)
+    r = _summary(acc)
+    assert abs(r["rupture_trace_distance_px_median"] - 3.0) < 0.6 and r["rupture_f1"] < 0.5
