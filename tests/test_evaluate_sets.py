@@ -31,3 +31,14 @@ def test_real_texture_set_end_to_end(tmp_path):
     assert q["profiles"] == res["methods"][ZERO]["profiles"] > 0
     md = (tmp_path / "out" / "metrics.md").read_text()
     assert "step error, median (%)" in md and "DIS medium, finest scale 0 (optical)" in md
+    # the model card's Step 7 verdict rows read these results
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fill_model_card", ROOT / "tools/fill_model_card.py")
+    fill = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fill)
+    rows = fill.targets_step7({"real": res}).splitlines()
+    assert len(rows) == 2 + 6
+    epe_row = next(r for r in rows if r.startswith("| near-rupture E/N EPE"))
+    assert f"real texture, median: {q['epe_px_near_median']:.3f} px" in epe_row
+    assert "not measured" in next(r for r in rows if r.startswith("| noise floor"))

@@ -18,7 +18,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.evaluate import CORR, DIS_FS0, model_name  # noqa: E402
+from models.evaluate import CORR, DIS_FS0, ZERO, model_name  # noqa: E402
 
 SETS = {  # placeholder -> runs/ folder
     "TABLE_RANDOM": "eval", "TABLE_STRONG": "eval_strong", "TABLE_REAL": "eval_real_texture",
@@ -147,7 +147,7 @@ def targets_step7(sets: dict[str, dict | None]) -> str:
     parts, ok = over_sets(share3)
     rows.append(f"| ≥ 90 % of the step within ±3 px of the trace (median over profiles) | {'; '.join(parts)} "
                 f"| {_verdict(ok)} |")
-    parts, oks = [], []
+    parts, oks, useless = [], [], False
     for k in ("real", "real_large"):
         res = geo.get(k)
         if res is None:
@@ -158,10 +158,15 @@ def targets_step7(sets: dict[str, dict | None]) -> str:
             bn = min(b, key=b.get)
             red = 1 - q[key] / b[bn]
             oks.append(red >= 0.5)
+            zero = res["methods"][ZERO][key]
             parts.append(f"{named[k]}, {stat}: {q[key]:.3f} px vs {b[bn]:.3f} ({bn.split(' (')[0]}), "
-                         f"{'−' if red >= 0 else '+'}{abs(red) * 100:.0f} %")
+                         f"{'−' if red >= 0 else '+'}{abs(red) * 100:.0f} % (predicting zero: {zero:.3f} px)")
+            useless |= q[key] > 0.8 * zero
+    verdict = _verdict(all(oks) if oks else None)
+    if oks and all(oks) and useless:
+        verdict += " against the baselines, but **not clearly better than predicting zero**"
     rows.append(f"| near-rupture E/N EPE ≥ 50 % below the better of DIS (finest scale 0) and the corrected "
-                f"correlator, real texture | {'; '.join(parts)} | {_verdict(all(oks) if oks else None)} |")
+                f"correlator, real texture | {'; '.join(parts)} | {verdict} |")
     nm = sets.get("no_motion")
     if nm is not None:
         q = nm["methods"][OPT]
