@@ -64,8 +64,10 @@ export: setup
 	$(PY) -m models.export
 
 evaluate: setup
-	$(PY) -m models.evaluate --config models/configs/eval.json
-	$(PY) -m models.evaluate --config models/configs/eval_strong.json
+	@for c in eval eval_strong eval_real_texture eval_real_texture_large eval_real_pair_clean eval_same_image \
+	    eval_no_motion; do \
+	  echo ">> $$c"; $(PY) -m models.evaluate --config models/configs/$$c.json --pc-step 4 \
+	    --model $${EVAL_MODEL:-models/quakefusion.onnx} || exit 1; done
 
 # ---------------------------------------------------------------- benchmarks, figures
 bench: setup

@@ -3,11 +3,18 @@
 Both return ``(dx, dy)`` in pixels with the network's convention ``post(x + d) = pre(x)``
 (dx along columns = east, dy along rows = south).
 
-* :func:`phase_correlation_offsets` — COSI-Corr-style windowed frequency correlator: for every
-  pixel (``step``), a ``window``-px raised-cosine-weighted patch pair, normalised cross-power
-  spectrum, integer peak, then a sub-pixel phase-plane fit (weighted least squares on the low
-  frequencies, iterated) like Leprince et al. (2007).
-* :func:`dis_offsets` — OpenCV DIS optical flow (``PRESET_MEDIUM``, finest scale 0).
+* :func:`phase_correlation_offsets` — COSI-Corr-style windowed frequency correlator (Leprince et al. 2007):
+  for every ``step``-th pixel, a ``window``-px raised-cosine-weighted patch pair and its normalised
+  cross-power spectrum; integer peak, then **iterative sub-pixel refinement**: the post window is
+  re-sampled at the current estimate (cubic B-spline, no bilinear smoothing) and the residual shift is read
+  from a weighted least-squares fit of the phase-difference plane on the low frequencies, until the update
+  is below ``tol`` px. Re-centring on the exact estimate makes the window apodisation act on the same ground in
+  both images; the 0.2.0 evaluation's version re-centred by bilinear interpolation (which locks toward whole
+  pixels) and read 0.3 / 0.7 / 1.3 px shifts of a real Sentinel-2 patch as 0.322 / 0.681 / 1.320 px (single
+  windows up to 0.06 px off); this one reads them within 0.003 px (``tests/test_network_baselines.py``).
+  The grid is interpolated to every pixel.
+* :func:`dis_offsets` — OpenCV DIS optical flow (``PRESET_MEDIUM``; ``finest_scale=0`` = full resolution,
+  ``None`` = the preset's own finest scale).
 """
 
 from __future__ import annotations
@@ -25,18 +32,38 @@ def _normalise(a: np.ndarray) -> np.ndarray:
     return (a - a.mean()) / (a.std() + 1e-9)
 
 
+def _plane_fit(Q: np.ndarray, wgt: np.ndarray, KX: np.ndarray, KY: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shift (rx, ry) whose phase plane -2 pi (kx rx + ky ry) best fits the angle of ``Q`` (weighted LS)."""
+    ph = np.angle(Q)
+    w = wgt * (np.abs(ph) < 2.0)
+    kx, ky = KX[None], KY[None]
+    sxx = (w * kx * kx).sum((1, 2))
+    syy = (w * ky * ky).sum((1, 2))
+    sxy = (w * kx * ky).sum((1, 2))
+    bx = (w * kx * ph).sum((1, 2)) / (-2 * np.pi)
+    by = (w * ky * ph).sum((1, 2)) / (-2 * np.pi)
+    det = sxx * syy - sxy * sxy
+    det = np.where(np.abs(det) < 1e-12, 1e-12, det)
+    return (syy * bx - sxy * by) / det, (sxx * by - sxy * bx) / det
+
+
 def phase_correlation_offsets(pre: np.ndarray, post: np.ndarray, window: int = 32, step: int = 2,
-                              iterations: int = 2, freq_cut: float = 0.5, chunk: int = 4096
+                              iterations: int = 8, freq_cut: float = 0.5, tol: float = 2e-3, chunk: int = 2048
                               ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel sub-pixel offsets by windowed phase correlation (COSI-Corr style)."""
+    """Per-pixel sub-pixel offsets by windowed phase correlation with iterative re-centring (COSI-Corr style).
+
+    ``freq_cut``: fraction of the Nyquist band used by the phase-plane fit; ``iterations``: maximum number of
+    re-centring steps after the integer peak; ``tol``: convergence threshold (px)."""
     a, b = _normalise(pre), _normalise(post)
     H, W = a.shape
-    h = window // 2
-    ap = np.pad(a, h, mode="reflect")
-    bp = np.pad(b, h, mode="reflect")
+    n = window
+    h = n // 2
+    pad = h + n  # room for shifts up to +-h plus the window
+    ap = np.pad(a, pad, mode="reflect")
+    coef = ndimage.spline_filter(np.pad(b, pad, mode="reflect"), order=3, mode="mirror")
+    bp = np.pad(b, pad, mode="reflect")
     ys, xs = np.mgrid[0:H:step, 0:W:step]
     centres = np.stack([ys.ravel(), xs.ravel()], 1)
-    n = window
     w1 = 0.5 - 0.5 * np.cos(2 * np.pi * (np.arange(n) + 0.5) / n)  # raised cosine (Hann)
     win = np.outer(w1, w1)
     k = np.fft.fftfreq(n)  # cycles / pixel
@@ -44,69 +71,60 @@ def phase_correlation_offsets(pre: np.ndarray, post: np.ndarray, window: int = 3
     lowf = (np.abs(KX) <= freq_cut * 0.5) & (np.abs(KY) <= freq_cut * 0.5)
     lowf[0, 0] = False
     out = np.zeros((len(centres), 2))
-    iy, ix = np.mgrid[0:n, 0:n]
+    iy, ix = np.mgrid[0:n, 0:n] - h + pad
+
+    def spectrum(p: np.ndarray) -> np.ndarray:
+        return np.fft.fft2((p - p.mean((1, 2), keepdims=True)) * win)
+
     for s in range(0, len(centres), chunk):
         c = centres[s:s + chunk]
         rows = c[:, 0, None, None] + iy[None]
         cols = c[:, 1, None, None] + ix[None]
-        pa = ap[rows, cols]
-        pa = (pa - pa.mean((1, 2), keepdims=True)) * win
-        Fa = np.fft.fft2(pa)
-        dx = np.zeros(len(c))
-        dy = np.zeros(len(c))
-        for it in range(iterations + 1):
-            # re-centre the post window on the current estimate (bilinear), estimate the residual
-            if it == 0:
-                pb = bp[rows, cols]
-            else:
-                pb = ndimage.map_coordinates(bp, [rows + dy[:, None, None], cols + dx[:, None, None]], order=1,
-                                             mode="reflect")
-            pb = (pb - pb.mean((1, 2), keepdims=True)) * win
-            cross = np.fft.fft2(pb) * np.conj(Fa)
+        Fa = np.conj(spectrum(ap[rows, cols]))
+        # integer peak of the phase correlation surface
+        cross = spectrum(bp[rows, cols]) * Fa
+        corr = np.real(np.fft.ifft2(cross / (np.abs(cross) + 1e-12)))
+        flat = corr.reshape(len(c), -1).argmax(1)
+        dy = (flat // n).astype(np.float64)
+        dx = (flat % n).astype(np.float64)
+        dy = np.where(dy >= n // 2, dy - n, dy)
+        dx = np.where(dx >= n // 2, dx - n, dx)
+        active = np.arange(len(c))
+        for _ in range(iterations):
+            if active.size == 0:
+                break
+            r, q = rows[active], cols[active]
+            pb = ndimage.map_coordinates(coef, [r + dy[active, None, None], q + dx[active, None, None]], order=3,
+                                         mode="mirror", prefilter=False)
+            cross = spectrum(pb) * Fa[active]
             mag = np.abs(cross)
-            Q = cross / (mag + 1e-12)
-            if it == 0:  # integer peak
-                corr = np.real(np.fft.ifft2(Q))
-                flat = corr.reshape(len(c), -1).argmax(1)
-                ry, rx = flat // n, flat % n
-                ry = np.where(ry >= n // 2, ry - n, ry).astype(np.float64)
-                rx = np.where(rx >= n // 2, rx - n, rx).astype(np.float64)
-            else:
-                rx, ry = np.zeros(len(c)), np.zeros(len(c))
-            # sub-pixel: phase of Q = -2 pi (kx dx + ky dy), weighted LS on the low frequencies
             wgt = mag * lowf[None]
-            wgt = wgt / (wgt.reshape(len(c), -1).max(1)[:, None, None] + 1e-12)
-            kx, ky = KX[None], KY[None]
-            ph = np.angle(Q * np.exp(2j * np.pi * (kx * rx[:, None, None] + ky * ry[:, None, None])))
-            w = wgt * (np.abs(ph) < 2.0)
-            sxx = (w * kx * kx).sum((1, 2))
-            syy = (w * ky * ky).sum((1, 2))
-            sxy = (w * kx * ky).sum((1, 2))
-            bx = (w * kx * ph).sum((1, 2)) / (-2 * np.pi)
-            by = (w * ky * ph).sum((1, 2)) / (-2 * np.pi)
-            det = sxx * syy - sxy * sxy
-            det = np.where(np.abs(det) < 1e-12, 1e-12, det)
-            step_x = rx + (syy * bx - sxy * by) / det
-            step_y = ry + (sxx * by - sxy * bx) / det
-            dx = np.clip(dx + step_x, -h, h)
-            dy = np.clip(dy + step_y, -h, h)
+            wgt = wgt / (wgt.reshape(len(active), -1).max(1)[:, None, None] + 1e-12)
+            rx, ry = _plane_fit(cross / (mag + 1e-12), wgt, KX, KY)
+            rx, ry = np.clip(rx, -1.0, 1.0), np.clip(ry, -1.0, 1.0)  # a wild fit moves at most 1 px a step
+            dx[active] = np.clip(dx[active] + rx, -h, h)
+            dy[active] = np.clip(dy[active] + ry, -h, h)
+            active = active[np.maximum(np.abs(rx), np.abs(ry)) > tol]
         out[s:s + chunk, 0] = dx
         out[s:s + chunk, 1] = dy
     gx = out[:, 0].reshape(ys.shape)
     gy = out[:, 1].reshape(ys.shape)
-    if step > 1:
-        gx = cv2.resize(gx, (W, H), interpolation=cv2.INTER_LINEAR)
-        gy = cv2.resize(gy, (W, H), interpolation=cv2.INTER_LINEAR)
+    if step > 1:  # grid sample (i, j) sits at pixel (i * step, j * step)
+        yy, xx = np.mgrid[0:H, 0:W] / float(step)
+        gx = ndimage.map_coordinates(gx, [yy, xx], order=1, mode="nearest")
+        gy = ndimage.map_coordinates(gy, [yy, xx], order=1, mode="nearest")
     return gx.astype(np.float32), gy.astype(np.float32)
 
 
-def dis_offsets(pre: np.ndarray, post: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """OpenCV DIS optical flow on 8-bit versions of the robustly normalised images."""
+def dis_offsets(pre: np.ndarray, post: np.ndarray, finest_scale: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV DIS optical flow (``PRESET_MEDIUM``) on 8-bit versions of the robustly normalised images.
+    ``finest_scale``: 0 = flow computed at full resolution; None = the preset's own (medium: 1, half res)."""
     a, b = _normalise(pre), _normalise(post)
     lo = min(np.percentile(a, 0.5), np.percentile(b, 0.5))
     hi = max(np.percentile(a, 99.5), np.percentile(b, 99.5))
     to8 = lambda x: np.clip((x - lo) / (hi - lo + 1e-9) * 255.0 + 0.5, 0, 255).astype(np.uint8)  # noqa: E731
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    dis.setFinestScale(0)
+    if finest_scale is not None:
+        dis.setFinestScale(int(finest_scale))
     flow = dis.calc(to8(a), to8(b), None)
     return flow[..., 0].astype(np.float32), flow[..., 1].astype(np.float32)

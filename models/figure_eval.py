@@ -17,18 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from models.baselines import dis_offsets
-from models.dataset import COMBOS, arrays_for
-from models.evaluate import _onnx_session, _phasecorr_cached, test_record
-
-
-def run_model(sess, meta: dict, rec: dict, combo: str) -> tuple[np.ndarray, np.ndarray]:
-    from backend.features import build_features, compute_stats
-
-    arrays = arrays_for(rec, COMBOS[combo])
-    x = build_features(meta["channels"], arrays, stats=compute_stats(arrays), pixel_size_m=rec["pixel_size_m"],
-                       wavelength_m=rec["wavelength_m"], phase_sign=int(rec["phase_sign"]))
-    enu, sig = sess.run(None, {"features": x[None]})
-    return enu[0], sig[0]
+from models.evaluate import OnnxModel, correlator_cached, record_for
 
 
 def make_figure(cfg: dict, index: int, model: Path, out: Path) -> Path:
@@ -40,17 +29,18 @@ def make_figure(cfg: dict, index: int, model: Path, out: Path) -> Path:
     seed = cfg["seed_start"] + index
     ps = float(cfg["pixel_sizes_m"][index % len(cfg["pixel_sizes_m"])])
     cache = Path(cfg["cache_dir"])
-    rec = test_record(cache, seed, cfg["size"], ps, cfg.get("profile", "random"))
-    sess, meta = _onnx_session(model)
-    opt, _ = run_model(sess, meta, rec, "optical")
-    allm, sig = run_model(sess, meta, rec, "all")
-    ddx, ddy = dis_offsets(rec["optical_pre"], rec["optical_post"])
-    pdx, pdy, _ = _phasecorr_cached(cache, seed, ps, rec, cfg)
+    rec = record_for(cfg, seed, ps)
+    net = OnnxModel(model)
+    opt = net.run(rec, "optical")["displacement"]
+    out_all = net.run(rec, "all")
+    allm, sig = out_all["displacement"], out_all["sigma"]
+    ddx, ddy = dis_offsets(rec["optical_pre"], rec["optical_post"], finest_scale=0)
+    pdx, pdy, _ = correlator_cached(cache, seed, ps, rec, cfg)
     m = int(cfg["margin_px"])
     sl = np.s_[m:-m, m:-m]
     truth = rec["truth_enu"]
-    cols = [("truth", truth[0], truth[1]), ("DIS (optical)", ddx * ps, -ddy * ps),
-            ("phase correlator 32 px (optical)", pdx * ps, -pdy * ps),
+    cols = [("truth", truth[0], truth[1]), ("DIS finest scale 0 (optical)", ddx * ps, -ddy * ps),
+            ("correlator 32 px, iterative sub-pixel (optical)", pdx * ps, -pdy * ps),
             ("QuakeFusion [optical]", opt[0], opt[1]), ("QuakeFusion [all]", allm[0], allm[1])]
     fig, axes = plt.subplots(2, 6, figsize=(24, 8.6), constrained_layout=True)
     H, W = truth.shape[1:]

@@ -2,17 +2,31 @@
 
     python tools/fill_model_card.py [--finetune "text"]
 
-Tables are the evaluation's own markdown (models.evaluate.to_markdown); the targets table is computed here from
-the same numbers, so the card cannot drift from the measurements.
+Tables are the evaluation's own markdown (models.evaluate.to_markdown); the targets tables are computed here from
+the same numbers, so the card cannot drift from the measurements. A set that was not evaluated (no
+``runs/<set>/metrics.json``) is left as a marked placeholder.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models.evaluate import CORR, DIS_FS0, ZERO, model_name  # noqa: E402
+
+SETS = {  # placeholder -> runs/ folder
+    "TABLE_RANDOM": "eval", "TABLE_STRONG": "eval_strong", "TABLE_REAL": "eval_real_texture",
+    "TABLE_REAL_LARGE": "eval_real_texture_large", "TABLE_REAL_CLEAN": "eval_real_pair_clean",
+    "TABLE_SAME": "eval_same_image",
+    "TABLE_NOMOTION": "eval_no_motion",
+}
+OPT = model_name("optical")
 
 
 def _table(md: Path) -> str:
@@ -20,7 +34,17 @@ def _table(md: Path) -> str:
     return "\n".join(lines[2:])  # drop the first (set description) line; the card has its own heading
 
 
+def _load(folder: str) -> dict[str, Any] | None:
+    p = ROOT / "runs" / folder / "metrics.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def _pct(v: float) -> str:
+    return f"{v * 100:.0f} %"
+
+
 def targets(rnd: dict, strong: dict) -> str:
+    """Issue #4 targets (model 0.2) from the random and strong simulated sets."""
     def m(res: dict, name: str) -> dict:
         return res["methods"][name]
 
@@ -28,8 +52,8 @@ def targets(rnd: dict, strong: dict) -> str:
     # near-rupture E/N vs both baselines (optical-only network = same input as the baselines)
     parts, ok, margins = [], True, []
     for tag, res in (("random", rnd), ("strong", strong)):
-        q = m(res, "QuakeFusion [optical]")
-        dis, pc = m(res, "DIS (optical)"), m(res, "phasecorr32 (optical)")
+        q = m(res, OPT)
+        dis, pc = m(res, DIS_FS0), m(res, CORR)
         best = min(dis["epe_px_near"], pc["epe_px_near"])
         best_med = min(dis["epe_px_near_median"], pc["epe_px_near_median"])
         best_s = min(dis["epe_px_strong"], pc["epe_px_strong"])
@@ -46,24 +70,24 @@ def targets(rnd: dict, strong: dict) -> str:
         "**met**" if min(margins) >= 0.35 else f"**met**, narrowly (smallest margin −{min(margins) * 100:.0f} %)")
     rows.append(f"| near-rupture E/N error ≥ 30 % below both baselines (optical) | {'; '.join(parts)} "
                 f"| {verdict} |")
-    far = [m(r, "QuakeFusion [optical]")["epe_px_far"] for r in (rnd, strong)]
+    far = [m(r, OPT)["epe_px_far"] for r in (rnd, strong)]
     rows.append(f"| far-field E/N ≤ 0.1 px with optical | {far[0]:.3f} / {far[1]:.3f} px | "
                 f"{'**met**' if max(far) <= 0.1 else '**missed**'} |")
     parts, ok = [], True
     for tag, res in (("random", rnd), ("strong", strong)):
-        singles = {c: m(res, f"QuakeFusion [{c}]")["rmse3d_m"] for c in ("optical", "sar", "insar")}
+        singles = {c: m(res, model_name(c))["rmse3d_m"] for c in ("optical", "sar", "insar")}
         bc = min(singles, key=singles.get)
-        a = m(res, "QuakeFusion [all]")["rmse3d_m"]
+        a = m(res, model_name("all"))["rmse3d_m"]
         ok &= a <= 0.5 * singles[bc]
         parts.append(f"{tag}: all {a:.3f} m vs best single ({bc}) {singles[bc]:.3f} m, ratio {a / singles[bc]:.2f}")
     rows.append(f"| all-modalities 3-D RMSE ≤ ½ best single modality | {'; '.join(parts)} | "
                 f"{'**met**' if ok else '**missed**'} |")
-    los = [m(r, "QuakeFusion [all]") for r in (rnd, strong)]
+    los = [m(r, model_name("all")) for r in (rnd, strong)]
     rows.append(f"| LOS error near the rupture ≲ λ/4 (all modalities) | RMSE {los[0]['los_rmse_lambda4_near']:.1f} / "
                 f"{los[1]['los_rmse_lambda4_near']:.1f} × λ/4; {los[0]['los_within_lambda4_near'] * 100:.0f} / "
                 f"{los[1]['los_within_lambda4_near'] * 100:.0f} % of near pixels within λ/4 | **missed** (InSAR not "
                 f"learnt; the unwrapper falls back to path following where σ is too large) |")
-    cal = [m(r, f"QuakeFusion [{c}]")["calibration"] for r in (rnd, strong)
+    cal = [m(r, model_name(c))["calibration"] for r in (rnd, strong)
            for c in ("optical", "sar", "insar", "optical+sar", "optical+insar", "all")]
     rows.append(f"| σ calibration (share \\|err\\| < σ ≈ 0.76 for a Laplace predictive) "
                 f"| {min(cal):.2f}–{max(cal):.2f} "
@@ -71,16 +95,123 @@ def targets(rnd: dict, strong: dict) -> str:
     return "\n".join(rows)
 
 
+def _verdict(ok: bool | None) -> str:
+    return "not measured" if ok is None else ("**met**" if ok else "**missed**")
+
+
+def targets_step7(sets: dict[str, dict | None]) -> str:
+    """Issue #11 (Step 7) targets, network with optical only (the baselines' input), from every evaluated set."""
+    named = {"strong": "simulated strong", "real": "real texture", "real_large": "real texture, Mw 7.5–7.9"}
+    geo = {k: sets.get(k) for k in named}
+    rows = ["| target (issue #11) | measured, QuakeFusion [optical] | verdict |", "|---|---|---|"]
+
+    def over_sets(fn) -> tuple[list[str], bool | None]:
+        parts, oks = [], []
+        for k, res in geo.items():
+            if res is None:
+                continue
+            txt, ok = fn(res["methods"][OPT])
+            parts.append(f"{named[k]}: {txt}")
+            if ok is not None:
+                oks.append(ok)
+        return parts, (all(oks) if oks else None)
+
+    def step_err(r: dict) -> tuple[str, bool | None]:
+        s = r["step"]["ge0.3"]
+        if not s["profiles"]:
+            return "no profile with a step ≥ 0.3 px", None
+        return (f"median {s['error_pct_median']:+.1f} % (mean \\|·\\| {s['error_pct_mae']:.1f} %, "
+                f"{_pct(s['within_5pct'])} of {s['profiles']} profiles within ±5 %)",
+                abs(s["error_pct_median"]) <= 5.0)
+
+    parts, ok = over_sets(step_err)
+    rows.append(f"| step error within ±5 % for steps ≥ 0.3 px (median over profiles) | {'; '.join(parts)} "
+                f"| {_verdict(ok)} |")
+
+    def slope(r: dict) -> tuple[str, bool | None]:
+        if not r["slope_scenes"]:
+            return "no scene with ≥ 0.3 px of fault-parallel range", None
+        v = r["slope_median"]
+        return f"{v:.2f} (median of {r['slope_scenes']} scenes)", 0.97 <= v <= 1.03
+
+    parts, ok = over_sets(slope)
+    rows.append(f"| slope of estimated vs true fault-parallel displacement 0.97–1.03 | {'; '.join(parts)} "
+                f"| {_verdict(ok)} |")
+
+    def share3(r: dict) -> tuple[str, bool | None]:
+        v = r["step"]["ge0.3"].get("share_within_3px_median", float("nan"))
+        if v != v:
+            return "–", None
+        return f"{v:.2f}", v >= 0.9
+
+    parts, ok = over_sets(share3)
+    rows.append(f"| ≥ 90 % of the step within ±3 px of the trace (median over profiles) | {'; '.join(parts)} "
+                f"| {_verdict(ok)} |")
+    parts, oks, useless = [], [], False
+    for k in ("real", "real_large"):
+        res = geo.get(k)
+        if res is None:
+            continue
+        q = res["methods"][OPT]
+        for stat, key in (("mean", "epe_px_near"), ("median", "epe_px_near_median")):
+            b = {n: res["methods"][n][key] for n in (DIS_FS0, CORR)}
+            bn = min(b, key=b.get)
+            red = 1 - q[key] / b[bn]
+            oks.append(red >= 0.5)
+            zero = res["methods"][ZERO][key]
+            parts.append(f"{named[k]}, {stat}: {q[key]:.3f} px vs {b[bn]:.3f} ({bn.split(' (')[0]}), "
+                         f"{'−' if red >= 0 else '+'}{abs(red) * 100:.0f} % (predicting zero: {zero:.3f} px)")
+            useless |= q[key] > 0.8 * zero
+    verdict = _verdict(all(oks) if oks else None)
+    if oks and all(oks) and useless:
+        verdict += " against the baselines, but **not clearly better than predicting zero**"
+    rows.append(f"| near-rupture E/N EPE ≥ 50 % below the better of DIS (finest scale 0) and the corrected "
+                f"correlator, real texture | {'; '.join(parts)} | {verdict} |")
+    nm = sets.get("no_motion")
+    if nm is not None:
+        q = nm["methods"][OPT]
+        fs = q["false_step_px"]
+        ok = q["noise_floor_px_median"] <= 0.05 and fs["max"] <= 0.1
+        rows.append(f"| noise floor ≤ 0.05 px median and no false step > 0.1 px, real pair without motion "
+                    f"| noise floor {q['noise_floor_px_median']:.3f} px; false step per profile: median "
+                    f"{fs['median']:.3f}, 95th pct {fs['p95']:.3f}, max {fs['max']:.3f} px ({q['profiles']} "
+                    f"profiles) | {_verdict(ok)} |")
+    else:
+        rows.append("| noise floor ≤ 0.05 px and no false step > 0.1 px | – | not measured |")
+    parts, oks = [], []
+    for k in ("real", "real_large"):
+        res = geo.get(k)
+        if res is None:
+            continue
+        q = res["methods"][OPT]
+        oks.append(0.68 <= q["calibration_en"] <= 0.84)
+        parts.append(f"{named[k]}: E {q['calibration_e']:.2f}, N {q['calibration_n']:.2f}, "
+                     f"E+N {q['calibration_en']:.2f}")
+    rows.append(f"| share \\|err\\| < σ within 0.68–0.84 on real-texture scenes (E+N; σ of a Laplace predictive, "
+                f"ideal 0.76) | {'; '.join(parts)} | {_verdict(all(oks) if oks else None)} |")
+    rp = [(named[k], res["methods"][OPT]) for k, res in geo.items()
+          if res is not None and "rupture_auc" in res["methods"][OPT]]
+    if rp:
+        rows.append("| rupture probability (no target; Step 10 builds on it) | " + "; ".join(
+            f"{n}: AUC {r['rupture_auc']:.3f}, F1 {r['rupture_f1']:.2f}, median distance of p > 0.5 pixels to the "
+            f"trace {r['rupture_trace_distance_px_median']:.1f} px" for n, r in rp) + " | – |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--finetune", default="")
     a = ap.parse_args()
-    tpl = (ROOT / "models" / "MODEL_CARD.template.md").read_text()
-    rnd = json.loads((ROOT / "runs/eval/metrics.json").read_text())
-    strong = json.loads((ROOT / "runs/eval_strong/metrics.json").read_text())
-    out = tpl.replace("{{TABLE_RANDOM}}", _table(ROOT / "runs/eval/metrics.md"))
-    out = out.replace("{{TABLE_STRONG}}", _table(ROOT / "runs/eval_strong/metrics.md"))
-    out = out.replace("{{TARGETS}}", targets(rnd, strong))
+    out = (ROOT / "models" / "MODEL_CARD.template.md").read_text()
+    for ph, folder in SETS.items():
+        md = ROOT / "runs" / folder / "metrics.md"
+        out = out.replace("{{" + ph + "}}", _table(md) if md.exists() else
+                          f"*(not evaluated: run `make evaluate` → `runs/{folder}/`)*")
+    rnd, strong = _load("eval"), _load("eval_strong")
+    out = out.replace("{{TARGETS}}", targets(rnd, strong) if rnd and strong else "*(not evaluated)*")
+    sets = {"strong": strong, "real": _load("eval_real_texture"), "real_large": _load("eval_real_texture_large"),
+            "no_motion": _load("eval_no_motion")}
+    out = out.replace("{{TARGETS_STEP7}}", targets_step7(sets))
     out = out.replace("* {{FINETUNE}}\n", f"* {a.finetune}\n" if a.finetune else "")
     (ROOT / "models" / "MODEL_CARD.md").write_text(out)
     print("models/MODEL_CARD.md written")
