@@ -2,14 +2,14 @@
 
     python -m models.export [--ckpt runs/default/best.pt] [--out models/quakefusion.onnx]
 
-Without ``--ckpt``: ``runs/lk_fusion_ft/best.pt`` (the second training stage, best validation loss), else
-``runs/lk_fusion/best.pt``, else ``runs/lk_fusion/last.pt``.
+Without ``--ckpt``: ``runs/warp_fusion_ft/best.pt`` (the second training stage, best validation loss), else
+``runs/warp_fusion/best.pt``, else ``runs/warp_fusion/last.pt``.
 After writing, the ONNX model is checked against PyTorch on a valid random feature stack and on
 a stand-in scene for every modality subset (finite outputs, positive sigma).
 
 Opset 17, dynamic batch/height/width; input ``features`` (B,C,H,W) float32, outputs
-``displacement_enu_m`` and ``sigma_enu_m`` (B,3,H,W) in metres. Metadata JSON under
-``metadata_props["quakefusion"]`` (see docs/architecture.md).
+``displacement_enu_m`` and ``sigma_enu_m`` (B,3,H,W) in metres and ``rupture_probability`` (B,1,H,W).
+Metadata JSON under ``metadata_props["quakefusion"]`` (see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -25,13 +25,19 @@ import onnx
 import torch
 
 from models.channels import channel_specs
-from models.network import build_model
+from models.fusion import build_model
 
-MODEL_VERSION = "0.2.0"
+MODEL_VERSION = "0.3.0"
 OPSET = 17
-TILE_MULTIPLE = 16
-DEFAULT_CKPTS = (Path("runs/lk_fusion_ft/best.pt"), Path("runs/lk_fusion/best.pt"), Path("runs/lk_fusion/last.pt"))
+TILE_MULTIPLE = 32  # 1/4-resolution U-Net with 4 levels
+# Context the network draws on each side of a pixel (px): 1/4-resolution U-Net (4 levels, ~130 px) + the fixed front
+# end (coarse LK at 1/4 resolution with 9-px windows, band-pass RMS, warps; ~60 px). The backend derives the tile
+# overlap from it (backend/config.py); seams are measured in BENCHMARKS.md.
+RECEPTIVE_FIELD_PX = 224
+DEFAULT_CKPTS = (Path("runs/warp_fusion_ft/best.pt"), Path("runs/warp_fusion/best.pt"),
+                 Path("runs/warp_fusion/last.pt"))
 DEFAULT_OUT = Path("models/quakefusion.onnx")
+OUTPUT_NAMES = ("displacement_enu_m", "sigma_enu_m", "rupture_probability")
 
 
 def build_metadata(model: torch.nn.Module, ckpt: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -39,14 +45,15 @@ def build_metadata(model: torch.nn.Module, ckpt: dict[str, Any] | None = None) -
     meta: dict[str, Any] = {
         "model_version": MODEL_VERSION,
         "input_name": "features",
-        "outputs": {"displacement": "displacement_enu_m", "sigma": "sigma_enu_m"},
+        "outputs": {"displacement": "displacement_enu_m", "sigma": "sigma_enu_m",
+                    "rupture_probability": "rupture_probability"},
         "output_units": {"displacement_enu_m": "m (east, north, up)",
-                         "sigma_enu_m": "m, 1-sigma (std of a Laplace predictive) per component"},
+                         "sigma_enu_m": "m, 1-sigma (std of a Laplace predictive) per component",
+                         "rupture_probability": "0-1, probability that a surface rupture passes within 1 px"},
         "channels": channel_specs(model.channels),
         "pixel_size_range_m": list(data.get("pixel_size_range_m", [5.0, 30.0])),
         "tile_multiple": TILE_MULTIPLE,
-        # receptive field: 1/16-resolution U-Net + 41-px windows; seams measured in BENCHMARKS.md
-        "recommended_overlap_px": 64,
+        "receptive_field_px": RECEPTIVE_FIELD_PX,
         "wavelength_m_trained": list(data.get("wavelength_range_m", [0.0555, 0.2384])),
         "phase_convention": "features use phase_sign * wrapped_phase (= 4 pi / lambda * range increase)",
         "grid": "north-up: row 0 north, column 0 west",
@@ -71,10 +78,8 @@ def export_onnx(model: torch.nn.Module, out: Path, meta: dict[str, Any], size: i
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model, (x,), str(out), dynamo=False, opset_version=OPSET,
-            input_names=["features"], output_names=["displacement_enu_m", "sigma_enu_m"],
-            dynamic_axes={"features": {0: "batch", 2: "height", 3: "width"},
-                          "displacement_enu_m": {0: "batch", 2: "height", 3: "width"},
-                          "sigma_enu_m": {0: "batch", 2: "height", 3: "width"}},
+            input_names=["features"], output_names=list(OUTPUT_NAMES),
+            dynamic_axes={name: {0: "batch", 2: "height", 3: "width"} for name in ("features", *OUTPUT_NAMES)},
             do_constant_folding=True, external_data=False,
         )
     m = onnx.load(str(out))
@@ -82,7 +87,8 @@ def export_onnx(model: torch.nn.Module, out: Path, meta: dict[str, Any], size: i
     entry = m.metadata_props.add()
     entry.key, entry.value = "quakefusion", json.dumps(meta)
     m.producer_name = "quakefusion"
-    m.doc_string = "QuakeFusion multi-modal earthquake displacement network (E, N, U metres + 1-sigma)"
+    m.doc_string = ("QuakeFusion multi-modal earthquake displacement network (E, N, U metres + 1-sigma, "
+                    "rupture probability)")
     onnx.checker.check_model(m)
     onnx.save(m, str(out))
     return out
@@ -133,17 +139,17 @@ def check_export(model: torch.nn.Module, out: Path) -> dict[str, float]:
 
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     x = valid_random_features(model, (1, 96, 128))
-    d_onnx, _ = sess.run(None, {"features": x})
+    d_onnx = sess.run(None, {"features": x})[0]
     with torch.no_grad():
-        d_torch, _ = model(torch.from_numpy(x))
+        d_torch = model(torch.from_numpy(x))[0]
     res = {"max_abs_onnx_minus_torch_m": float(np.abs(d_onnx - d_torch.numpy()).max())}
     rec = standin_scene(0, (64, 64), pixel_size_m=10.0)
     for present in COMBOS.values():
         for drop_dem in (False, True):
             mods = tuple(m for m in present if not (drop_dem and m == "dem"))
             xc = features_and_target(rec, mods, list(model.channels))[0][None]
-            d, s = sess.run(None, {"features": xc})
-            if not (np.isfinite(d).all() and np.isfinite(s).all() and (s > 0).all()):
+            d, s, r = sess.run(None, {"features": xc})
+            if not (np.isfinite(d).all() and np.isfinite(s).all() and (s > 0).all() and ((r >= 0) & (r <= 1)).all()):
                 raise RuntimeError(f"{out}: non-finite output or sigma <= 0 for modalities {mods}")
     return res
 
@@ -151,7 +157,7 @@ def check_export(model: torch.nn.Module, out: Path) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", type=Path,
-                    help="default: runs/lk_fusion_ft/best.pt, else runs/lk_fusion/best.pt or last.pt")
+                    help="default: runs/warp_fusion_ft/best.pt, else runs/warp_fusion/best.pt or last.pt")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args(argv)
     ckpt_path = args.ckpt or default_checkpoint()

@@ -1,6 +1,6 @@
-"""The shipped fusion network (``build_model({})``): shapes, metre outputs scale with the pixel-size channel, any
-modality subset works, a training step lowers the loss. (The tests of the first, cost-volume design's helpers are
-gone with it.)"""
+"""The fusion network (``build_model({})``, model 0.3 warp fusion): shapes, metre outputs scale with the pixel-size
+channel, any modality subset works, a training step lowers the loss, and the fixed front end alone measures a known
+sub-pixel shift and a step of real texture without bias and without smearing the step."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from models.dataset import COMBOS, features_and_target, standin_scene
-from models.network import build_model
+from models.fusion import build_model, soft_select
 
 
 @pytest.mark.slow
@@ -21,12 +21,13 @@ def test_outputs_in_metres_scale_with_pixel_size_and_every_subset_runs() -> None
         x, _, _ = features_and_target(rec, present)
         xt = torch.from_numpy(x[None])
         with torch.no_grad():
-            d, s = model(xt)
+            d, s, r = model(xt)
             x2 = xt.clone()
             x2[:, model.ix["pixel_size_m"]] *= 2.0
-            d2, s2 = model(x2)
+            d2, s2, r2 = model(x2)
         assert d.shape == (1, 3, 64, 64) and s.shape == (1, 3, 64, 64), combo
         assert torch.isfinite(d).all() and (s > 0).all(), combo
+        assert r.shape == (1, 1, 64, 64) and ((r >= 0) & (r <= 1)).all() and torch.equal(r, r2), combo
         assert torch.allclose(d2, 2 * d, rtol=1e-5, atol=1e-6) and torch.allclose(s2, 2 * s, rtol=1e-5), combo
 
 
@@ -43,10 +44,43 @@ def test_one_training_step_reduces_loss_on_a_fixed_batch() -> None:
     opt = torch.optim.Adam(model.parameters(), lr=3e-4)
     losses = []
     for _ in range(6):
-        d, lb, _ = model.forward_px(x)
+        d, lb, _ = model.forward_all(x)
         loss, _ = laplace_nll(d, lb, t, v)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+def _fourier_shift(im: np.ndarray, dx: float) -> np.ndarray:
+    kx = np.fft.fftfreq(im.shape[1])[None, :]
+    return np.fft.ifft2(np.fft.fft2(im) * np.exp(-2j * np.pi * kx * dx)).real
+
+
+def test_front_end_is_unbiased_and_sharp_on_real_texture() -> None:
+    """Real Sentinel-2 texture (held-out window), exact (Fourier) shifts: the parameter-free front end with its own
+    residual-based window choice reads 0.3 / 1.7 / 4.0 px to within 0.02 px (median) and keeps a 4-px step sharp:
+    within 3 px of the step the estimate is already within 0.35 px of each side's value (model 0.2.0 spread a step
+    over ~100 px)."""
+    from models.scene import _real_pair
+
+    torch.manual_seed(0)
+    model = build_model({}).eval()
+    tex = _real_pair("test")[0][100:292, 300:492].astype(np.float64)
+    tex -= tex.mean()
+
+    def measure(post: np.ndarray) -> np.ndarray:
+        n = lambda im: torch.tensor(((im - im.mean()) / im.std())[None, None], dtype=torch.float32)  # noqa: E731
+        with torch.no_grad():
+            c, ld, lr, _ = model.pair_flow(n(tex), n(post), torch.ones(1, 1, 192, 192), model.r_full, model.iters)
+            return soft_select(list(c.unbind(1)), list(ld.split(1, 1)), list(lr.split(1, 1)))[0, 0].numpy()
+
+    for shift in (0.3, 1.7, 4.0):
+        est = measure(_fourier_shift(tex, shift))[20:-20, 20:-20]
+        assert abs(float(np.median(est)) - shift) < 0.02, shift
+        assert float(np.median(np.abs(est - shift))) < 0.05, shift
+    step = np.concatenate([_fourier_shift(tex, 2.0)[:, :96], _fourier_shift(tex, -2.0)[:, 96:]], 1)
+    prof = np.median(measure(step)[20:-20], 0)
+    assert abs(prof[40:90].mean() - 2.0) < 0.02 and abs(prof[102:150].mean() + 2.0) < 0.02
+    assert prof[92] > 1.65 and prof[99] < -1.65, np.round(prof[88:104], 2)
