@@ -23,8 +23,9 @@ import torch
 from models.dataset import COMBOS, _flip, crop_record, features_and_target, random_present, rupture_target
 
 KEYS = ("cand_o", "ldet_o", "lres_o", "a_o", "cand_s", "ldet_s", "lres_s")
-X_SWAP = [0, 2, 1, 3, 4, 5]  # window order: full, left, right, up, down, small
-Y_SWAP = [0, 1, 2, 4, 3, 5]
+# window order (models.fusion): full, left, right, up, down at r; small; full, left, right, up, down at 2r + 1
+X_SWAP = [0, 2, 1, 3, 4, 5, 6, 8, 7, 9, 10]
+Y_SWAP = [0, 1, 2, 4, 3, 5, 6, 7, 8, 10, 9]
 
 
 def measure_record(model: torch.nn.Module, rec: dict[str, Any]) -> dict[str, np.ndarray]:

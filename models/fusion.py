@@ -35,7 +35,7 @@ from torch import nn
 from models import frontend as fe
 from models.network import LOGB_MAX, LOGB_MIN, SQRT2, FusionBase, conv, enu_px_from_d
 
-N_WINDOWS = 6  # full, left, right, up, down, small
+N_WINDOWS = 11  # (full, left, right, up, down) at r_full, small, (full, left, right, up, down) at r_large
 QUARTER = 0.25
 GAIN = 4.0  # residual score per unit of log residual; 2 left a 6-px transition at a 4-px step, 4 about 4 px
 
@@ -161,7 +161,8 @@ class WarpFusionNet(FusionBase):
             cands, ldets, lress = lk_windows(*half_warps(a_s, b_s, d_s), m_s, d_s, fe.one_sided_rects(self.r_coarse),
                                              self.eps)
             d = _up(soft_select(cands, ldets, lress) * s, s) * m
-        rects = fe.one_sided_rects(r_full) + ((-self.r_small, self.r_small, -self.r_small, self.r_small),)
+        rs = self.r_small
+        rects = fe.one_sided_rects(r_full) + ((-rs, rs, -rs, rs),) + fe.one_sided_rects(2 * r_full + 1)
         for it in range(iters):
             cands, ldets, lress = lk_windows(*half_warps(a, b, d, self.mode), m, d, rects, self.eps)
             if it < iters - 1:
