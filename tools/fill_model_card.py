@@ -213,6 +213,10 @@ def main() -> None:
             "no_motion": _load("eval_no_motion")}
     out = out.replace("{{TARGETS_STEP7}}", targets_step7(sets))
     out = out.replace("* {{FINETUNE}}\n", f"* {a.finetune}\n" if a.finetune else "")
+    # facts measured outside the evaluation (training run, size, speed): models/card_facts.json, {"KEY": "text"}
+    facts = ROOT / "models" / "card_facts.json"
+    for key, text in (json.loads(facts.read_text()) if facts.exists() else {}).items():
+        out = out.replace("{{" + key + "}}", str(text))
     (ROOT / "models" / "MODEL_CARD.md").write_text(out)
     print("models/MODEL_CARD.md written")
 
