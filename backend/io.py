@@ -107,7 +107,8 @@ def invert_point(t: Affine, x: float, y: float) -> tuple[float, float]:
 
 def read_error(name: str, path: Path | str, exc: BaseException, where: str = "") -> PipelineError:
     """A GDAL read failure (corrupt compressed tile, truncated file, vanished disk) naming the file and the fix."""
-    return _err(name, path, f"GDAL cannot read it{where} ({exc})",
+    cause = f": {exc.__cause__}" if exc.__cause__ is not None and str(exc.__cause__) not in str(exc) else ""
+    return _err(name, path, f"GDAL cannot read it{where} ({exc}{cause})",
                 "the file is damaged or incomplete (e.g. a corrupt compressed tile or an interrupted download): "
                 "download or export it again; `gdalinfo -checksum FILE` tells whether it reads completely")
 
