@@ -328,7 +328,7 @@ class InferenceWriter:
                                           ["3-D 1-sigma uncertainty sqrt(sE^2+sN^2+sU^2)"], ["m"], tags)
         self.arrows = products.ArrowGrid(grid.height, grid.width)
         self.valid_px = 0  # pixels with a displacement (run.json "valid_fraction")
-        self.flat_px = 0  # of which east/north were blanked (no optical texture, no SAR pair)
+        self.flat_px = 0  # pixels without optical texture nor a SAR pair: no east/north
 
     @property
     def channels(self) -> int:
@@ -343,7 +343,7 @@ class InferenceWriter:
             self.valid_px += int(np.count_nonzero(valid))
             disp = np.where(valid, sub[0:3], np.nan).astype(np.float32)
             sig = np.where(valid, sub[3:6], np.nan).astype(np.float32)
-            flat = valid & (sub[-2] > 0.5)
+            flat = sub[-2] > 0.5
             if flat.any():
                 self.flat_px += int(np.count_nonzero(flat))
                 disp[0:2, flat] = np.nan

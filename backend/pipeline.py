@@ -178,7 +178,8 @@ def _infer(r: _Run, model: OnnxModel, plan: TilePlan, sources: dict[str, Aligned
     if writer.flat_px:
         r.notes.append(f"the optical pair has no texture (uniform, saturated, cloud or fill) on "
                        f"{100 * writer.flat_px / n_px:.2g} % of the grid and no SAR pair covers it: east and north "
-                       "(and their sigma) are NaN there, no input measures horizontal motion")
+                       "(and their sigma) are NaN there, no input measures horizontal motion (up too where no "
+                       "interferogram covers it)")
     if r.valid_fraction < LOW_VALID:
         r.notes.append(f"only {100 * r.valid_fraction:.2g} % of the output grid has a displacement (the rest is NaN):"
                        " the inputs cover little of the grid or are mostly no data. Fix: crop the grid to the data "
