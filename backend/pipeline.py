@@ -48,7 +48,7 @@ from . import features as feat
 from . import outputs as out
 from . import products
 from .align import AlignedSource, Angles
-from .config import GRID_ORDER, CancelToken, EstimateConfig, angle_notes, check, raise_first
+from .config import GRID_ORDER, MIN_GRID_PX, CancelToken, EstimateConfig, angle_notes, check, raise_first
 from .conventions import los_to_phase, phase_to_los
 from .errors import Cancelled, PipelineError
 from .infer import TilePlan, check_cancel, extra_outputs, infer_tiles
@@ -118,6 +118,11 @@ def _validate_and_grid(r: _Run) -> None:
     out.check_not_overwritten({n: p for n, p in paths.items() if p.exists()}, cfg.out_dir)
     r.opened = open_inputs(cfg.rasters())
     r.grid, r.grid_ref = output_grid(cfg.grid_like, r.opened, GRID_ORDER, cfg.extent, cfg.intersection)
+    if min(r.grid.width, r.grid.height) < MIN_GRID_PX:
+        raise PipelineError(f"the output grid ({r.grid_ref}'s) is only {r.grid.width} x {r.grid.height} px: a strip "
+                            f"that narrow holds no 2-D pattern to estimate displacement from (at least {MIN_GRID_PX} x "
+                            f"{MIN_GRID_PX} px). Fix: give inputs covering a larger area, or a larger grid "
+                            "(--grid-like, --extent)", r.grid_ref)
     r.coverage = {name: check_overlap(inp, r.grid) for name, inp in r.opened.items()}
     r.notes += [f"{n}: {x}" for n, inp in r.opened.items() for x in inp.notes]
     r.notes += [f"{n} covers only {100 * c:.2g} % of the output grid: the rest has no {n} (choose --grid-like or "
@@ -222,11 +227,11 @@ def _unwrap(r: _Run, sources: dict[str, AlignedSource], angles: Angles, staging:
             grid.height, grid.width, read, write, UnwrapParams(coh_min=cfg.coh_min), cfg.unwrap_block,
             lambda j, n: r.report(0.05 + frac + 0.15 * j / n, f"unwrapping: block {j}/{n}"), r.check_cancel)
     r.timings["unwrap_s"] = time.perf_counter() - t0
-    share = r.unwrap_info.get("unwrapped_pixels", 0) / max(grid.width * grid.height, 1)
+    share = r.unwrap_info.get("unwrapped_pixels", 0) / max(r.unwrap_info.get("valid_pixels", 0), 1)
     if share < LOW_VALID:
-        r.notes.append(f"the unwrapped phase covers only {100 * share:.2g} % of the grid: the coherence is below "
-                       f"--coh-min {cfg.coh_min:g} almost everywhere. Fix: lower --coh-min (e.g. 0.2) or check the "
-                       "coherence raster")
+        r.notes.append(f"the unwrapped phase covers only {100 * share:.2g} % of the pixels that have a phase: the "
+                       f"coherence is below --coh-min {cfg.coh_min:g} almost everywhere. Fix: lower --coh-min (e.g. "
+                       "0.2) or check the coherence raster")
 
 
 def _run_json(r: _Run, model: OnnxModel, plan: TilePlan, stats: dict[str, Any],
