@@ -33,7 +33,9 @@ Units and conventions (docs/conventions.md):
   heading     flight-direction azimuth, degrees clockwise from north (S1 ascending ~ -12, descending ~ -168);
               right-looking SAR; a number or a raster
 
-Outputs in --out (float32 GeoTIFF, NaN = no data), moved in only when the run succeeds:
+Outputs in --out (float32 GeoTIFF, NaN = no data), moved in only when the run succeeds (Ctrl+C, SIGTERM: nothing
+left). One run per folder at a time (locked); a new run replaces the previous run's output files, other files stay;
+inputs are never written (docs/robustness.md):
   displacement.tif        east, north, up (m)
   displacement_sigma.tif  1-sigma of each (m)
   los_displacement.tif    band 1: fused LOS estimate (m, positive towards the satellite); band 2 (with --phase):
