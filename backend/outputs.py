@@ -255,8 +255,22 @@ class Staging:
     def path(self, key: str) -> Path:
         return self.tmp / OUTPUT_NAMES[key]
 
+    def file(self, name: str) -> Path:
+        """Staging path of an output without a key in OUTPUT_NAMES (e.g. ``unwrapped_phase_2.tif``); its name must
+        be an output name (:func:`is_output_name`) so that inputs are protected from it and the next run replaces
+        it."""
+        if not is_output_name(name):
+            raise ValueError(f"{name!r} is not an output name (see outputs.is_output_name)")
+        return self.tmp / name
+
     def produced(self) -> dict[str, Path]:
-        return {k: self.path(k) for k in OUTPUT_NAMES if self.path(k).exists()}
+        """key -> staged file: the OUTPUT_NAMES keys, then any other staged file under its stem."""
+        out = {k: self.path(k) for k in OUTPUT_NAMES if self.path(k).exists()}
+        known = {p.name for p in out.values()}
+        for p in sorted(self.tmp.iterdir()):
+            if p.is_file() and p.name not in known and not p.name.startswith("."):
+                out[p.stem] = p
+        return out
 
     def stale(self) -> list[str]:
         """Names of files in ``out_dir`` that an earlier run (or its tools) wrote: removed by :meth:`commit`."""
@@ -264,6 +278,8 @@ class Staging:
 
     def commit(self) -> dict[str, Path]:
         """Previous run's files out (moved into the temporary folder, removed with it), new files in, run.json last."""
+        staged = self.produced()
+        order = [k for k in staged if k != "run_json"] + (["run_json"] if "run_json" in staged else [])
         trash = self.tmp / ".previous-run"
         trash.mkdir()
         COMMITTING.set()
@@ -272,12 +288,9 @@ class Staging:
                 os.replace(self.out_dir / name, trash / name)
                 self.removed.append(name)
             final: dict[str, Path] = {}
-            keys = [k for k in OUTPUT_NAMES if k != "run_json"] + ["run_json"]
-            for key in keys:
-                name = OUTPUT_NAMES[key]
-                if (self.tmp / name).exists():
-                    os.replace(self.tmp / name, self.out_dir / name)
-                    final[key] = self.out_dir / name
+            for key in order:
+                os.replace(staged[key], self.out_dir / staged[key].name)
+                final[key] = self.out_dir / staged[key].name
         finally:
             COMMITTING.clear()
         return final

@@ -331,3 +331,24 @@ def test_rasters_in_a_folder_are_all_of_one_run(capsys, inp, tiny_model, tmp_pat
         if name.endswith((".tif", ".vrt")):
             with rasterio.open(out / name) as ds:
                 assert (ds.width, ds.height) == (run["grid"]["width"], run["grid"]["height"]) == (128, 128), name
+
+
+def test_per_interferogram_outputs_are_committed_and_replaced(capsys, inp, tiny_model, tmp_path) -> None:
+    """Step 8 writes ``unwrapped_phase_<k>.tif`` / ``los_displacement_<k>.tif`` through ``Staging.file``: they are
+    moved in with the run and removed by the next run like every other output."""
+    from backend.outputs import Staging
+
+    out = tmp_path / "out"
+    with Staging(out) as st:
+        for name in ("unwrapped_phase_2.tif", "los_displacement_2.tif"):
+            shutil.copy(inp["phase"], st.file(name))
+        st.path("run_json").write_text("{}")
+        final = st.commit()
+    assert sorted(p.name for p in final.values()) == tree(out) == ["los_displacement_2.tif", "run.json",
+                                                                   "unwrapped_phase_2.tif"]
+    with pytest.raises(ValueError, match="not an output name"):
+        Staging(out).file("my_phase.tif")
+    code, text = cli(capsys, *optical_args(inp, tiny_model, out))
+    assert code == 0, text
+    assert "unwrapped_phase_2.tif" not in tree(out) and leftovers(out) == []
+    assert "los_displacement_2.tif" in json.loads((out / "run.json").read_text())["replaced_previous_run_files"]
