@@ -82,6 +82,7 @@ class AlignedSource:
             out[ra - r0:rb - r0, ca - c0:cb - c0] = np.ma.filled(a.astype(np.float64), np.nan)
         if self.inp.nodata is not None and not np.isnan(self.inp.nodata):
             out[out == self.inp.nodata] = np.nan
+        out[np.isinf(out)] = np.nan  # +-inf (overflowed exports) carry no value
         if self.inp.zero_is_nodata:
             out[out == 0.0] = np.nan
         if self.kind == "phase":

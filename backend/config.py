@@ -295,13 +295,21 @@ def _angle_problems(cfg: EstimateConfig, label: Any) -> list[Problem]:
 
 
 def angle_notes(cfg: EstimateConfig) -> list[str]:
-    """Warnings (not errors) about constant angles: a heading within +-2pi deg of north is unusual for a satellite
-    and may be radians."""
+    """Warnings (not errors): a constant heading within +-2pi deg of north is unusual for a satellite and may be
+    radians; the same band of the same file given as both images of a pair measures no motion."""
+    out = []
     v = cfg.heading_deg
     if isinstance(v, (int, float)) and 0 < abs(float(v)) <= 2 * math.pi:
-        return [f"heading {float(v):g} deg is unusual for a satellite (ascending about -10..-20, descending about "
-                f"-160..-170); if it is radians ({math.degrees(float(v)):.4g} deg), give degrees"]
-    return []
+        out.append(f"heading {float(v):g} deg is unusual for a satellite (ascending about -10..-20, descending about "
+                   f"-160..-170); if it is radians ({math.degrees(float(v)):.4g} deg), give degrees")
+    for a, b in PAIRS:
+        ra, rb = getattr(cfg, a), getattr(cfg, b)
+        if ra is not None and rb is not None and ra.band == rb.band and \
+                os.path.realpath(ra.path) == os.path.realpath(rb.path):
+            out.append(f"{a} and {b} are the same image ({ra.path} band {ra.band}): they show no motion, so the "
+                       "estimate from this pair is 0 by construction. Fix: give the image after the event as "
+                       f"{cli_label(b)}")
+    return out
 
 
 def _run_problems(cfg: EstimateConfig, label: Any) -> list[Problem]:

@@ -132,6 +132,9 @@ def _phase_fix(lo: float, hi: float, fin: np.ndarray) -> str:
     wrap_cmd = "gdal_calc.py -A IN --outfile=OUT --calc='arctan2(sin(A),cos(A))'"
     if lo >= -180.5 and hi <= 360.5 and hi - lo > 300 and float(np.mean(np.abs(fin) > 2 * np.pi)) > 0.2:
         return "the values look like wrapped degrees (they fill about 360); convert to radians: phase * pi / 180"
+    for k in (10, 100, 1000, 10000):  # integer exports: radians x 1000 (int16) and the like
+        if abs(hi / (np.pi * k) - 1) < 0.02 and abs(lo / (np.pi * k) + 1) < 0.02:
+            return f"the values look like radians scaled by {k} (they fill +-{np.pi * k:.5g}): divide by {k}"
     return ("the values look like an UNWRAPPED phase (or a displacement), not a wrapped phase: give the wrapped "
             f"phase in radians in [-pi, pi) (e.g. the LiCSAR *.geo.diff_pha.tif), or wrap it: {wrap_cmd}")
 
@@ -186,7 +189,8 @@ def _range_problem(name: str, lo: float, hi: float) -> tuple[str, str] | None:
     """(problem, fix) when the value range of a non-phase input is implausible, else None."""
     if name == "coherence" and (lo < -1e-3 or hi > 1.0 + 1e-3):
         return (f"values span [{lo:.3g}, {hi:.3g}], outside 0..1",
-                "give coherence in 0..1" + (" (values up to 255 look like a byte scaling: divide by 255)"
+                "give coherence in 0..1" + (" (values up to 100 look like percent: divide by 100)" if hi <= 100
+                                            else " (values up to 255 look like a byte scaling: divide by 255)"
                                             if hi <= 255 else ""))
     if name in ("sar_pre", "sar_post") and lo < 0:
         return (f"has negative values (min {lo:.3g}): looks like dB or complex parts",

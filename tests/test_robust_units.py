@@ -351,3 +351,38 @@ def test_in_process_errors_name_the_input(inp, tiny_model, tmp_path) -> None:
     with pytest.raises(PipelineError) as ei:
         run_estimate(cfg)
     assert ei.value.input_name == "phase"
+
+
+def test_phase_scaled_by_1000_is_named(capsys, tiny_model, tmp_path) -> None:
+    scaled = crop(THESSALY / "phase_wrapped.tif", tmp_path / "pha_x1000.tif", (200, 456), (200, 456),
+                  fn=lambda a: np.round(a * 1000), dtype="int16", nodata=None)
+    code, text = cli(capsys, "estimate", "--phase", str(scaled), "--wavelength", WAVELENGTH, "--incidence", "39",
+                     "--heading", "-12", "--model", str(tiny_model), "--out", str(tmp_path / "out"), "--quiet")
+    _refused(code, text, "radians scaled by 1000", "divide by 1000")
+    assert "UNWRAPPED" not in text
+
+
+def test_coherence_in_percent(capsys, inp, tiny_model, tmp_path) -> None:
+    pct = crop(inp["coherence"], tmp_path / "coh_pct.tif", (0, 128), (0, 128), fn=lambda a: a * 100)
+    code, text = cli(capsys, *phase_args(dict(inp, coherence=pct), tiny_model, tmp_path / "out"))
+    _refused(code, text, "outside 0..1", "look like percent: divide by 100")
+
+
+def test_infinite_values_are_no_data(capsys, inp, tiny_model, tmp_path) -> None:
+    inf = crop(inp["optical"], tmp_path / "inf.tif", (0, 128), (0, 128),
+               fn=lambda a: np.where(np.arange(128)[None, :, None] < 16, np.inf, a))
+    out = tmp_path / "out"
+    code, text = cli(capsys, *optical_args(dict(inp, optical=inf), tiny_model, out))
+    assert code == 0, text
+    with rasterio.open(out / "displacement.tif") as ds:
+        d = ds.read()
+    assert np.isnan(d[:, :16]).all() and np.isfinite(d[:, 24:]).all()
+
+
+def test_same_image_as_pre_and_post_gets_a_note(capsys, inp, tiny_model, tmp_path) -> None:
+    link = tmp_path / "same.tif"
+    link.symlink_to(inp["optical"])
+    code, text = cli(capsys, "estimate", "--optical-pre", f"{inp['optical']}:1", "--optical-post", f"{link}:1",
+                     "--model", str(tiny_model), "--out", str(tmp_path / "out"), "--quiet")
+    assert code == 0, text
+    assert "optical_pre and optical_post are the same image" in text and "0 by construction" in text
