@@ -200,8 +200,8 @@ def test_corrupt_tile_in_the_middle(capsys, inp, tiny_model, tmp_path) -> None:
     before = digest([src])
     code, text = cli(capsys, "estimate", "--optical-pre", f"{src}:1", "--optical-post", f"{src}:2", "--model",
                      str(tiny_model), "--out", str(tmp_path / "out"), "--quiet")
-    _assert_refused(code, text, f"optical_pre (--optical-pre {src}): GDAL cannot read it", "IReadBlock failed at X offset 1, Y offset 2",
-                    "damaged or incomplete", "gdalinfo -checksum")
+    _assert_refused(code, text, f"optical_pre (--optical-pre {src}): GDAL cannot read it",
+                    "IReadBlock failed at X offset 1, Y offset 2", "damaged or incomplete", "gdalinfo -checksum")
     assert digest([src]) == before and tree(tmp_path / "out") == []
 
 
