@@ -265,6 +265,10 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
         from .runner import execute
 
         spec = self._spec(parameters, context)
+        from backend.outputs import clean_stale_runs
+
+        for folder in clean_stale_runs(spec.out_root):  # what killed runs (qgis_process, QGIS) left behind
+            feedback.pushInfo(f"removed the partial files of an interrupted run in {folder}")
 
         def progress(fraction: float, message: str) -> None:
             feedback.setProgress(100.0 * fraction)

@@ -194,6 +194,33 @@ def _read_holder(path: Path) -> str:
     return f" ({text})" if text else ""
 
 
+def clean_stale_runs(root: Path) -> list[Path]:
+    """Remove what killed runs left in the run folders directly under ``root`` (the dialog's and Processing's
+    "output folder"): hidden staging folders of folders no run holds (their lock can be taken), and such a folder
+    itself when nothing else is in it. Returns the folders cleaned. Never touches a folder in use."""
+    cleaned = []
+    root = Path(root)
+    if not root.is_dir():
+        return cleaned
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
+        if not any(sub.glob(TMP_PREFIX + "*")):
+            continue
+        lock = FolderLock(sub)
+        try:
+            lock.acquire()
+        except (PipelineError, OSError):
+            continue  # in use, or not ours to touch
+        try:
+            for p in sub.glob(TMP_PREFIX + "*"):
+                shutil.rmtree(p, ignore_errors=True)
+        finally:
+            lock.release()
+        cleaned.append(sub)
+        with contextlib.suppress(OSError):
+            sub.rmdir()  # only when empty
+    return cleaned
+
+
 class Staging:
     """Context manager of one run's files in ``out_dir``:
 

@@ -352,3 +352,27 @@ def test_per_interferogram_outputs_are_committed_and_replaced(capsys, inp, tiny_
     assert code == 0, text
     assert "unwrapped_phase_2.tif" not in tree(out) and leftovers(out) == []
     assert "los_displacement_2.tif" in json.loads((out / "run.json").read_text())["replaced_previous_run_files"]
+
+
+def test_partial_files_of_killed_runs_in_sibling_run_folders_are_cleaned(tmp_path) -> None:
+    """The dialog and Processing write each run into a new sub-folder: a killed run's sub-folder is cleaned by the
+    next run under the same output folder (unless a run holds it)."""
+    from backend.outputs import clean_stale_runs
+
+    root = tmp_path / "QuakeFusion runs"
+    dead = root / "run_killed" / ".quakefusion-tmp-0badc0de"
+    dead.mkdir(parents=True)
+    (dead / "displacement.tif").write_bytes(b"partial")
+    busy = root / "run_busy" / ".quakefusion-tmp-00c0ffee"
+    busy.mkdir(parents=True)
+    kept = root / "run_old_with_results"
+    (kept / ".quakefusion-tmp-deadbeef").mkdir(parents=True)
+    (kept / "displacement.tif").write_bytes(b"complete")
+    lock = FolderLock(root / "run_busy")
+    lock.acquire()
+    try:
+        assert clean_stale_runs(root) == [root / "run_killed", kept]
+    finally:
+        lock.release()
+    assert tree(root) == ["run_busy", "run_busy/.quakefusion-tmp-00c0ffee", "run_old_with_results",
+                          "run_old_with_results/displacement.tif"]
