@@ -417,7 +417,11 @@ def write_views(staging: Staging, grid: Grid, arrows: products.ArrowGrid) -> lis
     """One-band VRTs of displacement.tif and the arrows; returns notes (arrows skipped without GDAL bindings)."""
     for band, key in enumerate(products.COMPONENTS, start=1):
         products.band_vrt(staging.path("displacement"), band, staging.path(key), grid, f"{key} displacement (m)")
-    if products.write_arrows(arrows.points(grid.transform), grid.crs.to_wkt(), staging.path("arrows")) is None:
+    try:
+        written = products.write_arrows(arrows.points(grid.transform), grid.crs.to_wkt(), staging.path("arrows"))
+    except RuntimeError as exc:  # OGR reports write failures (a full disk) as RuntimeError: an I/O error here
+        raise OSError(f"{OUTPUT_NAMES['arrows']}: {exc or 'OGR write failed'}") from exc
+    if written is None:
         return ["displacement arrows not written: GDAL's Python bindings (osgeo) are not installed"]
     return []
 
