@@ -104,9 +104,10 @@ def check_not_overwritten(paths: dict[str, Path], out_dir: Path) -> None:
     """Never write (or remove) an input: refuse when an input, followed through symbolic links, lies in the output
     folder under a name a run writes, or is the same file (hard link, bind mount) as such a file there."""
     out_real = Path(os.path.realpath(out_dir))
-    existing = []
-    if out_real.is_dir():
-        existing = [e for e in out_real.iterdir() if is_output_name(e.name)]
+    try:
+        existing = [e for e in out_real.iterdir() if is_output_name(e.name)] if out_real.is_dir() else []
+    except OSError:  # unreadable folder: Staging reports it with the fix
+        existing = []
     for name, p in paths.items():
         real = Path(os.path.realpath(p))
         clash = None
