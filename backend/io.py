@@ -212,18 +212,24 @@ def _range_problem(name: str, lo: float, hi: float) -> tuple[str, str] | None:
 
 
 def _check_values(name: str, path: Path, v: np.ndarray, notes: list[str], nodata: float | None = None) -> bool:
-    """Check value ranges on a decimated copy; returns ``zero_is_nodata`` for the phase."""
+    """Check value ranges on a decimated copy; returns ``zero_is_nodata`` (exact zeros are no data)."""
     fin = v[np.isfinite(v)]
     if fin.size == 0:
         raise _err(name, path, "has no valid pixel (all nodata/NaN)", "check the band number and the nodata value")
     lo, hi = float(fin.min()), float(fin.max())
     if name == "phase":
         return _check_phase(name, path, fin, lo, hi, notes)
+    zero_nodata = False
+    if name == "incidence" and lo == 0.0 < hi:  # incidence 0 is impossible: exact zeros are a fill value
+        notes.append(f"{float(np.mean(fin == 0)):.1%} of the pixels are exactly 0 (impossible incidence): treated as "
+                     "no data")
+        fin = fin[fin != 0]
+        lo, zero_nodata = float(fin.min()), True
     bad = _range_problem(name, lo, hi)
     if bad is not None:
         raise _err(name, path, *bad)
-    zero_nodata = _zero_fill(name, fin, nodata, notes)
-    if name.startswith("optical"):
+    zero_nodata = _zero_fill(name, fin, nodata, notes) or zero_nodata
+    if name.startswith(("optical", "sar")):
         used = fin[fin != 0] if zero_nodata else fin
         if used.size and float(used.max()) == float(used.min()):
             raise _err(name, path, f"every pixel has the same value ({used[0]:.6g}): no texture, so no displacement "
@@ -233,8 +239,7 @@ def _check_values(name: str, path: Path, v: np.ndarray, notes: list[str], nodata
         notes.append(f"heading values [{lo:.3g}, {hi:.3g}] deg are unusual for a satellite (ascending about -10..-20, "
                      f"descending about -160..-170); if they are radians ({math.degrees(lo):.3g}.."
                      f"{math.degrees(hi):.3g} deg), give degrees")
-    return False
-
+    return zero_nodata
 
 
 def validate_input(name: str, raster: InputRaster) -> OpenedInput:

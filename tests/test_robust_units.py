@@ -186,11 +186,29 @@ def test_heading_raster_in_radians_gets_a_note(capsys, inp, tiny_model, tmp_path
     assert "heading: heading values" in _notes(out) and "if they are radians" in _notes(out)
 
 
-def test_incidence_raster_with_zero_is_refused(capsys, inp, tiny_model, tmp_path) -> None:
-    bad = crop(inp["incidence"], tmp_path / "inc0.tif", (0, 128), (0, 128),
-               fn=lambda a: np.where(np.arange(128)[None, None, :] < 8, 0.0, a))
+def test_incidence_raster_zero_fill_is_no_data(capsys, inp, tiny_model, tmp_path) -> None:
+    fill = crop(inp["incidence"], tmp_path / "inc0.tif", (0, 128), (0, 128),
+                fn=lambda a: np.where(np.arange(128)[None, None, :] < 8, 0.0, a))
+    out = tmp_path / "out"
+    code, text = cli(capsys, *phase_args(dict(inp, incidence=fill), tiny_model, out))
+    assert code == 0, text
+    assert "incidence: 6.2% of the pixels are exactly 0 (impossible incidence): treated as no data" in text
+    with rasterio.open(out / "los_displacement.tif") as ds:
+        assert np.isnan(ds.read(1)[:, :8]).all() and np.isfinite(ds.read(1)[:, 16:]).mean() > 0.9
+
+
+def test_incidence_raster_negative_or_beyond_90_is_refused(capsys, inp, tiny_model, tmp_path) -> None:
+    bad = crop(inp["incidence"], tmp_path / "inc95.tif", (0, 128), (0, 128), fn=lambda a: a + 55)
     code, text = cli(capsys, *phase_args(dict(inp, incidence=bad), tiny_model, tmp_path / "out"))
-    _refused(code, text, "incidence values span [0,", "outside 0..90", "impossible for SAR")
+    _refused(code, text, "incidence values span", "outside 0..90", "impossible for SAR")
+    assert tree(tmp_path / "out") == []
+
+
+def test_constant_sar_amplitude_is_refused(capsys, inp, tiny_model, tmp_path) -> None:
+    flat = crop(inp["sar"], tmp_path / "sar_flat.tif", (0, 128), (0, 128), fn=lambda a: a * 0 + 0.5)
+    code, text = cli(capsys, "estimate", "--sar-pre", f"{inp['sar']}:1", "--sar-post", f"{flat}:2", "--model",
+                     str(tiny_model), "--out", str(tmp_path / "out"), "--quiet")
+    _refused(code, text, "sar_post", "every pixel has the same value (0.5)")
 
 
 def test_wavelength_in_centimetres(capsys, inp, tiny_model, tmp_path) -> None:
