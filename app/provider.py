@@ -10,7 +10,9 @@ layers look like the dialog's.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,40 @@ OUTPUT_KEYS = {"DISPLACEMENT": "displacement", "DISPLACEMENT_SIGMA": "displaceme
                "RUPTURE_PROBABILITY": "rupture_probability"}
 
 
+@contextlib.contextmanager
+def no_aux_xml() -> Iterator[None]:
+    """GDAL_PAM_ENABLED=NO for this thread only: datasets opened meanwhile (the input layers QGIS loads for the
+    algorithm, and the backend's reads) never write ``*.aux.xml`` beside the user's files. The rest of QGIS keeps its
+    setting."""
+    try:
+        from osgeo import gdal
+    except ImportError:  # no GDAL bindings: nothing to switch (the backend sets it for its own reads)
+        yield
+        return
+    old = gdal.GetThreadLocalConfigOption("GDAL_PAM_ENABLED", None)
+    gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", "NO")
+    try:
+        yield
+    finally:
+        gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", old)
+
+
+def no_aux_xml_in_qgis_process() -> bool:
+    """In ``qgis_process`` (one headless run per process, no user session to disturb) switch GDAL's ``*.aux.xml``
+    side-car files off for the whole process: QGIS opens the input layers (and computes their statistics) before
+    the algorithm runs, and would leave ``<input>.aux.xml`` beside the user's files. Returns True if switched."""
+    from qgis.core import QgsApplication
+
+    if QgsApplication.platform() != "qgis_process":
+        return False
+    try:
+        from osgeo import gdal
+    except ImportError:
+        return False
+    gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")
+    return True
+
+
 class QuakeFusionProvider(QgsProcessingProvider):
     def id(self) -> str:  # noqa: A003
         return "quakefusion"
@@ -74,6 +110,7 @@ class QuakeFusionProvider(QgsProcessingProvider):
         return QIcon(os.path.join(PLUGIN_DIR, "icon.png"))
 
     def loadAlgorithms(self) -> None:  # noqa: N802
+        no_aux_xml_in_qgis_process()
         self.addAlgorithm(EstimateDisplacementAlgorithm())
 
 
@@ -153,6 +190,13 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("SECONDS", "Run time (s)"))
 
     def checkParameterValues(self, parameters: dict, context: QgsProcessingContext) -> tuple[bool, str]:  # noqa: N802
+        with no_aux_xml():  # the input layers are opened (and their statistics computed) here
+            return self._check(parameters, context)
+
+    def _check(self, parameters: dict, context: QgsProcessingContext) -> tuple[bool, str]:
+        bad = self._range_problems(parameters)
+        if bad:
+            return False, "\n".join(bad)
         ok, msg = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, msg
@@ -160,6 +204,27 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
         if found:
             return False, "\n".join(p.text for p in found)
         return True, ""
+
+    def _range_problems(self, parameters: dict) -> list[str]:
+        """Numbers outside their range, with the allowed range (QGIS itself only says "Incorrect parameter value")."""
+        out = []
+        for p in self.parameterDefinitions():
+            raw = parameters.get(p.name())
+            if not isinstance(p, QgsProcessingParameterNumber) or raw is None or raw == "":
+                continue
+            try:
+                v = float(raw)
+            except (TypeError, ValueError):
+                if isinstance(raw, str):
+                    out.append(f"{p.description()} ({p.name()}): {raw!r} is not a number")
+                continue
+            lo, hi = p.minimum(), p.maximum()
+            integer = p.dataType() == QgsProcessingParameterNumber.Integer
+            if not (lo <= v <= hi) or (integer and v != int(v)):
+                kind = "a whole number" if integer else "a number"
+                out.append(f"{p.description()} ({p.name()}) = {raw} is outside the allowed range: give {kind} from "
+                           f"{lo:g} to {hi:g}")
+        return out
 
     def _spec(self, parameters: dict, context: QgsProcessingContext) -> RunSpec:
         inputs: dict[str, tuple[str, int]] = {}
@@ -191,11 +256,19 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
                        model_path=Path(model) if model else None, extent=extent, intersection=True)
 
     def processAlgorithm(self, parameters: dict, context: QgsProcessingContext, feedback: Any) -> dict:  # noqa: N802
+        with no_aux_xml():
+            return self._process(parameters, context, feedback)
+
+    def _process(self, parameters: dict, context: QgsProcessingContext, feedback: Any) -> dict:
         from backend.errors import Cancelled, PipelineError
 
         from .runner import execute
 
         spec = self._spec(parameters, context)
+        from backend.outputs import clean_stale_runs
+
+        for folder in clean_stale_runs(spec.out_root):  # what killed runs (qgis_process, QGIS) left behind
+            feedback.pushInfo(f"removed the partial files of an interrupted run in {folder}")
 
         def progress(fraction: float, message: str) -> None:
             feedback.setProgress(100.0 * fraction)
@@ -203,9 +276,8 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
 
         try:
             outcome = execute(spec, progress=progress, cancel=feedback.isCanceled, log=feedback.pushInfo)
-        except Cancelled:
-            feedback.reportError("Cancelled; nothing was written.")
-            return {}
+        except Cancelled as exc:  # an exception, so that Processing (and qgis_process) report failure
+            raise QgsProcessingException("Cancelled by the user: nothing was written.") from exc
         except PipelineError as exc:
             raise QgsProcessingException(exc.message) from exc
         feedback.pushInfo(f"Results in {outcome.out_dir} ({outcome.device}, {outcome.seconds:.1f} s)")

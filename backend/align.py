@@ -20,7 +20,7 @@ from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
 from .conventions import los_unit_vector, wrap
-from .io import Grid, OpenedInput, apply_affine, input_bounds_in, invert_point, offset_transform
+from .io import Grid, OpenedInput, apply_affine, input_bounds_in, invert_point, offset_transform, read_error
 
 KINDS = ("continuous", "phase", "mask")
 
@@ -74,13 +74,18 @@ class AlignedSource:
         ca, ra = max(c0, 0), max(r0, 0)
         cb, rb = min(c0 + w, self.inp.width), min(r0 + h, self.inp.height)
         if cb > ca and rb > ra:
-            a = self.ds.read(self.inp.band, window=Window(ca, ra, cb - ca, rb - ra), masked=True)
+            try:
+                a = self.ds.read(self.inp.band, window=Window(ca, ra, cb - ca, rb - ra), masked=True)
+            except rasterio.errors.RasterioError as exc:
+                raise read_error(self.inp.name, self.inp.path, exc,
+                                 f" at rows {ra}..{rb - 1}, columns {ca}..{cb - 1}") from exc
             out[ra - r0:rb - r0, ca - c0:cb - c0] = np.ma.filled(a.astype(np.float64), np.nan)
         if self.inp.nodata is not None and not np.isnan(self.inp.nodata):
             out[out == self.inp.nodata] = np.nan
+        out[np.isinf(out)] = np.nan  # +-inf (overflowed exports) carry no value
+        if self.inp.zero_is_nodata:
+            out[out == 0.0] = np.nan
         if self.kind == "phase":
-            if self.inp.zero_is_nodata:
-                out[out == 0.0] = np.nan
             out = wrap(out)
         return out
 

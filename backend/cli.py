@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 from . import config as C
+from . import outputs as out
 from .errors import Cancelled, PipelineError
 
 ESTIMATE_HELP = """\
@@ -29,7 +33,9 @@ Units and conventions (docs/conventions.md):
   heading     flight-direction azimuth, degrees clockwise from north (S1 ascending ~ -12, descending ~ -168);
               right-looking SAR; a number or a raster
 
-Outputs in --out (float32 GeoTIFF, NaN = no data), moved in only when the run succeeds:
+Outputs in --out (float32 GeoTIFF, NaN = no data), moved in only when the run succeeds (Ctrl+C, SIGTERM: nothing
+left). One run per folder at a time (locked); a new run replaces the previous run's output files, other files stay;
+inputs are never written (docs/robustness.md):
   displacement.tif        east, north, up (m)
   displacement_sigma.tif  1-sigma of each (m)
   los_displacement.tif    band 1: fused LOS estimate (m, positive towards the satellite); band 2 (with --phase):
@@ -125,6 +131,42 @@ def _progress_printer(quiet: bool):  # noqa: ANN202
     return progress
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM/SIGHUP turned into an exception, so a terminated run cleans up like Ctrl+C (nothing left)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+@contextlib.contextmanager
+def _signals_as_interrupt():  # noqa: ANN202
+    """In the main thread: SIGINT, SIGTERM (and SIGHUP) raise :class:`Interrupted` (exit 128 + signal) while the run
+    lasts; the run's staging folder and lock are removed on the way out. Repeated signals during the clean-up, and
+    signals while the finished files are moved in, are ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = [n for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    old = {n: signal.getsignal(getattr(signal, n)) for n in names}
+    fired: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if fired or out.COMMITTING.is_set():  # moving the finished files in: let it complete
+            return
+        fired.append(signum)
+        raise Interrupted(signum)
+
+    for n in names:
+        signal.signal(getattr(signal, n), handler)
+    try:
+        yield
+    finally:
+        for n in names:
+            signal.signal(getattr(signal, n), old[n])
+
+
 def cmd_estimate(a: argparse.Namespace) -> int:
     cfg = config_from_args(a)
     problems = C.check(cfg)
@@ -137,10 +179,14 @@ def cmd_estimate(a: argparse.Namespace) -> int:
     token = C.CancelToken()
     t0 = time.perf_counter()
     try:
-        res = run_estimate(cfg, progress=_progress_printer(a.quiet), cancel=token)
+        with _signals_as_interrupt():
+            res = run_estimate(cfg, progress=_progress_printer(a.quiet), cancel=token)
     except PipelineError as err:
         print(f"error: {err.message}", file=sys.stderr)
         return 2
+    except Interrupted as sig:
+        print(f"cancelled ({sig.name}): nothing was written", file=sys.stderr)
+        return 128 + sig.signum
     except (KeyboardInterrupt, Cancelled):
         print("cancelled: nothing was written", file=sys.stderr)
         return 130

@@ -13,6 +13,7 @@ seams possible).
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -40,7 +41,8 @@ GRID_ORDER = ("phase", "optical_post", "sar_post", "optical_pre", "sar_pre", "co
 
 # ------------------------------------------------------------------------------------------ limits, defaults
 WAVELENGTH_RANGE_M = (0.005, 0.5)
-INCIDENCE_RANGE_DEG = (0.0, 90.0)
+INCIDENCE_RANGE_DEG = (2.0, 89.0)  # 0 (nadir) and >= 90 are impossible; at most pi/2 looks like radians
+RADIAN_MAX_INCIDENCE = 1.5708  # an incidence <= pi/2 is taken for radians (no SAR looks within 1.6 deg of nadir)
 HEADING_RANGE_DEG = (-360.0, 360.0)
 DEFAULT_INCIDENCE_DEG = 39.0  # Sentinel-1 ascending, mid swath (dialog and Processing start values)
 DEFAULT_HEADING_DEG = -12.0
@@ -52,6 +54,8 @@ DEFAULT_BATCH = 1
 DEFAULT_COH_MIN = 0.3
 DEFAULT_UNWRAP_BLOCK = 1024
 MIN_UNWRAP_BLOCK = 64
+MAX_THREADS = 1024
+MAX_BATCH = 64
 MIN_GRID_PX = 8  # a cropped output grid must be at least this many pixels a side
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -254,13 +258,57 @@ def _insar_problems(cfg: EstimateConfig, label: Any) -> list[Problem]:
             out.append(Problem("incidence", "phase given without the viewing geometry",
                                f"give {label('incidence')} and {label('heading')} in degrees (Sentinel-1 ascending "
                                f"about {DEFAULT_INCIDENCE_DEG:g} and {DEFAULT_HEADING_DEG:g}) or rasters of them"))
-    for name, (a, b) in (("incidence", INCIDENCE_RANGE_DEG), ("heading", HEADING_RANGE_DEG)):
-        v = getattr(cfg, f"{name}_deg")
-        if isinstance(v, (int, float)) and not (a <= float(v) <= b):
-            out.append(Problem(name, f"{name} {v} deg is outside {a:g}..{b:g}",
-                               "give degrees (incidence from the vertical; heading clockwise from north)"))
+    out += _angle_problems(cfg, label)
     if cfg.phase_sign not in (1, -1):
         out.append(Problem("phase_sign", f"phase_sign {cfg.phase_sign} invalid", "+1 (LiCSAR/COMET) or -1"))
+    return out
+
+
+def _angle_problems(cfg: EstimateConfig, label: Any) -> list[Problem]:
+    """Constant incidence/heading: impossible geometry or radians given for degrees."""
+    out = []
+    inc, hdg = cfg.incidence_deg, cfg.heading_deg
+    a, b = INCIDENCE_RANGE_DEG
+    if isinstance(inc, (int, float)) and not (a <= float(inc) <= b):
+        v = float(inc)
+        if 0 < v <= RADIAN_MAX_INCIDENCE:
+            msg = f"incidence {v:g} looks like RADIANS ({math.degrees(v):.4g} deg)"
+            fix = f"give degrees: {label('incidence')} {math.degrees(v):.4g}"
+        else:
+            why = ("0 = looking straight down" if v <= 0 else "90 = looking horizontally" if v >= 90 else
+                   f"SAR looks between {a:g} and {b:g} deg")
+            msg = f"incidence {v:g} deg is outside 0..90 or implausible for SAR ({why})"
+            fix = (f"give the incidence angle in degrees from the vertical, between {a:g} and {b:g} (Sentinel-1 "
+                   f"29..46, about {DEFAULT_INCIDENCE_DEG:g} mid swath)")
+        out.append(Problem("incidence", msg, fix))
+    a, b = HEADING_RANGE_DEG
+    if isinstance(hdg, (int, float)):
+        v = float(hdg)
+        if not (a <= v <= b):
+            out.append(Problem("heading", f"heading {v:g} deg is outside {a:g}..{b:g}",
+                               "give the flight direction in degrees clockwise from north (Sentinel-1 ascending "
+                               f"about {DEFAULT_HEADING_DEG:g}, descending about -168)"))
+        elif 0 < abs(v) <= 2 * math.pi and isinstance(inc, (int, float)) and 0 < float(inc) <= RADIAN_MAX_INCIDENCE:
+            out.append(Problem("heading", f"heading {v:g} looks like RADIANS ({math.degrees(v):.4g} deg), like the "
+                               "incidence", f"give degrees: {label('heading')} {math.degrees(v):.4g}"))
+    return out
+
+
+def angle_notes(cfg: EstimateConfig) -> list[str]:
+    """Warnings (not errors): a constant heading within +-2pi deg of north is unusual for a satellite and may be
+    radians; the same band of the same file given as both images of a pair measures no motion."""
+    out = []
+    v = cfg.heading_deg
+    if isinstance(v, (int, float)) and 0 < abs(float(v)) <= 2 * math.pi:
+        out.append(f"heading {float(v):g} deg is unusual for a satellite (ascending about -10..-20, descending about "
+                   f"-160..-170); if it is radians ({math.degrees(float(v)):.4g} deg), give degrees")
+    for a, b in PAIRS:
+        ra, rb = getattr(cfg, a), getattr(cfg, b)
+        if ra is not None and rb is not None and ra.band == rb.band and \
+                os.path.realpath(ra.path) == os.path.realpath(rb.path):
+            out.append(f"{a} and {b} are the same image ({ra.path} band {ra.band}): they show no motion, so the "
+                       "estimate from this pair is 0 by construction. Fix: give the image after the event as "
+                       f"{cli_label(b)}")
     return out
 
 
@@ -273,8 +321,14 @@ def _run_problems(cfg: EstimateConfig, label: Any) -> list[Problem]:
         out.append(Problem("tile", f"tile {cfg.tile} / overlap {cfg.overlap} invalid",
                            f"0 <= overlap < tile/2, or leave {label('overlap')} out: the default "
                            f"({overlap_for(cfg.tile)[0]} px here) follows the model's receptive field"))
-    if int(cfg.batch) < 1:
-        out.append(Problem("batch", f"batch {cfg.batch} invalid", f"give {label('batch')} >= 1"))
+    if not (1 <= int(cfg.batch) <= MAX_BATCH):
+        out.append(Problem("batch", f"batch {cfg.batch} is outside 1..{MAX_BATCH}",
+                           f"give {label('batch')} between 1 and {MAX_BATCH} (default {DEFAULT_BATCH}: tiles per "
+                           "inference call)"))
+    if cfg.threads is not None and not (1 <= int(cfg.threads) <= MAX_THREADS):
+        out.append(Problem("threads", f"threads {cfg.threads} is outside 1..{MAX_THREADS}",
+                           f"give {label('threads')} between 1 and the number of CPU cores ({os.cpu_count()} here), "
+                           "or leave it out (all cores)"))
     if cfg.device not in DEVICES:
         out.append(Problem("device", f"device {cfg.device!r} unknown", "use auto, cpu or cuda"))
     if not (0.0 <= float(cfg.coh_min) <= 1.0):

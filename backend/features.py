@@ -92,6 +92,39 @@ def compute_stats(arrays: Mapping[str, Any]) -> dict[str, dict[str, float] | Non
     return stats
 
 
+# ----------------------------------------------------------------------------- texture
+TEXTURE_WINDOW = 7  # px: local standard deviation window
+TEXTURE_MIN = 0.01  # local std / global robust scale below this = no texture (saturated, cloud, fill, water)
+
+
+def local_texture(img: np.ndarray, scale: float, window: int = TEXTURE_WINDOW) -> np.ndarray:
+    """Local standard deviation in ``window`` x ``window`` px divided by the image's global robust ``scale``
+    (1.4826 MAD); NaN where the image is NaN. Matching needs texture: below :data:`TEXTURE_MIN` an optical image
+    carries no displacement information."""
+    from scipy.ndimage import uniform_filter
+
+    a = np.asarray(img, dtype=np.float64)
+    fin = np.isfinite(a)
+    a0 = np.where(fin, a, 0.0)
+    n = uniform_filter(fin.astype(np.float64), window, mode="nearest")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = uniform_filter(a0, window, mode="nearest") / n
+        m2 = uniform_filter(a0 * a0, window, mode="nearest") / n
+        t = np.sqrt(np.maximum(m2 - m * m, 0.0)) / max(float(scale), EPS)
+    return np.where(fin, t, np.nan)
+
+
+def textureless(pre: np.ndarray, post: np.ndarray, stats: Mapping[str, Any]) -> np.ndarray:
+    """Pixels where the optical pair cannot be matched: either image without texture (boolean, False at NaN)."""
+    out = np.zeros(np.shape(pre), bool)
+    for key, img in (("optical_pre", pre), ("optical_post", post)):
+        st = stats.get(key)
+        scale = st["scale"] if st else EPS
+        with np.errstate(invalid="ignore"):
+            out |= local_texture(img, scale) < TEXTURE_MIN
+    return out
+
+
 # ----------------------------------------------------------------------------- context
 class _Ctx:
     """Lazily computed intermediate quantities shared by several channel builders."""

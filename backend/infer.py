@@ -62,16 +62,26 @@ def extra_outputs(meta: ModelMeta) -> list[str]:
     return [k for k in meta.outputs if k not in ("displacement", "sigma")]
 
 
-def _tile_arrays(sources: dict[str, AlignedSource], angles: Angles, r0: int, c0: int, h: int,
-                 w: int) -> dict[str, Any]:
+def _tile_arrays(sources: dict[str, AlignedSource], angles: Angles, stats: dict[str, Any], r0: int, c0: int,
+                 h: int, w: int) -> tuple[dict[str, Any], np.ndarray]:
+    """The tile's input arrays, and where the optical pair has no texture (there it is given to the model as
+    missing, NaN; the mask is kept to blank east/north where no other modality sees horizontal motion)."""
     arrays: dict[str, Any] = dict.fromkeys(FEATURE_KEYS)
     for name, src in sources.items():
         if name not in ("incidence", "heading"):
             arrays["wrapped_phase" if name == "phase" else name] = src.read(r0, c0, h, w)
+    flat = np.zeros((h, w), bool)
+    if arrays["optical_pre"] is not None and arrays["optical_post"] is not None:
+        flat = feat.textureless(arrays["optical_pre"], arrays["optical_post"], stats)
+        if flat.any():
+            for key in ("optical_pre", "optical_post"):
+                arrays[key] = np.where(flat, np.nan, arrays[key]).astype(np.float32)
     if arrays["wrapped_phase"] is not None and arrays["coherence"] is None:
         arrays["coherence"] = pseudo_coherence(arrays["wrapped_phase"])
     arrays["los_unit_vector"] = angles.los(r0, c0, h, w)
-    return arrays
+    if arrays["sar_pre"] is not None:  # a SAR pair sees horizontal motion there
+        flat &= ~(np.isfinite(arrays["sar_pre"]) & np.isfinite(arrays["sar_post"]))
+    return arrays, flat
 
 
 def _valid(arrays: dict[str, Any], h: int, w: int) -> np.ndarray:
@@ -91,9 +101,17 @@ class _Batcher:
         self.extra = extra_outputs(model.meta)
         self.pending: list[tuple[int, int, np.ndarray, np.ndarray]] = []
         self.seconds = 0.0
+        self.skipped = 0
+        self.nbands = 8 + len(self.extra)
 
-    def add(self, r0: int, c0: int, x: np.ndarray, valid: np.ndarray) -> None:
-        self.pending.append((r0, c0, x, valid))
+    def add(self, r0: int, c0: int, x: np.ndarray, valid: np.ndarray, flat: np.ndarray) -> None:
+        if not valid.any():  # nothing to estimate in this tile: no model call, NaN out
+            p, g = self.plan, self.grid
+            self.skipped += 1
+            vals = np.zeros((self.nbands, valid.shape[0], valid.shape[1]), np.float32)
+            self.blender.add(r0, c0, vals, tile_weight(p.tile_h, p.tile_w, r0, c0, g.height, g.width, p.overlap))
+            return
+        self.pending.append((r0, c0, x, np.stack([flat.astype(np.float32), valid])))
         if len(self.pending) >= self.batch:
             self.flush()
 
@@ -106,7 +124,7 @@ class _Batcher:
         p, g = self.plan, self.grid
         for i, (r0, c0, _, valid) in enumerate(self.pending):
             vals = np.concatenate([out["displacement"][i], out["sigma"][i], *(out[k][i] for k in self.extra),
-                                   valid[None]], axis=0)
+                                   valid], axis=0)
             self.blender.add(r0, c0, vals, tile_weight(p.tile_h, p.tile_w, r0, c0, g.height, g.width, p.overlap))
         self.pending.clear()
 
@@ -115,7 +133,9 @@ def infer_tiles(model: OnnxModel, sources: dict[str, AlignedSource], angles: Ang
                 grid: Grid, cfg: EstimateConfig, plan: TilePlan, writer: Callable[[int, np.ndarray], None],
                 nbands: int, report: Callable[[int, int], None],
                 cancel: Callable[[], bool] | None = None) -> dict[str, float]:
-    """Run every tile; ``writer(row0, block)`` gets the blended rows; returns the stage's timings."""
+    """Run every tile; ``writer(row0, block)`` gets the blended rows; returns the stage's timings (and the number
+    of tiles without any data, which skip the model). Block bands: displacement 3, sigma 3, extra outputs, the
+    no-texture mask, validity."""
     t_start = time.perf_counter()
     blender = StripBlender(nbands, grid.height, grid.width, plan.tile_h, writer)
     batcher = _Batcher(model, blender, plan, grid, cfg.batch)
@@ -124,14 +144,14 @@ def infer_tiles(model: OnnxModel, sources: dict[str, AlignedSource], angles: Ang
     for i, (r0, c0, h, w) in enumerate(tiles):
         check_cancel(cancel)
         t0 = time.perf_counter()
-        arrays = _tile_arrays(sources, angles, r0, c0, h, w)
+        arrays, flat = _tile_arrays(sources, angles, stats, r0, c0, h, w)
         x = feat.build_features(model.meta.channels, arrays, stats=stats, pixel_size_m=grid.pixel_size_m,
                                 wavelength_m=cfg.wavelength_m, phase_sign=cfg.phase_sign)
         valid = _valid(arrays, h, w)
         t_read += time.perf_counter() - t0
-        batcher.add(r0, c0, x, valid)
+        batcher.add(r0, c0, x, valid, flat)
         report(i + 1, plan.n_tiles)
     batcher.flush()
     blender.finish()
     return {"inference_total_s": time.perf_counter() - t_start, "inference_onnx_s": batcher.seconds,
-            "read_align_features_s": t_read}
+            "read_align_features_s": t_read, "tiles_without_data": batcher.skipped}

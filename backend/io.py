@@ -17,7 +17,7 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.warp import calculate_default_transform, transform_bounds
 
-from .config import InputRaster
+from .config import RADIAN_MAX_INCIDENCE, InputRaster
 from .errors import PipelineError
 
 # Human-readable names of the inputs (CLI flag) for messages.
@@ -105,6 +105,14 @@ def invert_point(t: Affine, x: float, y: float) -> tuple[float, float]:
     return (t.e * dx - t.b * dy) / det, (-t.d * dx + t.a * dy) / det
 
 
+def read_error(name: str, path: Path | str, exc: BaseException, where: str = "") -> PipelineError:
+    """A GDAL read failure (corrupt compressed tile, truncated file, vanished disk) naming the file and the fix."""
+    cause = f": {exc.__cause__}" if exc.__cause__ is not None and str(exc.__cause__) not in str(exc) else ""
+    return _err(name, path, f"GDAL cannot read it{where} ({exc}{cause})",
+                "the file is damaged or incomplete (e.g. a corrupt compressed tile or an interrupted download): "
+                "download or export it again; `gdalinfo -checksum FILE` tells whether it reads completely")
+
+
 def _err(name: str, path: Path | str, problem: str, fix: str) -> PipelineError:
     flag = FLAGS.get(name, name)
     return PipelineError(f"{name} ({flag} {path}): {problem}. Fix: {fix}", name)
@@ -119,19 +127,35 @@ def read_overview(ds: rasterio.io.DatasetReader, band: int, max_px: int = CHECK_
     return out
 
 
+def _phase_fix(lo: float, hi: float, fin: np.ndarray) -> str:
+    """What a phase raster outside [-pi, pi] most likely is, and how to fix it."""
+    wrap_cmd = "gdal_calc.py -A IN --outfile=OUT --calc='arctan2(sin(A),cos(A))'"
+    if lo >= -180.5 and hi <= 360.5 and hi - lo > 300 and float(np.mean(np.abs(fin) > 2 * np.pi)) > 0.2:
+        return "the values look like wrapped degrees (they fill about 360); convert to radians: phase * pi / 180"
+    for k in (10, 100, 1000, 10000):  # integer exports: radians x 1000 (int16) and the like
+        if abs(hi / (np.pi * k) - 1) < 0.02 and abs(lo / (np.pi * k) + 1) < 0.02:
+            return f"the values look like radians scaled by {k} (they fill +-{np.pi * k:.5g}): divide by {k}"
+    return ("the values look like an UNWRAPPED phase (or a displacement), not a wrapped phase: give the wrapped "
+            f"phase in radians in [-pi, pi) (e.g. the LiCSAR *.geo.diff_pha.tif), or wrap it: {wrap_cmd}")
+
+
 def _check_phase(name: str, path: Path, fin: np.ndarray, lo: float, hi: float, notes: list[str]) -> bool:
     """Wrapped phase in radians (or [0, 2pi), wrapped on reading); returns ``zero_is_nodata``."""
     if lo < -np.pi - 1e-3 or hi > np.pi + 1e-3:
-        if lo >= -180.5 and hi <= 180.5 and hi > 3.5:
-            fix = "the values look like degrees; convert to radians (phase * pi / 180)"
-        elif lo >= -1e-3 and hi <= 2 * np.pi + 1e-3:
-            fix = "the values look like [0, 2pi); that is fine once wrapped: give wrap(phase) in [-pi, pi)"
-        else:
-            fix = ("give the WRAPPED phase in radians in [-pi, pi) (e.g. the LiCSAR *.geo.diff_pha.tif); "
-                   "an unwrapped phase or a displacement in metres is not accepted here")
         if not (lo >= -1e-3 and hi <= 2 * np.pi + 1e-3):
-            raise _err(name, path, f"values span [{lo:.3g}, {hi:.3g}], outside [-pi, pi]", fix)
+            raise _err(name, path, f"values span [{lo:.3g}, {hi:.3g}], outside [-pi, pi]", _phase_fix(lo, hi, fin))
         notes.append("values in [0, 2pi): wrapped to [-pi, pi) on reading")
+    nz = fin[fin != 0.0]
+    if nz.size == 0:
+        raise _err(name, path, "every pixel is 0: no phase", "give the interferogram's phase band (check the band "
+                   "number and that the export is not empty)")
+    q_lo, q_hi = (float(x) for x in np.percentile(nz, [0.5, 99.5]))
+    if nz.size >= 100 and 0 < q_hi - q_lo < PHASE_MIN_SPAN:  # constant: synthetic tests, not a displacement
+        raise _err(name, path, f"99 % of the values lie in [{q_lo:.3g}, {q_hi:.3g}], a span of {q_hi - q_lo:.2g} rad: "
+                   "that is not a wrapped interferogram (noise and deformation fill [-pi, pi]); it looks like a "
+                   "displacement in metres or another quantity",
+                   "give the WRAPPED phase in radians; from a LOS displacement d in metres (range increase positive) "
+                   "the phase is wrap(4*pi/wavelength * d)")
     zero_frac = float(np.mean(fin == 0.0))
     if zero_frac > 0.005:
         notes.append(f"{zero_frac:.1%} of the pixels are exactly 0: treated as no data (processor fill value)")
@@ -139,18 +163,45 @@ def _check_phase(name: str, path: Path, fin: np.ndarray, lo: float, hi: float, n
     return False
 
 
+PHASE_MIN_SPAN = 1.0  # rad: a wrapped interferogram's central 99 % spans more than this
+
+
+def _zero_fill(name: str, fin: np.ndarray, nodata: float | None, notes: list[str]) -> bool:
+    """Exact zeros in a raster without a nodata value: no data for optical and SAR images (a reflectance or
+    amplitude of exactly 0 over many pixels is a fill value), a note for the others. Returns ``zero_is_nodata``."""
+    if nodata is not None:
+        return False
+    zero_frac = float(np.mean(fin == 0.0))
+    if zero_frac <= 0.005:
+        return False
+    tag = "(e.g. gdal_edit.py -a_nodata 0 FILE)"
+    if name.startswith(("optical", "sar")):
+        notes.append(f"{zero_frac:.1%} of the pixels are exactly 0 and the file has no nodata value: 0 is treated as "
+                     f"no data (fill value); set the nodata value to make that explicit {tag}")
+        return True
+    if name in ("coherence", "dem", "incidence", "heading"):
+        notes.append(f"{zero_frac:.1%} of the pixels are exactly 0 and the file has no nodata value: 0 is read as a "
+                     f"value; if 0 marks missing data, set the nodata value {tag}")
+    return False
+
+
 def _range_problem(name: str, lo: float, hi: float) -> tuple[str, str] | None:
     """(problem, fix) when the value range of a non-phase input is implausible, else None."""
     if name == "coherence" and (lo < -1e-3 or hi > 1.0 + 1e-3):
         return (f"values span [{lo:.3g}, {hi:.3g}], outside 0..1",
-                "give coherence in 0..1" + (" (values up to 255 look like a byte scaling: divide by 255)"
+                "give coherence in 0..1" + (" (values up to 100 look like percent: divide by 100)" if hi <= 100
+                                            else " (values up to 255 look like a byte scaling: divide by 255)"
                                             if hi <= 255 else ""))
     if name in ("sar_pre", "sar_post") and lo < 0:
         return (f"has negative values (min {lo:.3g}): looks like dB or complex parts",
                 "give LINEAR amplitude (from dB: 10**(dB/20)); for a complex SLC give abs(slc)")
-    if name == "incidence" and (lo < 0 or hi > 90):
-        return (f"incidence values span [{lo:.3g}, {hi:.3g}] deg, outside 0..90",
-                "give the incidence angle in degrees from the vertical at the ground")
+    if name == "incidence" and hi <= RADIAN_MAX_INCIDENCE:
+        return (f"incidence values span [{lo:.3g}, {hi:.3g}]: they look like RADIANS ({math.degrees(lo):.3g}.."
+                f"{math.degrees(hi):.3g} deg)", "give degrees (gdal_calc.py --calc='degrees(A)')")
+    if name == "incidence" and (lo <= 0 or hi >= 90):
+        return (f"incidence values span [{lo:.3g}, {hi:.3g}] deg: outside 0..90 (0 = looking straight down and 90 = "
+                "horizontal are impossible for SAR)", "give the incidence angle in degrees from the vertical at the "
+                "ground (Sentinel-1: 29..46)")
     if name == "heading" and (lo < -360 or hi > 360):
         return (f"heading values span [{lo:.3g}, {hi:.3g}] deg, outside -360..360",
                 "give the flight-direction azimuth in degrees clockwise from north (S1 ascending ~-12)")
@@ -160,18 +211,35 @@ def _range_problem(name: str, lo: float, hi: float) -> tuple[str, str] | None:
     return None
 
 
-def _check_values(name: str, path: Path, v: np.ndarray, notes: list[str]) -> bool:
-    """Check value ranges on a decimated copy; returns ``zero_is_nodata`` for the phase."""
+def _check_values(name: str, path: Path, v: np.ndarray, notes: list[str], nodata: float | None = None) -> bool:
+    """Check value ranges on a decimated copy; returns ``zero_is_nodata`` (exact zeros are no data)."""
     fin = v[np.isfinite(v)]
     if fin.size == 0:
         raise _err(name, path, "has no valid pixel (all nodata/NaN)", "check the band number and the nodata value")
     lo, hi = float(fin.min()), float(fin.max())
     if name == "phase":
         return _check_phase(name, path, fin, lo, hi, notes)
+    zero_nodata = False
+    if name == "incidence" and lo == 0.0 < hi:  # incidence 0 is impossible: exact zeros are a fill value
+        notes.append(f"{float(np.mean(fin == 0)):.1%} of the pixels are exactly 0 (impossible incidence): treated as "
+                     "no data")
+        fin = fin[fin != 0]
+        lo, zero_nodata = float(fin.min()), True
     bad = _range_problem(name, lo, hi)
     if bad is not None:
         raise _err(name, path, *bad)
-    return False
+    zero_nodata = _zero_fill(name, fin, nodata, notes) or zero_nodata
+    if name.startswith(("optical", "sar")):
+        used = fin[fin != 0] if zero_nodata else fin
+        if used.size and float(used.max()) == float(used.min()):
+            raise _err(name, path, f"every pixel has the same value ({used[0]:.6g}): no texture, so no displacement "
+                       "can be measured", "give the image band itself (check the band number and that the export "
+                       "is not blank or fully clouded)")
+    if name == "heading" and hi - lo < 1.0 and max(abs(lo), abs(hi)) <= 2 * math.pi:
+        notes.append(f"heading values [{lo:.3g}, {hi:.3g}] deg are unusual for a satellite (ascending about -10..-20, "
+                     f"descending about -160..-170); if they are radians ({math.degrees(lo):.3g}.."
+                     f"{math.degrees(hi):.3g} deg), give degrees")
+    return zero_nodata
 
 
 def validate_input(name: str, raster: InputRaster) -> OpenedInput:
@@ -206,8 +274,12 @@ def validate_input(name: str, raster: InputRaster) -> OpenedInput:
             raise _err(name, path, "has no georeferencing (identity transform)",
                        "georeference it (gdal_translate -a_ullr ... -a_srs ...)")
         notes: list[str] = []
-        v = read_overview(ds, raster.band)
-        zero_nodata = _check_values(name, path, v, notes)
+        try:
+            v = read_overview(ds, raster.band)
+        except rasterio.errors.RasterioError as exc:
+            raise read_error(name, path, exc) from exc
+        nodata = ds.nodatavals[raster.band - 1]
+        zero_nodata = _check_values(name, path, v, notes, nodata)
         return OpenedInput(name=name, path=path, band=raster.band, crs=ds.crs, transform=ds.transform,
                            width=ds.width, height=ds.height, nodata=ds.nodatavals[raster.band - 1], dtype=dtype,
                            zero_is_nodata=zero_nodata, notes=notes)

@@ -7,6 +7,7 @@ CUDA provider really initialises, otherwise CPU - silently, without ORT's alarmi
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -116,6 +117,19 @@ def _cuda_session(model_bytes_or_path: str, so: Any) -> Any | None:
     finally:
         ort.set_default_logger_severity(2)
     return sess if sess.get_providers()[0] == "CUDAExecutionProvider" else None
+
+
+@functools.lru_cache(maxsize=4)
+def cuda_initialises(path: str | None = None) -> bool:
+    """True if a CUDA session of the model (default: the shipped one) really starts here (cached per process)."""
+    import onnxruntime as ort
+
+    model = Path(path) if path else DEFAULT_MODEL
+    if not model.exists():
+        return False
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    return _cuda_session(str(model), so) is not None
 
 
 class OnnxModel:

@@ -6,10 +6,15 @@ succeeds; a failed or cancelled run leaves nothing (and removes ``out_dir`` if t
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
+import re
 import shutil
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,7 +26,7 @@ from rasterio.windows import Window
 from . import products
 from .conventions import enu_to_los
 from .errors import PipelineError
-from .io import Grid, OpenedInput
+from .io import Grid
 
 # key -> file name. The first five are the backend's core outputs; the rest are derived products (products.py).
 OUTPUT_NAMES = {"displacement": "displacement.tif", "displacement_sigma": "displacement_sigma.tif",
@@ -54,57 +59,288 @@ def open_out(path: Path, grid: Grid, descriptions: list[str], units: list[str], 
     return ds
 
 
-def check_not_overwritten(opened: dict[str, OpenedInput], out_dir: Path) -> None:
-    """Never overwrite an input with an output."""
-    out_dir = Path(out_dir).resolve()
-    for inp in opened.values():
-        if Path(inp.path).resolve().parent == out_dir and Path(inp.path).name in OUTPUT_NAMES.values():
-            raise PipelineError(f"{inp.name} ({inp.path}) would be overwritten by an output. Fix: choose another "
-                                "--out folder", inp.name)
+# Files a run (or the geologist's tools working on a run folder) may write, as patterns: the backend's outputs,
+# per-interferogram outputs (``unwrapped_phase_<k>.tif``...), the tools' outputs, the ``.qml`` styles beside them
+# and GDAL/SQLite side-cars. An input must never have one of these names in the output folder (or be the same file,
+# e.g. through a hard link), and a new run removes the previous run's files of these names (docs/robustness.md).
+PER_IFG_KEYS = ("unwrapped_phase", "los_displacement", "rewrapped_phase")
+TOOL_OUTPUTS = ("rupture_trace.gpkg", "fault_offsets.gpkg", "fault_offsets.csv", "report.pdf")
+SIDECARS = (".aux.xml", ".ovr", "-wal", "-shm", "-journal")
+LOCK_NAME = ".quakefusion.lock"
+TMP_PREFIX = ".quakefusion-tmp-"
+COMMITTING = threading.Event()  # set while a run moves its files in (the CLI defers signals meanwhile)
+BANDS_WRITTEN = 13  # float32 bands a run writes at most (displacement 3, sigma 3, LOS 2, phases 2, products 3)
+
+
+def _name_regex() -> re.Pattern[str]:
+    alts = []
+    for key, name in OUTPUT_NAMES.items():
+        stem, ext = os.path.splitext(name)
+        num = r"(?:_\d+)?" if key in PER_IFG_KEYS else ""
+        alts.append(re.escape(stem) + num + "(?:" + re.escape(ext) + r"|\.qml)")
+    for name in TOOL_OUTPUTS:
+        stem, ext = os.path.splitext(name)
+        alts.append(re.escape(stem) + (r"\.\w+" if stem == "fault_offsets" else "(?:" + re.escape(ext) + r"|\.qml)"))
+    side = "|".join(re.escape(x) for x in SIDECARS)
+    return re.compile(f"(?:{'|'.join(alts)})(?:{side})?", re.IGNORECASE)
+
+
+_OUTPUT_RE = _name_regex()
+
+
+def is_output_name(name: str) -> bool:
+    """True for a file name a run or the run-folder tools may write (compared without case: Windows, macOS)."""
+    return _OUTPUT_RE.fullmatch(name) is not None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_not_overwritten(paths: dict[str, Path], out_dir: Path) -> None:
+    """Never write (or remove) an input: refuse when an input, followed through symbolic links, lies in the output
+    folder under a name a run writes, or is the same file (hard link, bind mount) as such a file there."""
+    out_real = Path(os.path.realpath(out_dir))
+    try:
+        existing = [e for e in out_real.iterdir() if is_output_name(e.name)] if out_real.is_dir() else []
+    except OSError:  # unreadable folder: Staging reports it with the fix
+        existing = []
+    for name, p in paths.items():
+        real = Path(os.path.realpath(p))
+        clash = None
+        if real.parent == out_real and is_output_name(real.name):
+            clash = real.name
+        else:
+            clash = next((e.name for e in existing if _same_file(e, real)), None)
+        if clash is not None:
+            how = "" if str(real) == str(Path(p).absolute()) else f" (it is {real})"
+            raise PipelineError(f"{name} ({p}){how} would be overwritten or removed by this run's {clash} in the "
+                                f"output folder {out_dir}. Fix: choose another output folder (--out), or move the "
+                                "input out of it", name)
+
+
+def _folder_error(out_dir: Path, exc: OSError) -> PipelineError:
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) or (out_dir.exists() and not out_dir.is_dir()):
+        bad = next((p for p in (out_dir, *out_dir.parents) if p.exists() and not p.is_dir()), out_dir)
+        return PipelineError(f"output folder {out_dir}: {bad} is a file, not a folder. Fix: give a folder path "
+                             "(it is created if missing)", "out")
+    if exc.errno == errno.ENOSPC:
+        return PipelineError(f"output folder {out_dir}: the disk is full ({exc.strerror}). Fix: free some space or "
+                             "choose a folder on another disk", "out")
+    return PipelineError(f"output folder {out_dir}: cannot write there ({exc.strerror or exc}). Fix: choose a "
+                         "folder you can write to (e.g. in your home folder), or change its permissions", "out")
+
+
+class FolderLock:
+    """An exclusive, non-blocking lock of a run folder (``.quakefusion.lock``, removed on release). The operating
+    system releases it when the process dies (``kill -9``), so a crashed run never blocks the folder."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = Path(out_dir) / LOCK_NAME
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        for _ in range(5):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if not _try_lock(fd):
+                os.close(fd)
+                holder = _read_holder(self.path)
+                raise PipelineError(f"output folder {self.path.parent} is in use by another QuakeFusion run{holder}. "
+                                    "Fix: wait until it has finished, or choose another output folder", "out")
+            try:  # the previous holder may have removed the file between our open and our lock: retry
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+                self.fd = fd
+                return
+            os.close(fd)
+        raise PipelineError(f"output folder {self.path.parent}: cannot lock it. Fix: choose another folder", "out")
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        if os.name != "nt":  # POSIX: remove while still holding the lock (Windows cannot remove an open file)
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+        os.close(self.fd)  # closing releases the lock
+        self.fd = None
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _read_holder(path: Path) -> str:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return ""
+    return f" ({text})" if text else ""
+
+
+def clean_stale_runs(root: Path) -> list[Path]:
+    """Remove what killed runs left in the run folders directly under ``root`` (the dialog's and Processing's
+    "output folder"): hidden staging folders of folders no run holds (their lock can be taken), and such a folder
+    itself when nothing else is in it. Returns the folders cleaned. Never touches a folder in use."""
+    cleaned = []
+    root = Path(root)
+    if not root.is_dir():
+        return cleaned
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
+        if not any(sub.glob(TMP_PREFIX + "*")):
+            continue
+        lock = FolderLock(sub)
+        try:
+            lock.acquire()
+        except (PipelineError, OSError):
+            continue  # in use, or not ours to touch
+        try:
+            for p in sub.glob(TMP_PREFIX + "*"):
+                shutil.rmtree(p, ignore_errors=True)
+        finally:
+            lock.release()
+        cleaned.append(sub)
+        with contextlib.suppress(OSError):
+            sub.rmdir()  # only when empty
+    return cleaned
 
 
 class Staging:
-    """Context manager: a temporary folder inside ``out_dir``; :meth:`commit` moves the files in."""
+    """Context manager of one run's files in ``out_dir``:
 
-    def __init__(self, out_dir: Path) -> None:
-        self.out_dir = Path(out_dir).resolve()
-        self.created = not self.out_dir.exists()
-        self.tmp = self.out_dir / f".quakefusion-tmp-{uuid.uuid4().hex[:8]}"
+    * creates ``out_dir`` if needed (clear errors for a file in the way, a read-only or full disk) and locks it
+      (:class:`FolderLock`: one run per folder);
+    * removes hidden temporary folders left by killed runs;
+    * writes into a new hidden temporary folder; :meth:`commit` removes the previous run's output files, moves the
+      new ones in (``run.json`` last) and returns them;
+    * on any exit removes the temporary folder and the lock (and ``out_dir`` if the run created it and failed).
+    """
+
+    def __init__(self, out_dir: Path, need_bytes: int = 0) -> None:
+        self.out_dir = Path(os.path.abspath(out_dir))
+        self.need_bytes = int(need_bytes)
+        self.created = False
+        self.tmp = self.out_dir / f"{TMP_PREFIX}{uuid.uuid4().hex[:8]}"
+        self.lock = FolderLock(self.out_dir)
+        self.removed: list[str] = []
 
     def __enter__(self) -> Staging:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.tmp.mkdir()
+        created = [p for p in (self.out_dir, *self.out_dir.parents) if not p.exists()]
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _folder_error(self.out_dir, exc) from exc
+        if not self.out_dir.is_dir():
+            raise _folder_error(self.out_dir, NotADirectoryError(errno.ENOTDIR, "not a folder"))
+        self.created = bool(created)
+        try:
+            try:
+                self.lock.acquire()
+            except PipelineError:
+                raise
+            except OSError as exc:
+                raise _folder_error(self.out_dir, exc) from exc
+            self._remove_stale_tmp()
+            try:
+                self.tmp.mkdir()
+                probe = self.tmp / ".write-test"
+                probe.write_bytes(b"0" * 4096)
+                probe.unlink()
+            except OSError as exc:
+                raise _folder_error(self.out_dir, exc) from exc
+            free = shutil.disk_usage(self.tmp).free
+            if free < self.need_bytes:
+                raise PipelineError(f"output folder {self.out_dir}: only {free / 2**20:.1f} MiB free on its disk, "
+                                    f"this run writes up to about {self.need_bytes / 2**20:.1f} MiB. Fix: free some "
+                                    "space or choose a folder on another disk", "out")
+        except BaseException:
+            self._cleanup(failed=True)
+            raise
         return self
+
+    def _remove_stale_tmp(self) -> None:
+        for p in self.out_dir.glob(TMP_PREFIX + "*"):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
 
     def path(self, key: str) -> Path:
         return self.tmp / OUTPUT_NAMES[key]
 
+    def file(self, name: str) -> Path:
+        """Staging path of an output without a key in OUTPUT_NAMES (e.g. ``unwrapped_phase_2.tif``); its name must
+        be an output name (:func:`is_output_name`) so that inputs are protected from it and the next run replaces
+        it."""
+        if not is_output_name(name):
+            raise ValueError(f"{name!r} is not an output name (see outputs.is_output_name)")
+        return self.tmp / name
+
     def produced(self) -> dict[str, Path]:
-        return {k: self.path(k) for k in OUTPUT_NAMES if self.path(k).exists()}
+        """key -> staged file: the OUTPUT_NAMES keys, then any other staged file under its stem."""
+        out = {k: self.path(k) for k in OUTPUT_NAMES if self.path(k).exists()}
+        known = {p.name for p in out.values()}
+        for p in sorted(self.tmp.iterdir()):
+            if p.is_file() and p.name not in known and not p.name.startswith("."):
+                out[p.stem] = p
+        return out
+
+    def stale(self) -> list[str]:
+        """Names of files in ``out_dir`` that an earlier run (or its tools) wrote: removed by :meth:`commit`."""
+        return sorted(e.name for e in self.out_dir.iterdir() if is_output_name(e.name) and not e.is_dir())
 
     def commit(self) -> dict[str, Path]:
-        final: dict[str, Path] = {}
-        for key, name in OUTPUT_NAMES.items():
-            if (self.tmp / name).exists():
-                os.replace(self.tmp / name, self.out_dir / name)
-                final[key] = self.out_dir / name
+        """Previous run's files out (moved into the temporary folder, removed with it), new files in, run.json last."""
+        staged = self.produced()
+        order = [k for k in staged if k != "run_json"] + (["run_json"] if "run_json" in staged else [])
+        trash = self.tmp / ".previous-run"
+        trash.mkdir()
+        COMMITTING.set()
+        try:
+            for name in self.stale():
+                os.replace(self.out_dir / name, trash / name)
+                self.removed.append(name)
+            final: dict[str, Path] = {}
+            for key in order:
+                os.replace(staged[key], self.out_dir / staged[key].name)
+                final[key] = self.out_dir / staged[key].name
+        finally:
+            COMMITTING.clear()
         return final
 
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+    def _cleanup(self, failed: bool) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
-        if exc_type is not None and self.created:
-            try:
+        self.lock.release()
+        if failed and self.created:
+            with contextlib.suppress(OSError):
                 self.out_dir.rmdir()
-            except OSError:
-                pass
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        self._cleanup(failed=exc_type is not None)
 
 
 class InferenceWriter:
     """Opens the per-pixel outputs of the inference and writes finished rows of the blended result.
 
     Block layout (``channels``): 0-2 displacement, 3-5 sigma, then one band per extra model output
-    (``rupture_probability``), last the validity weight. Derived per-pixel products (horizontal magnitude,
-    3-D uncertainty, arrows) are computed from the same in-memory rows.
+    (``rupture_probability``), the no-texture mask (optical pair without texture and no SAR pair: east/north and
+    their sigma are NaN there, no modality measures horizontal motion), last the validity weight. Derived per-pixel
+    products (horizontal magnitude, 3-D uncertainty, arrows) are computed from the same in-memory rows.
     """
 
     def __init__(self, staging: Staging, grid: Grid, tags: dict[str, str], angles: Any, extra: list[str],
@@ -133,10 +369,11 @@ class InferenceWriter:
                                           ["3-D 1-sigma uncertainty sqrt(sE^2+sN^2+sU^2)"], ["m"], tags)
         self.arrows = products.ArrowGrid(grid.height, grid.width)
         self.valid_px = 0  # pixels with a displacement (run.json "valid_fraction")
+        self.flat_px = 0  # pixels without optical texture nor a SAR pair: no east/north
 
     @property
     def channels(self) -> int:
-        return 7 + len(self.extra)
+        return 8 + len(self.extra)
 
     def __call__(self, row0: int, block: np.ndarray) -> None:
         n = block.shape[1]
@@ -147,6 +384,11 @@ class InferenceWriter:
             self.valid_px += int(np.count_nonzero(valid))
             disp = np.where(valid, sub[0:3], np.nan).astype(np.float32)
             sig = np.where(valid, sub[3:6], np.nan).astype(np.float32)
+            flat = sub[-2] > 0.5
+            if flat.any():
+                self.flat_px += int(np.count_nonzero(flat))
+                disp[0:2, flat] = np.nan
+                sig[0:2, flat] = np.nan
             win = Window(c0, row0, cw, n)
             self.ds["displacement"].write(disp, window=win)
             self.ds["displacement_sigma"].write(sig, window=win)
@@ -176,7 +418,11 @@ def write_views(staging: Staging, grid: Grid, arrows: products.ArrowGrid) -> lis
     """One-band VRTs of displacement.tif and the arrows; returns notes (arrows skipped without GDAL bindings)."""
     for band, key in enumerate(products.COMPONENTS, start=1):
         products.band_vrt(staging.path("displacement"), band, staging.path(key), grid, f"{key} displacement (m)")
-    if products.write_arrows(arrows.points(grid.transform), grid.crs.to_wkt(), staging.path("arrows")) is None:
+    try:
+        written = products.write_arrows(arrows.points(grid.transform), grid.crs.to_wkt(), staging.path("arrows"))
+    except RuntimeError as exc:  # OGR reports write failures (a full disk) as RuntimeError: an I/O error here
+        raise OSError(f"{OUTPUT_NAMES['arrows']}: {exc or 'OGR write failed'}") from exc
+    if written is None:
         return ["displacement arrows not written: GDAL's Python bindings (osgeo) are not installed"]
     return []
 

@@ -18,6 +18,10 @@ Stable API for the dialog, the Processing algorithm and the CLI (see docs/archit
     result.outputs   # key -> path, keys of outputs.OUTPUT_NAMES ("displacement", "horizontal", "arrows", ...)
     result.device    # "cpu" or "cuda"
 
+Robustness (docs/robustness.md): inputs are never written or removed (``outputs.check_not_overwritten``), one
+run per output folder (a lock), outputs appear only complete (run.json last) and replace the previous run's files,
+I/O failures are reported by file with the fix.
+
 ``progress(fraction in 0..1, message)`` is called from the worker thread; ``cancel`` is checked per tile and per
 unwrapping block (a :class:`CancelToken`, or any callable returning True to cancel). Outputs are written to a
 temporary folder inside ``out_dir`` and moved in only on success; a cancelled or failed run leaves nothing. Open
@@ -26,7 +30,9 @@ files are held by one context stack and closed on every exit path.
 
 from __future__ import annotations
 
+import errno
 import platform
+import shutil
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
@@ -42,7 +48,7 @@ from . import features as feat
 from . import outputs as out
 from . import products
 from .align import AlignedSource, Angles
-from .config import GRID_ORDER, CancelToken, EstimateConfig, check, raise_first
+from .config import GRID_ORDER, MIN_GRID_PX, CancelToken, EstimateConfig, angle_notes, check, raise_first
 from .conventions import los_to_phase, phase_to_los
 from .errors import Cancelled, PipelineError
 from .infer import TilePlan, check_cancel, extra_outputs, infer_tiles
@@ -56,6 +62,8 @@ __all__ = ["EstimateConfig", "InputRaster", "run_estimate", "CancelToken", "Pipe
 
 STATS_FULL_MAX_PX = 2048 * 2048
 STATS_BLOCK = 256
+LOW_COVERAGE = 0.05  # an input covering less of the output grid gets a note
+LOW_VALID = 0.05  # a displacement on less of the grid gets a note (none at all: the run fails, nothing is written)
 
 
 @dataclass
@@ -82,6 +90,7 @@ class _Run:
     coverage: dict[str, float] = field(default_factory=dict)
     unwrap_info: dict[str, Any] = field(default_factory=dict)
     valid_fraction: float = 0.0
+    skipped_tiles: int = 0
 
     def report(self, fraction: float, message: str) -> None:
         if self.progress is not None:
@@ -102,11 +111,22 @@ def _validate_and_grid(r: _Run) -> None:
     """validate -> grid: the settings, every input's georeferencing and values, the output grid."""
     cfg = r.cfg
     raise_first(check(cfg))
+    r.notes += angle_notes(cfg)
+    paths = {n: Path(inp.path) for n, inp in cfg.rasters().items()}
+    if cfg.grid_like is not None:
+        paths["grid_like"] = Path(cfg.grid_like.path)
+    out.check_not_overwritten({n: p for n, p in paths.items() if p.exists()}, cfg.out_dir)
     r.opened = open_inputs(cfg.rasters())
-    out.check_not_overwritten(r.opened, cfg.out_dir)
     r.grid, r.grid_ref = output_grid(cfg.grid_like, r.opened, GRID_ORDER, cfg.extent, cfg.intersection)
+    if min(r.grid.width, r.grid.height) < MIN_GRID_PX:
+        raise PipelineError(f"the output grid ({r.grid_ref}'s) is only {r.grid.width} x {r.grid.height} px: a strip "
+                            f"that narrow holds no 2-D pattern to estimate displacement from (at least {MIN_GRID_PX} x "
+                            f"{MIN_GRID_PX} px). Fix: give inputs covering a larger area, or a larger grid "
+                            "(--grid-like, --extent)", r.grid_ref)
     r.coverage = {name: check_overlap(inp, r.grid) for name, inp in r.opened.items()}
     r.notes += [f"{n}: {x}" for n, inp in r.opened.items() for x in inp.notes]
+    r.notes += [f"{n} covers only {100 * c:.2g} % of the output grid: the rest has no {n} (choose --grid-like or "
+                "--extent over the area it covers)" for n, c in r.coverage.items() if c < LOW_COVERAGE]
 
 
 def _model_notes(meta: Any, grid: Grid) -> list[str]:
@@ -153,7 +173,22 @@ def _infer(r: _Run, model: OnnxModel, plan: TilePlan, sources: dict[str, Aligned
         r.timings.update(infer_tiles(
             model, sources, angles, stats, r.grid, r.cfg, plan, writer, writer.channels,
             lambda i, n: r.report(0.05 + frac * i / n, f"inference: tile {i}/{n}"), r.cancel))
-    r.valid_fraction = writer.valid_px / max(r.grid.width * r.grid.height, 1)
+    r.skipped_tiles = int(r.timings.pop("tiles_without_data", 0))
+    n_px = max(r.grid.width * r.grid.height, 1)
+    r.valid_fraction = writer.valid_px / n_px
+    if writer.valid_px == 0:
+        raise PipelineError("no pixel of the output grid has usable data (every input is no data, NaN, 0-filled or "
+                            "without texture there), so nothing was written. Fix: check the inputs' nodata values "
+                            "and bands, and that they cover the output grid (--extent, --grid-like)", None)
+    if writer.flat_px:
+        r.notes.append(f"the optical pair has no texture (uniform, saturated, cloud or fill) on "
+                       f"{100 * writer.flat_px / n_px:.2g} % of the grid and no SAR pair covers it: east and north "
+                       "(and their sigma) are NaN there, no input measures horizontal motion (up too where no "
+                       "interferogram covers it)")
+    if r.valid_fraction < LOW_VALID:
+        r.notes.append(f"only {100 * r.valid_fraction:.2g} % of the output grid has a displacement (the rest is NaN):"
+                       " the inputs cover little of the grid or are mostly no data. Fix: crop the grid to the data "
+                       "(--extent, --grid-like) or check the inputs' nodata")
     return writer.arrows
 
 
@@ -192,10 +227,15 @@ def _unwrap(r: _Run, sources: dict[str, AlignedSource], angles: Angles, staging:
             grid.height, grid.width, read, write, UnwrapParams(coh_min=cfg.coh_min), cfg.unwrap_block,
             lambda j, n: r.report(0.05 + frac + 0.15 * j / n, f"unwrapping: block {j}/{n}"), r.check_cancel)
     r.timings["unwrap_s"] = time.perf_counter() - t0
+    share = r.unwrap_info.get("unwrapped_pixels", 0) / max(r.unwrap_info.get("valid_pixels", 0), 1)
+    if share < LOW_VALID:
+        r.notes.append(f"the unwrapped phase covers only {100 * share:.2g} % of the pixels that have a phase: the "
+                       f"coherence is below --coh-min {cfg.coh_min:g} almost everywhere. Fix: lower --coh-min (e.g. "
+                       "0.2) or check the coherence raster")
 
 
 def _run_json(r: _Run, model: OnnxModel, plan: TilePlan, stats: dict[str, Any],
-              produced: dict[str, Path]) -> dict[str, Any]:
+              produced: dict[str, Path], replaced: list[str]) -> dict[str, Any]:
     cfg, grid, meta = r.cfg, r.grid, model.meta
     r.timings["total_s"] = time.perf_counter() - r.t_start
     mpx = grid.width * grid.height / 1e6
@@ -220,6 +260,8 @@ def _run_json(r: _Run, model: OnnxModel, plan: TilePlan, stats: dict[str, Any],
         "valid_fraction": r.valid_fraction, "notes": r.notes,
         "platform": {"python": platform.python_version(), "machine": platform.machine()},
         "outputs": {k: v.name for k, v in produced.items()} | {"run_json": OUTPUT_NAMES["run_json"]},
+        "files": sorted([v.name for v in produced.values()] + [OUTPUT_NAMES["run_json"]]),
+        "replaced_previous_run_files": replaced, "tiles_without_data": r.skipped_tiles,
         "conventions": {"displacement": "east, north, up (m)", "los": "m, positive towards the satellite",
                         "phase": "phase = phase_sign * 4*pi/wavelength * range_increase"},
     }
@@ -231,31 +273,72 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
                  log: Callable[[str], None] | None = None) -> EstimateResult:
     """Run the whole pipeline; see the module docstring. Raises PipelineError (user-fixable) or Cancelled."""
     r = _Run(cfg, progress, cancel)
-    r.report(0.0, "checking inputs")
-    with r.clock("validate_s"):
-        _validate_and_grid(r)
-    r.check_cancel()
+    # GDAL_PAM_ENABLED=NO: reading never leaves *.aux.xml files beside the user's inputs
+    with rasterio.Env(GDAL_PAM_ENABLED="NO"), ExitStack() as stack:
+        r.report(0.0, "checking inputs")
+        with r.clock("validate_s"):
+            _validate_and_grid(r)
+        r.check_cancel()
+        # the output folder is created, locked and tested for writing before the model is loaded
+        staging = stack.enter_context(out.Staging(cfg.out_dir, need_bytes=_need_bytes(r.grid)))
+        try:
+            return _run_staged(r, stack, staging)
+        except (OSError, rasterio.errors.RasterioError) as exc:
+            raise _io_error(exc, staging) from exc
+
+
+def _run_staged(r: _Run, stack: ExitStack, staging: out.Staging) -> EstimateResult:
+    cfg = r.cfg
     with r.clock("model_load_s"):
         model = OnnxModel(cfg.model_path, device=cfg.device, threads=cfg.threads)
     plan = TilePlan.make(cfg, model.meta, r.grid)
     r.notes += _model_notes(model.meta, r.grid) + plan.notes
-    with ExitStack() as stack:
-        sources, angles = _open_sources(r, stack)
-        staging = stack.enter_context(out.Staging(cfg.out_dir))
-        with r.clock("stats_s"):
-            stats = feat.compute_stats(_stats_arrays(sources, r.grid))
-        r.check_cancel()
-        tags = {"model_version": model.meta.version, "software": "QuakeFusion backend"}
-        with_phase = "phase" in sources and cfg.unwrap and angles.given
-        frac = 0.75 if "phase" in sources and cfg.unwrap else 0.95
-        arrows = _infer(r, model, plan, sources, angles, stats, staging, tags, frac)
-        if with_phase:
-            _unwrap(r, sources, angles, staging, tags, frac)
-        r.check_cancel()
-        r.notes += out.write_views(staging, r.grid, arrows)
-        run = _run_json(r, model, plan, stats, staging.produced())
-        out.write_run_json(staging.path("run_json"), run)
-        r.check_cancel()
-        final = staging.commit()
+    sources, angles = _open_sources(r, stack)
+    with r.clock("stats_s"):
+        stats = feat.compute_stats(_stats_arrays(sources, r.grid))
+    r.check_cancel()
+    tags = {"model_version": model.meta.version, "software": "QuakeFusion backend"}
+    with_phase = "phase" in sources and cfg.unwrap and angles.given
+    frac = 0.75 if "phase" in sources and cfg.unwrap else 0.95
+    arrows = _infer(r, model, plan, sources, angles, stats, staging, tags, frac)
+    if with_phase:
+        _unwrap(r, sources, angles, staging, tags, frac)
+    r.check_cancel()
+    r.notes += out.write_views(staging, r.grid, arrows)
+    replaced = staging.stale()
+    if replaced:
+        r.notes.append(f"replaced the previous run's files in {cfg.out_dir}: {', '.join(replaced)}")
+    run = _run_json(r, model, plan, stats, staging.produced(), replaced)
+    out.write_run_json(staging.path("run_json"), run)
+    r.check_cancel()
+    final = staging.commit()
     r.report(1.0, f"done ({model.device}, {r.timings['total_s']:.1f} s)")
     return EstimateResult(outputs=final, device=model.device, grid=r.grid, run=run)
+
+
+def _need_bytes(grid: Grid) -> int:
+    """Disk space a run needs at least: every float32 band it writes, at a deflate ratio of 2."""
+    return grid.width * grid.height * 4 * out.BANDS_WRITTEN // 2
+
+
+def _io_error(exc: BaseException, staging: out.Staging) -> PipelineError:
+    """A write failure as a message naming the file, the folder and the fix (full disk, read-only, vanished)."""
+    text = str(exc)
+    name = next((n for n in OUTPUT_NAMES.values() if n in text), None)
+    if name is None:
+        files = sorted(staging.tmp.glob("*"), key=lambda p: p.stat().st_mtime) if staging.tmp.is_dir() else []
+        name = files[-1].name if files else "the outputs"
+    try:
+        free = shutil.disk_usage(staging.out_dir).free
+    except OSError:
+        free = -1
+    err = getattr(exc, "errno", None)
+    if err == errno.ENOSPC or "No space left" in text or 0 <= free < 2**20:
+        return PipelineError(f"writing {name} into {staging.out_dir} failed: the disk is full ({free / 2**20:.1f} "
+                             f"MiB free; {text}). Nothing was written. Fix: free some space or choose an output "
+                             "folder on another disk", "out")
+    if err in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return PipelineError(f"writing {name} into {staging.out_dir} failed: not writable ({text}). Nothing was "
+                             "written. Fix: choose a folder you can write to", "out")
+    return PipelineError(f"writing {name} into {staging.out_dir} failed ({text}). Nothing was written. Fix: check "
+                         "the disk (space, permissions, a removed drive) or choose another output folder", "out")

@@ -222,8 +222,8 @@ def test_failure_is_a_message_not_a_traceback(plugin, qgis_new_project, qgis_ifa
     layers = _layers_from_project(sim_scene)
     dlg = plugin.show_dialog()
     _fill(dlg, layers, sim_scene, tmp_path / "out", qf_model)
-    dlg.const_incidence.setValue(0.0)
-    dlg.const_heading.setValue(0.0)
+    dlg.const_incidence.setValue(39.0)  # 0 is refused before the run starts (impossible geometry, issue #13)
+    dlg.const_heading.setValue(-12.0)
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"not a model")
     dlg.fw_model.setFilePath(str(bad))
