@@ -12,7 +12,7 @@ from scipy import ndimage
 from models import frontend as fe
 from tests.conftest import ROOT
 
-S2 = sorted((ROOT / "data" / "sentinel2_berlin_2016").glob("*.tif"))[0]
+S2 = ROOT / "data" / "sentinel2_berlin_2016" / "ref_S2A_20160608_B03_crop.tif"
 
 
 def _texture(size: int = 160) -> np.ndarray:
