@@ -19,11 +19,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.testing import true_fault_offsets, write_truth_run  # noqa: E402
 from backend.geodata import cumulative_length, load_run  # noqa: E402
 from backend.offsets import offsets_along_trace  # noqa: E402
 from backend.trace import TraceParams, extract_trace  # noqa: E402
 from models.scene import simulate_scene  # noqa: E402
+from models.testing import true_fault_offsets, write_truth_run  # noqa: E402
 
 
 def trace_distances(run, scene, lines) -> np.ndarray:  # noqa: ANN001
