@@ -57,7 +57,7 @@ DEVICES = [("auto", "Auto (GPU if it works, else CPU)"), ("cuda", "GPU (CUDA)"),
 def available_devices() -> tuple[bool, str]:
     """(GPU usable?, a sentence for the user) from the installed onnxruntime build (no session is created)."""
     if importlib.util.find_spec("onnxruntime") is None:
-        return False, "onnxruntime is not installed: no device available (see Plugins > QuakeFusion > dependencies)."
+        return False, "onnxruntime is not installed: no device available (see Raster ▸ QuakeFusion ▸ Install dependencies…)."
     try:
         import onnxruntime as ort
 
@@ -284,7 +284,7 @@ class MainDialog(QDialog, FORM_CLASS):
         p: list[str] = []
         missing = deps.missing()
         if missing:
-            p.append(f"The Python packages {', '.join(missing)} are needed: use Plugins > QuakeFusion > Install "
+            p.append(f"The Python packages {', '.join(missing)} are needed: use Raster ▸ QuakeFusion ▸ Install "
                      "dependencies.")
         p += self._layer_problems(given)
         # the backend's own rules (pairs, a displacement-sensitive input, wavelength, tile, model file...)
