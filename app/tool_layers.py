@@ -80,24 +80,24 @@ def _vector_renderer(kind: str, layer: Any) -> Any:
     if kind == "profiles":
         return QgsSingleSymbolRenderer(QgsLineSymbol.createSimple({"line_color": "#7b3294", "line_width": "0.25",
                                                                    "line_style": "dash"}))
-    # offsets: points coloured by the fault-parallel offset (symmetric classes around 0)
+    # offsets: points coloured by the fault-parallel offset, 6 classes symmetric about 0 (blue < 0 < red)
+    from backend.report import nice_ceil
+    from qgis.core import QgsRendererRange
+
     idx = layer.fields().indexOf("par_m")
-    vals = [f[idx] for f in layer.getFeatures() if f[idx] is not None] if idx >= 0 else []
-    v = max((abs(float(x)) for x in vals), default=1.0) or 1.0
-    sym = QgsMarkerSymbol.createSimple({"name": "circle", "size": "2.6", "outline_color": "#222222"})
-    r = QgsGraduatedSymbolRenderer("par_m")
-    r.setSourceSymbol(sym)
+    vals = [float(f[idx]) for f in layer.getFeatures() if f[idx] is not None] if idx >= 0 else []
+    v = nice_ceil(max((abs(x) for x in vals), default=1.0) or 1.0)
     ramp = QgsStyle.defaultStyle().colorRamp("RdBu")
     if ramp is not None:
         ramp.invert()
-        r.setSourceColorRamp(ramp)
-    r.updateClasses(layer, QgsGraduatedSymbolRenderer.EqualInterval, 6)
-    try:
-        r.updateRangeLowerValue(0, -v)
-        r.updateRangeUpperValue(len(r.ranges()) - 1, v)
-    except Exception:  # noqa: S110 - no classes (no finite offsets): keep the defaults
-        pass
-    return r
+    ranges = []
+    for i in range(6):
+        lo, hi = -v + i * v / 3, -v + (i + 1) * v / 3
+        sym = QgsMarkerSymbol.createSimple({"name": "circle", "size": "2.6", "outline_color": "#222222"})
+        if ramp is not None:
+            sym.setColor(ramp.color((i + 0.5) / 6))
+        ranges.append(QgsRendererRange(lo, hi, sym, f"{lo:+.2f} to {hi:+.2f} m"))
+    return QgsGraduatedSymbolRenderer("par_m", ranges)
 
 
 def _label_reference(layer: Any) -> None:
@@ -107,11 +107,12 @@ def _label_reference(layer: Any) -> None:
     s.fieldName = "label"
     fmt = QgsTextFormat()
     fmt.setSize(9)
+    buf = fmt.buffer()
+    buf.setEnabled(True)
+    buf.setSize(0.8)
+    fmt.setBuffer(buf)
     s.setFormat(fmt)
-    try:
-        s.placement = QgsPalLayerSettings.Line
-    except AttributeError:  # pragma: no cover
-        pass
+    s.placement = QgsPalLayerSettings.Horizontal  # beside the arrow, whatever its length
     layer.setLabeling(QgsVectorLayerSimpleLabeling(s))
     layer.setLabelsEnabled(True)
 
