@@ -39,10 +39,11 @@ def _raster_tables(run_dir: Path) -> list[tuple[Path, int, str]]:
     return out
 
 
-def _vector_tables(run_dir: Path, exclude: Path) -> list[tuple[Path, str]]:
+def _vector_tables(run_dir: Path, exclude: Path) -> list[tuple[Path, str, str]]:
+    """(GeoPackage, layer, table name in the export) of every vector layer of the run folder."""
     from osgeo import ogr
 
-    out = []
+    out: list[tuple[Path, str, str]] = []
     for gpkg in sorted(Path(run_dir).glob("*.gpkg")):
         if gpkg.resolve() == exclude.resolve():
             continue
@@ -51,8 +52,9 @@ def _vector_tables(run_dir: Path, exclude: Path) -> list[tuple[Path, str]]:
             continue
         for i in range(ds.GetLayerCount()):
             name = ds.GetLayer(i).GetName()
-            if name != "layer_styles":
-                out.append((gpkg, name))
+            if name != "layer_styles":  # a name already taken (user_trace.gpkg|rupture_trace): prefixed
+                taken = any(t == name for _g, _n, t in out)
+                out.append((gpkg, name, f"{gpkg.stem}_{name}" if taken else name))
         ds = None
     return out
 
@@ -87,8 +89,6 @@ def export_run(run_dir: str | Path, gpkg: str | Path, shp_dir: str | Path | None
     from osgeo import gdal
     from qgis.core import QgsProject, QgsRasterLayer, QgsVectorLayer
 
-    from .layers import LAYERS, pseudocolor_renderer, raster_style_values
-
     gdal.UseExceptions()
     run_dir, gpkg = Path(run_dir), Path(gpkg)
     gpkg.parent.mkdir(parents=True, exist_ok=True)
@@ -97,8 +97,8 @@ def export_run(run_dir: str | Path, gpkg: str | Path, shp_dir: str | Path | None
     vectors = _vector_tables(run_dir, gpkg)
     rasters = _raster_tables(run_dir)
     total = max(len(vectors) + len(rasters), 1)
-    for i, (src, table) in enumerate(vectors):
-        gdal.VectorTranslate(str(gpkg), str(src), format="GPKG", layers=[table], layerName=table,
+    for i, (src, name, table) in enumerate(vectors):
+        gdal.VectorTranslate(str(gpkg), str(src), format="GPKG", layers=[name], layerName=table,
                              accessMode="append" if gpkg.exists() else None)
         if progress:
             progress(i / total, f"vector {table}")
@@ -110,8 +110,8 @@ def export_run(run_dir: str | Path, gpkg: str | Path, shp_dir: str | Path | None
     project = QgsProject()
     root = project.layerTreeRoot()
     shapefiles: list[Path] = []
-    for src, table in vectors:
-        doc = _source_style(src, table)
+    for src, name, table in vectors:
+        doc = _source_style(src, name)
         lyr = QgsVectorLayer(f"{gpkg}|layername={table}", table, "ogr")
         lyr.importNamedStyle(doc)
         err = lyr.saveStyleToDatabase(table, "QuakeFusion style", True, "")
@@ -121,19 +121,9 @@ def export_run(run_dir: str | Path, gpkg: str | Path, shp_dir: str | Path | None
         root.addLayer(lyr)
         if shp_dir is not None:
             shapefiles.append(_shapefile(lyr, Path(shp_dir), table))
-    kinds = {f.split(".")[0]: k for k, f, _n, _kind, _b in LAYERS}
     for tif, band, table in rasters:
         lyr = QgsRasterLayer(f"GPKG:{gpkg}:{table}", table, "gdal")
-        key = kinds.get(tif.stem)
-        if key is not None and band == 1:
-            v = raster_style_values(key, tif)
-            lyr.setRenderer(pseudocolor_renderer(None, 1, v["min"], v["max"], v["kind"], v["units"]))
-        else:
-            from .layers import robust_abs_max
-
-            m = robust_abs_max(tif, band)
-            kind = "sigma" if "sigma" in table or table.startswith("uncertainty") else "diverging"
-            lyr.setRenderer(pseudocolor_renderer(None, 1, -m if kind == "diverging" else 0.0, m, kind, "m"))
+        lyr.setRenderer(_raster_renderer(tif, band, table))
         project.addMapLayer(lyr, False)
         node = root.addLayer(lyr)
         node.setItemVisibilityChecked(table in ("displacement_east", "fault_components_parallel"))
@@ -143,8 +133,22 @@ def export_run(run_dir: str | Path, gpkg: str | Path, shp_dir: str | Path | None
         raise OSError(f"cannot store the project in {gpkg}: {project.error()}")
     if progress:
         progress(1.0, "done")
-    return {"gpkg": gpkg, "rasters": [t for _p, _b, t in rasters], "vectors": [t for _p, t in vectors],
+    return {"gpkg": gpkg, "rasters": [t for _p, _b, t in rasters], "vectors": [t for _p, _n, t in vectors],
             "shapefiles": shapefiles}
+
+
+def _raster_renderer(tif: Path, band: int, table: str) -> Any:
+    """The run's style of a band: the dialog's (app/layers.py) for the first band of a known file, else a
+    diverging (sigma: sequential) ramp over the robust range."""
+    from .layers import LAYERS, pseudocolor_renderer, raster_style_values, robust_abs_max
+
+    key = {f.split(".")[0]: k for k, f, _n, _kind, _b in LAYERS}.get(tif.stem)
+    if key is not None and band == 1:
+        v = raster_style_values(key, tif)
+        return pseudocolor_renderer(None, 1, v["min"], v["max"], v["kind"], v["units"])
+    m = robust_abs_max(tif, band)
+    kind = "sigma" if "sigma" in table or table.startswith("uncertainty") else "diverging"
+    return pseudocolor_renderer(None, 1, -m if kind == "diverging" else 0.0, m, kind, "m")
 
 
 def _shapefile(layer: Any, folder: Path, table: str) -> Path:

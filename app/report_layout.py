@@ -176,8 +176,9 @@ def _item(layout: Any, ident: str) -> Any:
 
 def _nice_colour_bar(layer: Any) -> float:
     """Round the colour bar of a pseudocolour raster to a symmetric 1-2-2.5-5 limit; labels '±L m'."""
-    from backend.report import nice_ceil
     from qgis.core import QgsBasicNumericFormat
+
+    from backend.report import nice_ceil
 
     r = layer.renderer()
     lim = nice_ceil(max(abs(r.classificationMin()), abs(r.classificationMax())))
@@ -213,8 +214,9 @@ def fill_layout(run_dir: str | Path, files: dict[str, Path], project: Any, title
                 template: Path = TEMPLATE) -> Any:
     """Load the template into ``project`` and fill it with the run's layers (added to ``project``), pictures and
     text. Returns the layout (``project.layoutManager()`` holds it)."""
-    from backend.vectors import nice_value
     from qgis.core import QgsLegendRenderer, QgsLegendStyle, QgsMapLayerLegendUtils, QgsRasterLayer
+
+    from backend.vectors import nice_value
 
     from .layers import LAYERS
     from .tool_layers import tool_layers

@@ -81,8 +81,9 @@ def _vector_renderer(kind: str, layer: Any) -> Any:
         return QgsSingleSymbolRenderer(QgsLineSymbol.createSimple({"line_color": "#7b3294", "line_width": "0.25",
                                                                    "line_style": "dash"}))
     # offsets: points coloured by the fault-parallel offset, 6 classes symmetric about 0 (blue < 0 < red)
-    from backend.report import nice_ceil
     from qgis.core import QgsRendererRange
+
+    from backend.report import nice_ceil
 
     idx = layer.fields().indexOf("par_m")
     vals = [float(f[idx]) for f in layer.getFeatures() if f[idx] is not None] if idx >= 0 else []

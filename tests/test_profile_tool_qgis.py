@@ -25,9 +25,10 @@ def _click(tool, canvas, pt: QgsPointXY) -> None:
 
 def test_profile_tool_clicks_steps_and_exports(qgis_app, qgis_iface, qgis_canvas, qf_plugin_pkg, mw69_run,
                                                mw69_truth, tmp_path: Path) -> None:
+    from quakefusion.app.profile_tool import ProfileDock
+
     from backend.geodata import load_run
     from backend.trace import extract_trace
-    from quakefusion.app.profile_tool import ProfileDock
 
     run_dir = Path(shutil.copytree(mw69_run, tmp_path / "run"))
     run = load_run(run_dir)

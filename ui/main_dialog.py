@@ -57,7 +57,8 @@ DEVICES = [("auto", "Auto (GPU if it works, else CPU)"), ("cuda", "GPU (CUDA)"),
 def available_devices() -> tuple[bool, str]:
     """(GPU usable?, a sentence for the user) from the installed onnxruntime build (no session is created)."""
     if importlib.util.find_spec("onnxruntime") is None:
-        return False, "onnxruntime is not installed: no device available (see Raster ▸ QuakeFusion ▸ Install dependencies…)."
+        return False, ("onnxruntime is not installed: no device available (see Raster ▸ QuakeFusion ▸ Install "
+                       "dependencies…).")
     try:
         import onnxruntime as ort
 
