@@ -88,10 +88,14 @@ class QuakeFusionTask(QgsTask):
                 self.details = traceback.format_exc()
         if ok and self.outcome is not None:
             folder = self.outcome.out_dir
+            from qgis.core import QgsSettings
+
+            QgsSettings().setValue("QuakeFusion/last_run_dir", str(folder))  # the tools and profile dock start here
             url = QUrl.fromLocalFile(str(folder)).toString()
             text = (f"'{html.escape(self.spec.run_name)}' finished in {self.outcome.seconds:.1f} s on "
                     f"{self.outcome.device.upper()}: {len(self.layers)} layers added. "
-                    f"<a href=\"{url}\">Open the output folder</a>")
+                    f"<a href=\"{url}\">Open the output folder</a>; offsets, profiles, report: Raster ▸ "
+                    "QuakeFusion ▸ Geologist's tools…")
             if bar is not None:
                 bar.pushMessage("QuakeFusion", text, Qgis.Success, 15)
             if self.outcome.valid_fraction == 0.0:

@@ -1,0 +1,128 @@
+"""Usability of the main dialog (Step 10): fits a 768-px-high screen, Help opens the shipped guide, the run name
+is kept between runs, sensor presets, messages name the real menu path, metadata version = model version."""
+
+from __future__ import annotations
+
+import configparser
+import re
+from pathlib import Path
+
+import pytest
+from qgis.core import QgsProject
+from qgis.PyQt.QtCore import QUrl
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.qgis_slow
+
+
+@pytest.fixture
+def dlg(qgis_app, qgis_iface, qgis_new_project, qf_plugin_pkg, qf_model, qf_clean_settings):
+    from quakefusion.ui.main_dialog import MainDialog
+
+    d = MainDialog(qgis_iface, None, start_task=None)
+    d.fw_model.setFilePath(str(qf_model))
+    yield d
+    d.disconnect_project()
+    d.close()
+
+
+def test_dialog_fits_a_768_px_screen(dlg, capsys) -> None:
+    from quakefusion.ui.main_dialog import FIT_HEIGHT
+
+    dlg.show()
+    content = dlg.scroll.widget().sizeHint().height()
+    hint = dlg.sizeHint().height()
+    with capsys.disabled():
+        print(f"\nmain dialog: content needs {content} px, dialog sizeHint {hint} px, opens {dlg.height()} px high")
+    assert content > 700  # the settings themselves need more than the screen: they scroll
+    assert hint <= FIT_HEIGHT and dlg.height() <= FIT_HEIGHT
+    assert dlg.btn_run.isVisible() and dlg.progress.isVisible()  # outside the scroll area: always visible
+    assert dlg.scroll.verticalScrollBar().maximum() > 0
+    dlg.grp_advanced.setCollapsed(False)
+    assert dlg.sizeHint().height() <= FIT_HEIGHT
+
+
+def test_help_opens_the_shipped_user_guide(dlg) -> None:
+    from quakefusion.app.provider import EstimateDisplacementAlgorithm
+    from quakefusion.app.provider_tools import ALGORITHMS
+    from quakefusion.ui.main_dialog import help_url
+
+    path = Path(QUrl(help_url()).toLocalFile())
+    assert path == ROOT / "docs" / "user_guide.md" and path.is_file()
+    assert "## Export" in path.read_text(encoding="utf-8")
+    assert dlg.btn_help.text() == "Help" and dlg.buttons.indexOf(dlg.btn_help) == 0
+    assert EstimateDisplacementAlgorithm().helpUrl() == help_url()
+    assert all(a().helpUrl() == help_url() for a in ALGORITHMS)
+
+
+def test_run_name_is_kept_and_sensor_presets(dlg, qgis_iface, qf_plugin_pkg) -> None:
+    from quakefusion.ui.main_dialog import SENSOR_PRESETS, MainDialog
+
+    from backend.conventions import ALOS2_WAVELENGTH_M, NISAR_L_WAVELENGTH_M, SENTINEL1_WAVELENGTH_M
+
+    dlg.le_run_name.setText("Mw 6.9 Sentinel-1")
+    dlg.remember()
+    dlg._task_done(True, "Done")
+    assert dlg.le_run_name.text() == "Mw 6.9 Sentinel-1"
+    again = MainDialog(qgis_iface, None)
+    assert again.le_run_name.text() == "Mw 6.9 Sentinel-1"
+    again.disconnect_project()
+    labels = [dlg.cb_sensor.itemText(i) for i in range(dlg.cb_sensor.count())]
+    assert labels == [x[0] for x in SENSOR_PRESETS] and len(labels) == 7
+    dlg.cb_sensor.setCurrentIndex(2)  # Sentinel-1 descending
+    assert dlg.wavelength_m() == pytest.approx(SENTINEL1_WAVELENGTH_M, abs=1e-5)
+    assert dlg.const_heading.value() == -168.0 and dlg.const_incidence.value() == 39.0
+    dlg.cb_sensor.setCurrentIndex(3)  # ALOS-2 ascending
+    assert dlg.wavelength_m() == pytest.approx(ALOS2_WAVELENGTH_M, abs=1e-5) and dlg.const_heading.value() == -10.0
+    dlg.cb_sensor.setCurrentIndex(5)  # NISAR ascending, left-looking: heading of the equivalent right-looking LOS
+    assert dlg.wavelength_m() == pytest.approx(NISAR_L_WAVELENGTH_M, abs=1e-5) and dlg.const_heading.value() == 168.0
+
+
+def test_messages_name_the_raster_menu() -> None:
+    for f in ("ui/main_dialog.py", "app/task.py", "ui/deps_dialog.py", "app/deps.py", "plugin.py"):
+        text = (ROOT / f).read_text(encoding="utf-8")
+        assert "Plugins > QuakeFusion" not in text and "Plugins ▸ QuakeFusion" not in text, f
+
+
+def test_metadata_version_equals_model_version() -> None:
+    """metadata.txt, the model's metadata (model_version) and the model card carry one version."""
+    from backend.model import read_metadata
+
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(ROOT / "metadata.txt", encoding="utf-8")
+    version = parser["general"]["version"]
+    model = read_metadata(ROOT / "models" / "quakefusion.onnx")
+    card = (ROOT / "models" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert re.search(r"model version \*\*([0-9.]+)\*\*", card).group(1) == version
+    mv = model["model_version"] if isinstance(model, dict) else model.model_version
+    assert mv == version
+
+
+def test_tools_dialog_fits_and_runs_offsets(qgis_app, qgis_iface, qgis_new_project, qf_plugin_pkg, mw69_run,
+                                            tmp_path, qf_clean_settings) -> None:
+    import shutil
+    import time
+
+    from qgis.core import QgsApplication
+    from quakefusion.ui.tools_dialog import ToolsDialog
+
+    run = Path(shutil.copytree(mw69_run, tmp_path / "run"))
+    d = ToolsDialog(qgis_iface, None)
+    assert d.sizeHint().height() <= 700
+    d.fw_run.setFilePath(str(run))
+    d.spin_spacing.setValue(1000)
+    d.spin_length.setValue(1000)
+    task = d.run_tool("offsets")
+    assert task is not None
+    t0 = time.time()
+    while d.task is not None and time.time() - t0 < 120:
+        qgis_app.processEvents()
+        time.sleep(0.02)
+    assert "layers added" in d.lbl_status.text(), d.lbl_status.text()
+    group = QgsProject.instance().layerTreeRoot().findGroup("QuakeFusion tools: run")
+    assert [n.layer().name() for n in group.findLayers()] == ["Fault offsets (fault-parallel, m)",
+                                                              "Offset stacks (profiles)", "Rupture trace"]
+    assert (run / "fault_offsets.csv").is_file()
+    assert QgsApplication.taskManager().count() >= 0
+    d.close()
