@@ -134,7 +134,8 @@ def build_template(project: Any) -> Any:
     north.setNorthMode(QgsLayoutItemPicture.GridNorth)
     place(north, "north", 180, 21, 12, 15)
     label("arrow_scale", 200, 131, 87, 16, 8)
-    label("summary", 200, 148, 87, 56, 6)
+    summary = label("summary", 200, 148, 87, 56, 6)
+    summary.setFont(QFont("DejaVu Sans Mono", 5))
     y2 = 220  # page 2 starts 210 mm + 10 mm spacing below page 1
     label("page2_title", 10, y2 + 6, 277, 10, 13, True)
     place(QgsLayoutItemPicture(layout), "slip_plot", 10, y2 + 18, 148, 182)
@@ -214,12 +215,12 @@ def fill_layout(run_dir: str | Path, files: dict[str, Path], project: Any, title
                 template: Path = TEMPLATE) -> Any:
     """Load the template into ``project`` and fill it with the run's layers (added to ``project``), pictures and
     text. Returns the layout (``project.layoutManager()`` holds it)."""
-    from qgis.core import QgsLegendRenderer, QgsLegendStyle, QgsMapLayerLegendUtils, QgsRasterLayer
+    from qgis.core import QgsLegendRenderer, QgsLegendStyle, QgsRasterLayer
 
     from backend.vectors import nice_value
 
     from .layers import LAYERS
-    from .tool_layers import tool_layers
+    from .tool_layers import hide_band_label, tool_layers
 
     run_dir = Path(run_dir)
     layers = tool_layers(files)
@@ -254,10 +255,9 @@ def fill_layout(run_dir: str | Path, files: dict[str, Path], project: Any, title
         node = root.addLayer(lyr)
         if lyr is base or lyr.name().startswith("Fault offsets"):
             QgsLegendRenderer.setNodeLegendStyle(node, QgsLegendStyle.Subgroup)
-            keep = [i for i, n in enumerate(leg.model().layerLegendNodes(node, True))
-                    if not str(n.data(0) or "").startswith("Band ")]  # no "Band 1: ..." line
-            QgsMapLayerLegendUtils.setLegendNodeOrder(node, keep)
-            leg.model().refreshLayerLegend(node)
+            if lyr is base:  # no "Band 1: ..." line above the colour bar
+                hide_band_label(node)
+                leg.model().refreshLayerLegend(node)
         else:  # one symbol: drawn inline with the layer name
             QgsLegendRenderer.setNodeLegendStyle(node, QgsLegendStyle.Hidden)
     leg.updateLegend()

@@ -113,7 +113,9 @@ def _label_reference(layer: Any) -> None:
     buf.setSize(0.8)
     fmt.setBuffer(buf)
     s.setFormat(fmt)
-    s.placement = QgsPalLayerSettings.Horizontal  # beside the arrow, whatever its length
+    s.placement = QgsPalLayerSettings.Line
+    s.placementFlags = QgsPalLayerSettings.AboveLine  # above the arrow, however short it is
+    s.lineSettings().setOverrunDistance(15.0)
     layer.setLabeling(QgsVectorLayerSimpleLabeling(s))
     layer.setLabelsEnabled(True)
 
@@ -179,6 +181,16 @@ def tool_layers(files: dict[str, Path]) -> list[Any]:
     return out
 
 
+def hide_band_label(node: Any) -> None:
+    """Drop the "Band 1: ..." line above a colour ramp in the layer tree / a layout legend (the first legend node
+    of a continuous pseudocolour legend in QGIS 3.22)."""
+    from qgis.core import QgsMapLayerLegendUtils
+
+    nodes = node.layer().legend().createLayerTreeModelLegendNodes(node) if node.layer().legend() else []
+    if len(nodes) > 1:
+        QgsMapLayerLegendUtils.setLegendNodeOrder(node, list(range(1, len(nodes))))
+
+
 def add_tool_layers(files: dict[str, Path], group_name: str, project: Any = None) -> tuple[Any, list[Any]]:
     """Add the styled tool layers in a group ``group_name`` (re-used when it exists; same-named layers in it are
     replaced); vectors above rasters."""
@@ -195,6 +207,8 @@ def add_tool_layers(files: dict[str, Path], group_name: str, project: Any = None
     for i, lyr in enumerate(layers):
         project.addMapLayer(lyr, False)
         node = group.insertLayer(i, lyr)
+        if lyr.type() == lyr.RasterLayer:
+            hide_band_label(node)
         if lyr.name().startswith("Fault-normal") or lyr.name().startswith("Significance"):
             node.setItemVisibilityChecked(False)
     return group, layers

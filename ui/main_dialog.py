@@ -162,7 +162,7 @@ class MainDialog(QDialog, FORM_CLASS):
         self.scroll.setWidget(inner)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.main_layout.insertWidget(0, self.scroll, 1)
-        self.resize(max(self.width(), inner.sizeHint().width() + 30), min(self.sizeHint().height(), FIT_HEIGHT))
+        self.resize(max(self.width(), inner.sizeHint().width() + 30), FIT_HEIGHT - 40)
 
     def open_help(self) -> bool:
         return QDesktopServices.openUrl(QUrl(help_url()))
