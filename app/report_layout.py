@@ -175,32 +175,6 @@ def _item(layout: Any, ident: str) -> Any:
     return item
 
 
-def _nice_colour_bar(layer: Any) -> float:
-    """Round the colour bar of a pseudocolour raster to a symmetric 1-2-2.5-5 limit; labels '±L m'."""
-    from qgis.core import QgsBasicNumericFormat
-
-    from backend.report import nice_ceil
-
-    r = layer.renderer()
-    lim = nice_ceil(max(abs(r.classificationMin()), abs(r.classificationMax())))
-    r.setClassificationMin(-lim)
-    r.setClassificationMax(lim)
-    shader = r.shader().rasterShaderFunction()
-    shader.setMinimumValue(-lim)
-    shader.setMaximumValue(lim)
-    shader.classifyColorRamp(9, -1)
-    legend = shader.legendSettings()
-    fmt = QgsBasicNumericFormat()
-    fmt.setShowTrailingZeros(False)
-    fmt.setNumberDecimalPlaces(3)
-    legend.setNumericFormat(fmt)
-    legend.setSuffix(" m")
-    legend.setUseContinuousLegend(True)
-    shader.setLegendSettings(legend)
-    layer.triggerRepaint()
-    return lim
-
-
 def _fit(ext: Any, ratio: float) -> Any:
     """``ext`` grown to the width/height ``ratio`` about its centre."""
     from qgis.core import QgsRectangle
@@ -220,7 +194,7 @@ def fill_layout(run_dir: str | Path, files: dict[str, Path], project: Any, title
     from backend.vectors import nice_value
 
     from .layers import LAYERS
-    from .tool_layers import hide_band_label, tool_layers
+    from .tool_layers import hide_band_label, nice_colour_bar, tool_layers
 
     run_dir = Path(run_dir)
     layers = tool_layers(files)
@@ -229,7 +203,7 @@ def fill_layout(run_dir: str | Path, files: dict[str, Path], project: Any, title
     if base is None:  # no components: the east component as written by the run
         name = next(n for k, _f, n, _kind, _b in LAYERS if k == "east")
         base = QgsRasterLayer(str(run_dir / "displacement_east.vrt"), name, "gdal")
-    lim = _nice_colour_bar(base)
+    lim = nice_colour_bar(base)
     shown = [by[n] for n in ("Reference arrow", "Displacement arrows (map units)", "Fault offsets (fault-parallel, m)",
                              "Rupture trace") if n in by] + [base]
     for lyr in shown:

@@ -142,6 +142,32 @@ def open_vector(path: Path, table: str, name: str) -> Any:
     return QgsVectorLayer(f"{path}|layername={table}", name, "ogr")
 
 
+def nice_colour_bar(layer: Any) -> float:
+    """Round the colour bar of a pseudocolour raster to a symmetric 1-2-2.5-5 limit; labels '±L m'."""
+    from qgis.core import QgsBasicNumericFormat
+
+    from backend.report import nice_ceil
+
+    r = layer.renderer()
+    lim = nice_ceil(max(abs(r.classificationMin()), abs(r.classificationMax())))
+    r.setClassificationMin(-lim)
+    r.setClassificationMax(lim)
+    shader = r.shader().rasterShaderFunction()
+    shader.setMinimumValue(-lim)
+    shader.setMaximumValue(lim)
+    shader.classifyColorRamp(9, -1)
+    legend = shader.legendSettings()
+    fmt = QgsBasicNumericFormat()
+    fmt.setShowTrailingZeros(False)
+    fmt.setNumberDecimalPlaces(3)
+    legend.setNumericFormat(fmt)
+    legend.setSuffix(" m")
+    legend.setUseContinuousLegend(True)
+    shader.setLegendSettings(legend)
+    layer.triggerRepaint()
+    return lim
+
+
 def raster_layer(path: Path, band: int, name: str, kind: str, units: str) -> Any:
     from qgis.core import QgsRasterLayer
 
@@ -152,6 +178,8 @@ def raster_layer(path: Path, band: int, name: str, kind: str, units: str) -> Any
     else:
         vmin, vmax = 0.0, robust_max(path, band)
     lyr.setRenderer(pseudocolor_renderer(None, band, vmin, vmax, kind, units))
+    if kind == "diverging":
+        nice_colour_bar(lyr)
     return lyr
 
 
@@ -191,6 +219,17 @@ def hide_band_label(node: Any) -> None:
         QgsMapLayerLegendUtils.setLegendNodeOrder(node, list(range(1, len(nodes))))
 
 
+def _refresh_legend(node: Any) -> None:
+    """Make the QGIS layers panel show a changed legend-node order (no-op without the QGIS GUI)."""
+    try:
+        from qgis.utils import iface
+    except ImportError:  # pragma: no cover
+        return
+    view = iface.layerTreeView() if iface is not None and hasattr(iface, "layerTreeView") else None
+    if view is not None and view.layerTreeModel() is not None:
+        view.layerTreeModel().refreshLayerLegend(node)
+
+
 def add_tool_layers(files: dict[str, Path], group_name: str, project: Any = None) -> tuple[Any, list[Any]]:
     """Add the styled tool layers in a group ``group_name`` (re-used when it exists; same-named layers in it are
     replaced); vectors above rasters."""
@@ -209,6 +248,7 @@ def add_tool_layers(files: dict[str, Path], group_name: str, project: Any = None
         node = group.insertLayer(i, lyr)
         if lyr.type() == lyr.RasterLayer:
             hide_band_label(node)
+            _refresh_legend(node)
         if lyr.name().startswith("Fault-normal") or lyr.name().startswith("Significance"):
             node.setItemVisibilityChecked(False)
     return group, layers
