@@ -82,8 +82,10 @@ class _Run:
     coverage: dict[str, float] = field(default_factory=dict)
     unwrap_info: dict[str, Any] = field(default_factory=dict)
     valid_fraction: float = 0.0
+    log: list[str] = field(default_factory=list)  # -> run.log beside run.json
 
     def report(self, fraction: float, message: str) -> None:
+        self.log.append(f"{time.perf_counter() - self.t_start:8.2f} s  {100 * fraction:5.1f} %  {message}")
         if self.progress is not None:
             self.progress(float(min(max(fraction, 0.0), 1.0)), message)
 
@@ -102,7 +104,11 @@ def _validate_and_grid(r: _Run) -> None:
     """validate -> grid: the settings, every input's georeferencing and values, the output grid."""
     cfg = r.cfg
     raise_first(check(cfg))
-    r.opened = open_inputs(cfg.rasters())
+    rasters = cfg.rasters()
+    r.opened = {}
+    for i, (name, raster) in enumerate(rasters.items()):  # progress moves while the inputs are checked
+        r.report(0.02 * i / max(len(rasters), 1), f"checking inputs: {name}")
+        r.opened.update(open_inputs({name: raster}))
     out.check_not_overwritten(r.opened, cfg.out_dir)
     r.grid, r.grid_ref = output_grid(cfg.grid_like, r.opened, GRID_ORDER, cfg.extent, cfg.intersection)
     r.coverage = {name: check_overlap(inp, r.grid) for name, inp in r.opened.items()}
@@ -235,6 +241,7 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
     with r.clock("validate_s"):
         _validate_and_grid(r)
     r.check_cancel()
+    r.report(0.02, "loading the model")
     with r.clock("model_load_s"):
         model = OnnxModel(cfg.model_path, device=cfg.device, threads=cfg.threads)
     plan = TilePlan.make(cfg, model.meta, r.grid)
@@ -242,6 +249,7 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
     with ExitStack() as stack:
         sources, angles = _open_sources(r, stack)
         staging = stack.enter_context(out.Staging(cfg.out_dir))
+        r.report(0.03, "input statistics")
         with r.clock("stats_s"):
             stats = feat.compute_stats(_stats_arrays(sources, r.grid))
         r.check_cancel()
@@ -258,4 +266,5 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
         r.check_cancel()
         final = staging.commit()
     r.report(1.0, f"done ({model.device}, {r.timings['total_s']:.1f} s)")
+    (cfg.out_dir / "run.log").write_text("\n".join(r.log + [f"note: {n}" for n in r.notes]) + "\n", encoding="utf-8")
     return EstimateResult(outputs=final, device=model.device, grid=r.grid, run=run)

@@ -126,3 +126,23 @@ def test_tools_dialog_fits_and_runs_offsets(qgis_app, qgis_iface, qgis_new_proje
     assert (run / "fault_offsets.csv").is_file()
     assert QgsApplication.taskManager().count() >= 0
     d.close()
+
+
+def test_progress_moves_while_checking_inputs_and_run_log(sim_scene, tiny_model, tmp_path) -> None:
+    """The backend reports each input check and the model load before the first tile; run.log lists them."""
+    from backend.pipeline import EstimateConfig, run_estimate
+
+    p = sim_scene["paths"]
+    seen: list[tuple[float, str]] = []
+    res = run_estimate(EstimateConfig(out_dir=tmp_path / "out", phase=p["phase"], coherence=p["coherence"],
+                                      dem=p["dem"], wavelength_m=0.0555, incidence_deg=sim_scene["incidence"],
+                                      heading_deg=sim_scene["heading"], model_path=tiny_model, device="cpu"),
+                       progress=lambda f, m: seen.append((f, m)))
+    before = [(f, m) for f, m in seen if not m.startswith(("inference", "unwrapping", "done"))]
+    assert [m for _f, m in before] == ["checking inputs", "checking inputs: phase", "checking inputs: coherence",
+                                       "checking inputs: dem", "loading the model", "input statistics"]
+    fr = [f for f, _m in before]
+    assert fr == sorted(fr) and 0 < fr[-1] <= 0.05 and len(set(fr)) >= 4
+    log = (res.outputs["run_json"].parent / "run.log").read_text().splitlines()
+    assert len(log) >= len(seen) and "checking inputs: coherence" in log[2] and log[len(seen) - 1].endswith(
+        seen[-1][1])
