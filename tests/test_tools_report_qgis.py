@@ -63,3 +63,16 @@ def test_layout_report_pdf(qgis_app, qf_plugin_pkg, mw69_run, tmp_path: Path) ->
     red = ((im[..., 0] > 150) & (im[..., 2] < 100)).mean()
     blue = ((im[..., 2] > 150) & (im[..., 0] < 100)).mean()
     assert red > 0.01 and blue > 0.01
+
+
+def test_plugin_zip_ships_the_template_and_the_guide() -> None:
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("qf_package", ROOT / "tools" / "package.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    files = module.plugin_files()
+    assert "resources/report_template.qpt" in files and "docs/user_guide.md" in files
+    assert not any(f.startswith(("tests/", "docs/img/")) for f in files)
