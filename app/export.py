@@ -151,17 +151,41 @@ def _raster_renderer(tif: Path, band: int, table: str) -> Any:
     return pseudocolor_renderer(None, 1, -m if kind == "diverging" else 0.0, m, kind, "m")
 
 
+def shapefile_names(names: list[str]) -> dict[str, str]:
+    """Field name -> a unique name of at most 10 characters (dBase), e.g. ``azimuth_deg`` -> ``azimuth_de``."""
+    out: dict[str, str] = {}
+    for n in names:
+        short, k = n[:10], 1
+        while short in out.values():
+            short, k = f"{n[:10 - len(str(k))]}{k}", k + 1
+        out[n] = short
+    return out
+
+
 def _shapefile(layer: Any, folder: Path, table: str) -> Path:
+    """The layer as ``<folder>/<table>.shp`` + ``.qml``; fields longer than 10 characters get their short name in
+    the file and in the style (so a data-defined arrow angle still reads its field)."""
+    import re
+
     from qgis.core import QgsCoordinateTransformContext, QgsVectorFileWriter
 
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"{table}.shp"
+    keep = [i for i, f in enumerate(layer.fields()) if f.name() != "fid"]  # the GeoPackage's key
+    names = shapefile_names([layer.fields()[i].name() for i in keep])
     opts = QgsVectorFileWriter.SaveVectorOptions()
     opts.driverName = "ESRI Shapefile"
     opts.fileEncoding = "UTF-8"
-    opts.attributes = [i for i, f in enumerate(layer.fields()) if f.name() != "fid"]  # the GeoPackage's key
+    opts.attributes = keep
+    opts.attributesExportNames = list(names.values())
     res = QgsVectorFileWriter.writeAsVectorFormatV2(layer, str(out), QgsCoordinateTransformContext(), opts)
     if res[0] != QgsVectorFileWriter.NoError:
         raise OSError(f"cannot write {out}: {res[1]}")
-    layer.saveNamedStyle(str(out.with_suffix(".qml")))
+    qml = out.with_suffix(".qml")
+    layer.saveNamedStyle(str(qml))
+    text = qml.read_text(encoding="utf-8")
+    for old, short in names.items():
+        if old != short:
+            text = re.sub(rf"\b{re.escape(old)}\b", short, text)
+    qml.write_text(text, encoding="utf-8")
     return out

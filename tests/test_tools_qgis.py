@@ -127,3 +127,30 @@ def test_export_run_gpkg_and_shapefiles(qgis_app, qgis_new_project, qf_plugin_pk
     prj = QgsProject()
     assert prj.read(f"geopackage:{gpkg}?projectName={PROJECT_NAME}")
     assert len(prj.mapLayers()) == len(res["rasters"]) + len(res["vectors"])
+
+
+def test_exported_run_arrows_keep_their_direction_in_a_shapefile(qgis_app, qgis_new_project, qf_plugin_pkg,
+                                                                 sim_scene, tiny_model, tmp_path) -> None:
+    """The issue's bug: a shapefile truncates azimuth_deg to azimuth_de and the arrows all pointed north. The
+    export renames the field in the file and in the style."""
+    from qgis.core import QgsSymbolLayer
+    from quakefusion.app.export import export_run, shapefile_names
+
+    from backend.pipeline import EstimateConfig, run_estimate
+
+    assert shapefile_names(["azimuth_deg", "azimuth_dex", "horiz_m"]) == {
+        "azimuth_deg": "azimuth_de", "azimuth_dex": "azimuth_d1", "horiz_m": "horiz_m"}
+    p = sim_scene["paths"]
+    res = run_estimate(EstimateConfig(out_dir=tmp_path / "run", phase=p["phase"],
+                                      wavelength_m=0.0555, incidence_deg=sim_scene["incidence"],
+                                      heading_deg=sim_scene["heading"], model_path=tiny_model, device="cpu"))
+    out = export_run(res.outputs["run_json"].parent, tmp_path / "e.gpkg", tmp_path / "shp")
+    assert "displacement_arrows" in out["vectors"]
+    shp = QgsVectorLayer(str(tmp_path / "shp" / "displacement_arrows.shp"), "a", "ogr")
+    assert "azimuth_de" in shp.fields().names() and shp.featureCount() > 0
+    prop = shp.renderer().symbol().symbolLayer(0).dataDefinedProperties().property(QgsSymbolLayer.PropertyAngle)
+    assert prop.isActive() and prop.field() == "azimuth_de"
+    f = next(shp.getFeatures())
+    src = QgsVectorLayer(f"{tmp_path / 'e.gpkg'}|layername=displacement_arrows", "s", "ogr")
+    g = next(src.getFeatures())
+    assert f["azimuth_de"] == pytest.approx(g["azimuth_deg"])
