@@ -354,7 +354,7 @@ class ToolsDialog(QDialog):
         self.cb_trace.setCurrentIndex(self.cb_trace.findData("layer"))
         self.cb_layer.setLayer(lyr)
         lyr.startEditing()
-        if self.iface is not None:
+        if self.iface is not None and hasattr(self.iface, "actionAddFeature"):
             self.iface.setActiveLayer(lyr)
             self.iface.actionAddFeature().trigger()
         self.lbl_status.setText("Digitise the trace on the map (right click ends the line), save the edits, then "
