@@ -129,7 +129,8 @@ class QuakeFusionPlugin:
         if self.dialog is None:
             from .ui.main_dialog import MainDialog
 
-            self.dialog = MainDialog(self.iface, self.iface.mainWindow(), start_task=self.start_task)
+            self.dialog = MainDialog(self.iface, self.iface.mainWindow(), start_task=self.start_task,
+                                     show_tools=self.show_tools)
         self.dialog.validate()
         self.dialog.show()
         self.dialog.raise_()

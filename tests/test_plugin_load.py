@@ -44,8 +44,10 @@ def test_load_unload_leaves_nothing_and_loads_twice(qgis_app, qgis_iface, qf_plu
         # the toolbar action opens the dialog
         plugin.action_run.trigger()
         assert plugin.dialog is not None and plugin.dialog.isVisible()
-        plugin.action_tools.trigger()
+        plugin.dialog.btn_tools.click()  # the main dialog's "Geologist's tools…" button
         assert plugin.tools_dialog is not None and plugin.tools_dialog.isVisible()
+        plugin.action_tools.trigger()
+        assert plugin.tools_dialog.isVisible()
         plugin.action_profile.trigger()
         assert plugin.profile_dock is not None and qgis_iface.mapCanvas().mapTool() is plugin.profile_dock.tool
         assert len([a for a in reg.providerById("quakefusion").algorithms()]) == 7

@@ -117,7 +117,8 @@ class MainDialog(QDialog, FORM_CLASS):
     ``taskCompleted``/``taskTerminated`` signals and ``cancel()`` (the plugin's ``QuakeFusionTask``)."""
 
     def __init__(self, iface: Any = None, parent: Any = None,
-                 start_task: Callable[[RunSpec], Any] | None = None) -> None:
+                 start_task: Callable[[RunSpec], Any] | None = None,
+                 show_tools: Callable[[], Any] | None = None) -> None:
         super().__init__(parent)
         self.setupUi(self)
         self._wrap_in_scroll_area()
@@ -138,6 +139,13 @@ class MainDialog(QDialog, FORM_CLASS):
         self.btn_help.setToolTip("Open the QuakeFusion user guide")
         self.btn_help.clicked.connect(self.open_help)
         self.buttons.insertWidget(0, self.btn_help)
+        self.btn_tools = QPushButton("Geologist's tools…")
+        self.btn_tools.setToolTip("Rupture trace, offsets along strike, profiles, arrows, report and export of a "
+                                  "finished run (the last run is filled in)")
+        self.btn_tools.setEnabled(show_tools is not None)
+        if show_tools is not None:
+            self.btn_tools.clicked.connect(lambda _=False: show_tools())
+        self.buttons.insertWidget(1, self.btn_tools)
         self.btn_cancel.setEnabled(False)
         self.progress.setValue(0)
         QgsProject.instance().layersAdded.connect(self.validate)
