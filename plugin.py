@@ -13,7 +13,7 @@ from typing import Any
 
 from qgis.core import QgsApplication
 from qgis.PyQt.QtCore import QTimer, QUrl
-from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtGui import QDesktopServices, QIcon
 from qgis.PyQt.QtWidgets import QAction
 
 from .app import deps
@@ -34,7 +34,9 @@ class QuakeFusionPlugin:
         self.dialog: Any = None
         self.deps_dialog: Any = None
         self.provider: Any = None
-        self.tasks: list[QuakeFusionTask] = []
+        self.tasks: list[Any] = []
+        self.tools_dialog: Any = None
+        self.profile_dock: Any = None
 
     # QGIS plugin API ---------------------------------------------------------------------------------------------
     def initProcessing(self) -> None:  # noqa: N802
@@ -55,12 +57,29 @@ class QuakeFusionPlugin:
         self.action_deps = QAction("Install dependencies…", main)
         self.action_deps.setObjectName("quakefusion_deps")
         self.action_deps.triggered.connect(lambda: self.show_deps_dialog(force=True))
-        self.actions = [self.action_run, self.action_deps]
+        self.action_tools = QAction("Geologist's tools…", main)
+        self.action_tools.setObjectName("quakefusion_tools")
+        self.action_tools.setToolTip("QuakeFusion: rupture trace, offsets along strike, arrows, components, report")
+        self.action_tools.triggered.connect(self.show_tools)
+        self.action_profile = QAction("Profile tool", main)
+        self.action_profile.setObjectName("quakefusion_profile")
+        self.action_profile.setToolTip("QuakeFusion: draw a profile across the fault (left side, then right side)")
+        self.action_profile.triggered.connect(self.show_profile)
+        self.action_export = QAction("Export run…", main)
+        self.action_export.setObjectName("quakefusion_export")
+        self.action_export.triggered.connect(lambda: self.show_tools().export())
+        self.action_help = QAction("Help", main)
+        self.action_help.setObjectName("quakefusion_help")
+        self.action_help.triggered.connect(lambda: QDesktopServices.openUrl(QUrl(help_url(self.plugin_dir))))
+        self.actions = [self.action_run, self.action_tools, self.action_profile, self.action_export,
+                        self.action_help, self.action_deps]
         for a in self.actions:
             self.iface.addPluginToRasterMenu(MENU, a)
         self.toolbar = self.iface.addToolBar("QuakeFusion")
         self.toolbar.setObjectName("QuakeFusionToolbar")
         self.toolbar.addAction(self.action_run)
+        self.toolbar.addAction(self.action_tools)
+        self.toolbar.addAction(self.action_profile)
         self.initProcessing()
         if deps.missing():
             QTimer.singleShot(0, self.show_deps_dialog)
@@ -86,6 +105,15 @@ class QuakeFusionPlugin:
             self.dialog.close()
             self.dialog.deleteLater()
             self.dialog = None
+        if self.tools_dialog is not None:
+            self.tools_dialog.close()
+            self.tools_dialog.deleteLater()
+            self.tools_dialog = None
+        if self.profile_dock is not None:
+            self.profile_dock.close()
+            self.iface.removeDockWidget(self.profile_dock)
+            self.profile_dock.deleteLater()
+            self.profile_dock = None
         if self.deps_dialog is not None:
             self.deps_dialog.close()
             self.deps_dialog.deleteLater()
@@ -101,12 +129,37 @@ class QuakeFusionPlugin:
         if self.dialog is None:
             from .ui.main_dialog import MainDialog
 
-            self.dialog = MainDialog(self.iface, self.iface.mainWindow(), start_task=self.start_task)
+            self.dialog = MainDialog(self.iface, self.iface.mainWindow(), start_task=self.start_task,
+                                     show_tools=self.show_tools)
         self.dialog.validate()
         self.dialog.show()
         self.dialog.raise_()
         self.dialog.activateWindow()
         return self.dialog
+
+    def show_tools(self) -> Any:
+        if self.tools_dialog is None:
+            from .ui.tools_dialog import ToolsDialog
+
+            self.tools_dialog = ToolsDialog(self.iface, self.iface.mainWindow(), start=self.start_tool_task,
+                                            help_url=help_url(self.plugin_dir), show_profile=self.show_profile)
+        self.tools_dialog.show()
+        self.tools_dialog.raise_()
+        return self.tools_dialog
+
+    def show_profile(self) -> Any:
+        if self.profile_dock is None:
+            from qgis.PyQt.QtCore import Qt
+
+            from .app.profile_tool import ProfileDock
+
+            self.profile_dock = ProfileDock(self.iface, self.iface.mainWindow())
+            self.iface.addDockWidget(Qt.RightDockWidgetArea, self.profile_dock)
+        if self.tools_dialog is not None and self.tools_dialog.fw_run.filePath():
+            self.profile_dock.fw_run.setFilePath(self.tools_dialog.fw_run.filePath())
+        self.profile_dock.show()
+        self.profile_dock.activate_tool()
+        return self.profile_dock
 
     def show_deps_dialog(self, force: bool = False) -> Any:
         missing = deps.missing()
@@ -127,6 +180,19 @@ class QuakeFusionPlugin:
         task.done.connect(lambda *_: self.tasks.remove(task) if task in self.tasks else None)
         QgsApplication.taskManager().addTask(task)
         return task
+
+
+    def start_tool_task(self, task: Any) -> Any:
+        """A geologist's tool task (``ToolTask``): kept referenced until done, then started."""
+        self.tasks.append(task)
+        task.done.connect(lambda *_: self.tasks.remove(task) if task in self.tasks else None)
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+
+def help_url(plugin_dir: str) -> str:
+    """file:// URL of the shipped user guide (docs/user_guide.md)."""
+    return QUrl.fromLocalFile(os.path.join(plugin_dir, "docs", "user_guide.md")).toString()
 
 
 def output_folder_url(path: Path) -> str:

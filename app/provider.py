@@ -112,6 +112,9 @@ class QuakeFusionProvider(QgsProcessingProvider):
     def loadAlgorithms(self) -> None:  # noqa: N802
         no_aux_xml_in_qgis_process()
         self.addAlgorithm(EstimateDisplacementAlgorithm())
+        from .provider_tools import ALGORITHMS  # the geologist's tools (Step 10)
+        for alg in ALGORITHMS:
+            self.addAlgorithm(alg())
 
 
 class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
@@ -137,6 +140,10 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
 
     def icon(self) -> QIcon:
         return QIcon(os.path.join(PLUGIN_DIR, "icon.png"))
+
+    def helpUrl(self) -> str:  # noqa: N802 - the shipped user guide
+        from .provider_tools import HELP_URL
+        return HELP_URL
 
     def createInstance(self) -> EstimateDisplacementAlgorithm:  # noqa: N802
         return EstimateDisplacementAlgorithm()

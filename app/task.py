@@ -50,7 +50,7 @@ class QuakeFusionTask(QgsTask):
 
             from .runner import execute
         except ImportError as exc:  # a dependency is missing
-            self.error = (f"a Python package is missing ({exc.name or exc}). Fix: Plugins > QuakeFusion > Install "
+            self.error = (f"a Python package is missing ({exc.name or exc}). Fix: Raster ▸ QuakeFusion ▸ Install "
                           "dependencies")
             self.details = traceback.format_exc()
             return False
@@ -88,10 +88,14 @@ class QuakeFusionTask(QgsTask):
                 self.details = traceback.format_exc()
         if ok and self.outcome is not None:
             folder = self.outcome.out_dir
+            from qgis.core import QgsSettings
+
+            QgsSettings().setValue("QuakeFusion/last_run_dir", str(folder))  # the tools and profile dock start here
             url = QUrl.fromLocalFile(str(folder)).toString()
             text = (f"'{html.escape(self.spec.run_name)}' finished in {self.outcome.seconds:.1f} s on "
                     f"{self.outcome.device.upper()}: {len(self.layers)} layers added. "
-                    f"<a href=\"{url}\">Open the output folder</a>")
+                    f"<a href=\"{url}\">Open the output folder</a>; offsets, profiles, report: Raster ▸ "
+                    "QuakeFusion ▸ Geologist's tools…")
             if bar is not None:
                 bar.pushMessage("QuakeFusion", text, Qgis.Success, 15)
             if self.outcome.valid_fraction == 0.0:
@@ -117,3 +121,69 @@ class QuakeFusionTask(QgsTask):
         if self.details:
             log(self.details, Qgis.Critical)
         self.done.emit(False, f"Failed: {reason}")
+
+
+class ToolTask(QgsTask):
+    """A geologist's tool (trace, offsets, arrows, components, report) in the background.
+
+    ``work(progress, cancel)`` runs in the worker thread and returns ``{key: Path}`` of the files written (backend
+    only, no QGIS layers); ``on_done(files)`` runs on the main thread in ``finished()`` (styles, layers, layouts)
+    and returns the text for the message bar. Signals: ``message(str)``, ``done(bool ok, str text)``."""
+
+    message = pyqtSignal(str)
+    done = pyqtSignal(bool, str)
+
+    def __init__(self, title: str, work: Any, on_done: Any = None, iface: Any = None) -> None:
+        super().__init__(f"QuakeFusion: {title}", QgsTask.CanCancel)
+        self.title = title
+        self.work = work
+        self.on_done = on_done
+        self.iface = iface
+        self.files: dict[str, Any] = {}
+        self.error: str | None = None
+        self.details: str | None = None
+        self.text = ""
+
+    def _progress(self, fraction: float, text: str) -> None:
+        self.setProgress(100.0 * fraction)
+        self.message.emit(text)
+
+    def run(self) -> bool:
+        try:
+            from backend.errors import PipelineError
+        except ImportError as exc:
+            self.error = f"a Python package is missing ({exc}). Fix: Raster ▸ QuakeFusion ▸ Install dependencies…"
+            return False
+        try:
+            self.files = self.work(self._progress, self.isCanceled) or {}
+            return not self.isCanceled()
+        except PipelineError as exc:
+            self.error = exc.message
+        except Exception as exc:
+            self.error = f"unexpected error ({type(exc).__name__}: {exc}). Details are in the QuakeFusion log"
+            self.details = traceback.format_exc()
+        return False
+
+    def finished(self, ok: bool) -> None:  # noqa: FBT001 (QgsTask API)
+        bar = self.iface.messageBar() if self.iface is not None else None
+        if ok:
+            try:
+                self.text = self.on_done(self.files) if self.on_done is not None else f"{self.title}: done"
+            except Exception as exc:
+                ok = False
+                self.error = f"the files were written but could not be loaded ({exc})"
+                self.details = traceback.format_exc()
+        if ok:
+            if bar is not None:
+                bar.pushMessage("QuakeFusion", html.escape(self.text), Qgis.Success, 10)
+            log(f"{self.title}: {self.text}", Qgis.Success)
+            self.done.emit(True, self.text)
+            return
+        reason = "cancelled" if self.isCanceled() else (self.error or "stopped without a reason (see the log)")
+        if bar is not None:
+            bar.pushMessage(f"QuakeFusion: {self.title}", reason, Qgis.Info if self.isCanceled() else Qgis.Critical,
+                            0)
+        log(f"{self.title} failed: {reason}", Qgis.Critical)
+        if self.details:
+            log(self.details, Qgis.Critical)
+        self.done.emit(False, f"{self.title}: {reason}")

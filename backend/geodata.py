@@ -238,28 +238,48 @@ def _geometry(ogr, kind: str, coords: object):  # noqa: ANN001, ANN202
     return g
 
 
+def _targets(ogr, path: Path, layers: list[Layer]):  # noqa: ANN001, ANN202
+    """(driver, [(file, layers in it)]) for ``write_layers``."""
+    suffix = path.suffix.lower()
+    if suffix in (".gpkg", ".geojson", ".json"):
+        if suffix != ".gpkg" and len(layers) > 1:
+            raise ValueError("GeoJSON holds one layer; write a GeoPackage or shapefiles for several")
+        return ogr.GetDriverByName("GPKG" if suffix == ".gpkg" else "GeoJSON"), [(path, layers)]
+    driver = ogr.GetDriverByName("ESRI Shapefile")
+    if suffix == ".shp":
+        return driver, [(path, [lay]) if len(layers) == 1 else (path.with_name(f"{path.stem}_{lay.name}.shp"), [lay])
+                        for lay in layers]
+    return driver, [(path / f"{lay.name}.shp", [lay]) for lay in layers]
+
+
+def _write_features(ogr, ds, ol, lay: Layer) -> None:  # noqa: ANN001
+    defn = ol.GetLayerDefn()
+    tx = ds.TestCapability(ogr.ODsCTransactions)
+    if tx:
+        ds.StartTransaction()
+    for coords, attrs in lay.features:
+        f = ogr.Feature(defn)
+        for name, kind in lay.fields.items():
+            v = attrs.get(name)
+            if v is None or (kind == "real" and not math.isfinite(float(v))):
+                f.SetFieldNull(name)
+            else:
+                f.SetField(name, {"real": float, "int": int, "str": str}[kind](v))
+        f.SetGeometry(_geometry(ogr, lay.geom, coords))
+        ol.CreateFeature(f)
+    if tx:
+        ds.CommitTransaction()
+
+
 def write_layers(path: str | Path, layers: list[Layer], crs_wkt: str) -> list[Path]:
     """Write ``layers`` to a GeoPackage (``*.gpkg``: one file, one table per layer, replaced if it exists), a
     GeoJSON file (``*.geojson``, one layer) or shapefiles (``*.shp``: one layer -> that file; several ->
     ``<stem>_<layer>.shp`` beside it; a folder -> ``<folder>/<layer>.shp``). Returns the files written."""
     ogr, osr = _ogr()
-    path = Path(path)
     kinds = {"Point": ogr.wkbPoint, "LineString": ogr.wkbLineString, "Polygon": ogr.wkbPolygon}
     ftypes = {"real": ogr.OFTReal, "int": ogr.OFTInteger, "str": ogr.OFTString}
     srs = _srs(osr, crs_wkt)
-    suffix = path.suffix.lower()
-    if suffix in (".gpkg", ".geojson", ".json"):
-        if suffix != ".gpkg" and len(layers) > 1:
-            raise ValueError("GeoJSON holds one layer; write a GeoPackage or shapefiles for several")
-        targets = [(path, layers)]
-        driver = ogr.GetDriverByName("GPKG" if suffix == ".gpkg" else "GeoJSON")
-    else:
-        driver = ogr.GetDriverByName("ESRI Shapefile")
-        if path.suffix.lower() == ".shp":
-            targets = [(path, [lay]) if len(layers) == 1 else (path.with_name(f"{path.stem}_{lay.name}.shp"), [lay])
-                       for lay in layers]
-        else:
-            targets = [(path / f"{lay.name}.shp", [lay]) for lay in layers]
+    driver, targets = _targets(ogr, Path(path), layers)
     written = []
     for target, lays in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -274,33 +294,15 @@ def write_layers(path: str | Path, layers: list[Layer], crs_wkt: str) -> list[Pa
                     fd.SetWidth(18)
                     fd.SetPrecision(6)
                 ol.CreateField(fd)
-            defn = ol.GetLayerDefn()
-            tx = ds.TestCapability(ogr.ODsCTransactions)
-            if tx:
-                ds.StartTransaction()
-            for coords, attrs in lay.features:
-                f = ogr.Feature(defn)
-                for name, kind in lay.fields.items():
-                    v = attrs.get(name)
-                    if v is None or (kind == "real" and not math.isfinite(float(v))):
-                        f.SetFieldNull(name)
-                    else:
-                        f.SetField(name, {"real": float, "int": int, "str": str}[kind](v))
-                f.SetGeometry(_geometry(ogr, lay.geom, coords))
-                ol.CreateFeature(f)
-            if tx:
-                ds.CommitTransaction()
+            _write_features(ogr, ds, ol, lay)
         ds = None  # noqa: F841 - closes and flushes the file
         written.append(target)
     return written
 
 
-def read_lines(path: str | Path, crs_wkt: str, layer: str | None = None) -> list[np.ndarray]:
-    """Line features of a vector file (GeoPackage, shapefile, GeoJSON, anything OGR reads) as (k, 2) arrays in
-    ``crs_wkt`` (reprojected from the layer's CRS; a layer without CRS is taken to be in ``crs_wkt``). The layer is
-    ``layer``, else ``rupture_trace`` when present, else the first layer with line geometry."""
-    ogr, osr = _ogr()
-    p = Path(path)
+def _open_line_layer(ogr, p: Path, layer: str | None):  # noqa: ANN001, ANN202
+    """(datasource, layer name) of the trace file ``p``: ``layer``, else ``rupture_trace``, else the first line
+    layer."""
     try:
         ds = ogr.Open(str(p))
     except RuntimeError as exc:
@@ -315,6 +317,28 @@ def read_lines(path: str | Path, crs_wkt: str, layer: str | None = None) -> list
         layer = "rupture_trace" if "rupture_trace" in names else (lines[0] if lines else (names or [None])[0])
     if layer not in names:
         raise ToolsError(f"trace file {p}: no layer {layer!r} (layers: {names}).", "trace")
+    return ds, layer
+
+
+def _line_parts(ogr, g) -> list[np.ndarray]:  # noqa: ANN001
+    flat = ogr.GT_Flatten(g.GetGeometryType())
+    parts = [g] if flat == ogr.wkbLineString else (
+        [g.GetGeometryRef(i) for i in range(g.GetGeometryCount())] if flat == ogr.wkbMultiLineString else [])
+    out = []
+    for part in parts:
+        pts = np.array([part.GetPoint_2D(i) for i in range(part.GetPointCount())], float)
+        if len(pts) >= 2:
+            out.append(pts)
+    return out
+
+
+def read_lines(path: str | Path, crs_wkt: str, layer: str | None = None) -> list[np.ndarray]:
+    """Line features of a vector file (GeoPackage, shapefile, GeoJSON, anything OGR reads) as (k, 2) arrays in
+    ``crs_wkt`` (reprojected from the layer's CRS; a layer without CRS is taken to be in ``crs_wkt``). The layer is
+    ``layer``, else ``rupture_trace`` when present, else the first layer with line geometry."""
+    ogr, osr = _ogr()
+    p = Path(path)
+    ds, layer = _open_line_layer(ogr, p, layer)
     lyr = ds.GetLayerByName(layer)
     dst = _srs(osr, crs_wkt)
     src = lyr.GetSpatialRef()
@@ -332,13 +356,7 @@ def read_lines(path: str | Path, crs_wkt: str, layer: str | None = None) -> list
         g = g.Clone()
         if ct is not None:
             g.Transform(ct)
-        flat = ogr.GT_Flatten(g.GetGeometryType())
-        parts = [g] if flat == ogr.wkbLineString else (
-            [g.GetGeometryRef(i) for i in range(g.GetGeometryCount())] if flat == ogr.wkbMultiLineString else [])
-        for part in parts:
-            pts = np.array([part.GetPoint_2D(i) for i in range(part.GetPointCount())], float)
-            if len(pts) >= 2:
-                out.append(pts)
+        out += _line_parts(ogr, g)
     if not out:
         raise ToolsError(f"trace file {p} (layer {layer}): no line features. Fix: draw the trace as a line "
                          "layer (LineString).", "trace")

@@ -64,7 +64,7 @@ def open_out(path: Path, grid: Grid, descriptions: list[str], units: list[str], 
 # and GDAL/SQLite side-cars. An input must never have one of these names in the output folder (or be the same file,
 # e.g. through a hard link), and a new run removes the previous run's files of these names (docs/robustness.md).
 PER_IFG_KEYS = ("unwrapped_phase", "los_displacement", "rewrapped_phase")
-TOOL_OUTPUTS = ("rupture_trace.gpkg", "fault_offsets.gpkg", "fault_offsets.csv", "report.pdf")
+TOOL_OUTPUTS = ("rupture_trace.gpkg", "fault_offsets.gpkg", "fault_offsets.csv", "report.pdf", "run.log")
 SIDECARS = (".aux.xml", ".ovr", "-wal", "-shm", "-journal")
 LOCK_NAME = ".quakefusion.lock"
 TMP_PREFIX = ".quakefusion-tmp-"

@@ -91,8 +91,10 @@ class _Run:
     unwrap_info: dict[str, Any] = field(default_factory=dict)
     valid_fraction: float = 0.0
     skipped_tiles: int = 0
+    log: list[str] = field(default_factory=list)  # -> run.log beside run.json
 
     def report(self, fraction: float, message: str) -> None:
+        self.log.append(f"{time.perf_counter() - self.t_start:8.2f} s  {100 * fraction:5.1f} %  {message}")
         if self.progress is not None:
             self.progress(float(min(max(fraction, 0.0), 1.0)), message)
 
@@ -112,11 +114,15 @@ def _validate_and_grid(r: _Run) -> None:
     cfg = r.cfg
     raise_first(check(cfg))
     r.notes += angle_notes(cfg)
-    paths = {n: Path(inp.path) for n, inp in cfg.rasters().items()}
+    rasters = cfg.rasters()
+    paths = {n: Path(inp.path) for n, inp in rasters.items()}
     if cfg.grid_like is not None:
         paths["grid_like"] = Path(cfg.grid_like.path)
     out.check_not_overwritten({n: p for n, p in paths.items() if p.exists()}, cfg.out_dir)
-    r.opened = open_inputs(cfg.rasters())
+    r.opened = {}
+    for i, (name, raster) in enumerate(rasters.items()):  # progress moves while the inputs are checked
+        r.report(0.02 * i / max(len(rasters), 1), f"checking inputs: {name}")
+        r.opened.update(open_inputs({name: raster}))
     r.grid, r.grid_ref = output_grid(cfg.grid_like, r.opened, GRID_ORDER, cfg.extent, cfg.intersection)
     if min(r.grid.width, r.grid.height) < MIN_GRID_PX:
         raise PipelineError(f"the output grid ({r.grid_ref}'s) is only {r.grid.width} x {r.grid.height} px: a strip "
@@ -289,11 +295,13 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
 
 def _run_staged(r: _Run, stack: ExitStack, staging: out.Staging) -> EstimateResult:
     cfg = r.cfg
+    r.report(0.02, "loading the model")
     with r.clock("model_load_s"):
         model = OnnxModel(cfg.model_path, device=cfg.device, threads=cfg.threads)
     plan = TilePlan.make(cfg, model.meta, r.grid)
     r.notes += _model_notes(model.meta, r.grid) + plan.notes
     sources, angles = _open_sources(r, stack)
+    r.report(0.03, "input statistics")
     with r.clock("stats_s"):
         stats = feat.compute_stats(_stats_arrays(sources, r.grid))
     r.check_cancel()
@@ -310,6 +318,7 @@ def _run_staged(r: _Run, stack: ExitStack, staging: out.Staging) -> EstimateResu
         r.notes.append(f"replaced the previous run's files in {cfg.out_dir}: {', '.join(replaced)}")
     run = _run_json(r, model, plan, stats, staging.produced(), replaced)
     out.write_run_json(staging.path("run_json"), run)
+    staging.file("run.log").write_text("\n".join(r.log + [f"note: {n}" for n in r.notes]) + "\n", encoding="utf-8")
     r.check_cancel()
     final = staging.commit()
     r.report(1.0, f"done ({model.device}, {r.timings['total_s']:.1f} s)")

@@ -119,9 +119,9 @@ def _crs_name(wkt: str) -> str:
         return "unknown"
 
 
-def _summary_page(plt, run: RunData, extra: dict):  # noqa: ANN001, ANN202
-    fig = plt.figure(figsize=PAGE)
-    fig.text(0.05, 0.94, "Run summary", fontsize=16, fontweight="bold")
+def summary_lines(run: RunData, extra: dict) -> list[str]:
+    """The run summary (software, model version, device, grid, inputs, parameters, ``extra``) as text lines; the
+    PDF of ``make_report`` and the QGIS layout report print the same."""
     rj = run.run_json
     lines = [f"run folder: {run.run_dir}",
              f"software: {rj.get('software', '?')}   created: {rj.get('created_utc', '?')}",
@@ -137,7 +137,13 @@ def _summary_page(plt, run: RunData, extra: dict):  # noqa: ANN001, ANN202
     for k, v in (rj.get("parameters") or {}).items():
         s = json.dumps(v, default=str) if isinstance(v, dict | list) else str(v)
         lines.append(f"  {k}: {s[:110] + ('...' if len(s) > 110 else '')}")
-    lines += ["", "offsets (this report):"] + [f"  {k}: {v}" for k, v in extra.items()]
+    return lines + ["", "offsets (this report):"] + [f"  {k}: {v}" for k, v in extra.items()]
+
+
+def _summary_page(plt, run: RunData, extra: dict):  # noqa: ANN001, ANN202
+    fig = plt.figure(figsize=PAGE)
+    fig.text(0.05, 0.94, "Run summary", fontsize=16, fontweight="bold")
+    lines = summary_lines(run, extra)
     fig.text(0.05, 0.9, "\n".join(lines[:48]), fontsize=8.5, family="monospace", va="top")
     return fig
 

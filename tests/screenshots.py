@@ -177,19 +177,13 @@ QTimer.singleShot(3000, step1)
 '''
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(ROOT / "docs" / "img"))
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--size", type=int, default=384)
-    ap.add_argument("--pixel", type=float, default=10.0)
-    ap.add_argument("--model", default="", help="model .onnx (default: the shipped models/quakefusion.onnx)")
-    ap.add_argument("--display", default=":97")
-    ap.add_argument("--timeout", type=int, default=300)
-    args = ap.parse_args()
-
+def run_qgis_script(script_text: str, cfg: dict, out: Path, display: str = ":97", timeout: int = 300,
+                    min_shots: int = 3, check_unload: bool = True) -> int:
+    """Start Xvfb and QGIS (throw-away profile, the plugin enabled) with ``script_text`` as ``--code``; the script
+    reads ``cfg`` (+ ``out``: its shot folder, ``root``) from ``QF_SHOT_CFG`` and saves PNGs there; they are copied
+    to ``out``. Returns an exit status."""
     tmp = Path(tempfile.mkdtemp(prefix="qf-shots-"))
-    out = Path(args.out)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     shots = tmp / "shots"
     for d in ("plugins", "profiles/default/QGIS", "data", "results", "runtime", "shots"):
@@ -200,20 +194,18 @@ def main() -> int:
         "[PythonPlugins]\nquakefusion=true\n\n[qgis]\nshowTips322=false\ncheckVersion=false\n"
         "newProjectDefault=false\n\n[core]\nNewsFeed\\httpsfeedqgisorg\\disabled=true\n")
     script = tmp / "shots.py"
-    script.write_text(QGIS_SCRIPT)
-    env = {**os.environ, "DISPLAY": args.display, "QGIS_PLUGINPATH": str(tmp / "plugins"),
+    script.write_text(script_text)
+    env = {**os.environ, "DISPLAY": display, "QGIS_PLUGINPATH": str(tmp / "plugins"),
            "PYTHONPATH": os.pathsep.join([sysconfig.get_paths()["purelib"], str(ROOT)]),
            "XDG_RUNTIME_DIR": str(tmp / "runtime"), "QT_QPA_PLATFORM": "xcb",
-           "QF_SHOT_CFG": json.dumps({"out": str(shots), "root": str(ROOT), "seed": args.seed,
-                                                   "size": args.size, "pixel": args.pixel,
-                                                   "data": str(tmp / "data"), "results": str(tmp / "results"),
-                                                   "model": args.model})}
-    xvfb = subprocess.Popen(["Xvfb", args.display, "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+           "QF_SHOT_CFG": json.dumps({**cfg, "out": str(shots), "root": str(ROOT), "data": str(tmp / "data"),
+                                      "results": str(tmp / "results")})}
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(1.5)
         proc = subprocess.run(["qgis", "--nologo", "--noversioncheck", "--profiles-path", str(tmp),
-                               "--code", str(script)], env=env, timeout=args.timeout, capture_output=True, text=True)
+                               "--code", str(script)], env=env, timeout=timeout, capture_output=True, text=True)
         print(proc.stdout[-4000:])
         crashed = "Inferior 1" in proc.stdout + proc.stderr or proc.returncode not in (0,)
         print(f"qgis exit code {proc.returncode}{' (CRASHED at exit)' if crashed else ''}")
@@ -221,7 +213,7 @@ def main() -> int:
             print((shots / "error.txt").read_text(), file=sys.stderr)
             return 1
         check = shots / "unload_check.json"
-        if check.exists():
+        if check_unload and check.exists():
             print("real-QGIS load/unload/load check:", check.read_text())
             st = json.loads(check.read_text())
             want_on = {"raster_menu_has_quakefusion": True, "toolbars": 1, "provider": True}
@@ -230,7 +222,7 @@ def main() -> int:
                 print("load/unload check FAILED", file=sys.stderr)
                 return 1
         made = sorted(shots.glob("*.png"))
-        if len(made) < 3:
+        if len(made) < min_shots:
             print(proc.stderr[-4000:], file=sys.stderr)
             return 1
         for p in made:
@@ -241,6 +233,20 @@ def main() -> int:
         xvfb.terminate()
         xvfb.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(ROOT / "docs" / "img"))
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--size", type=int, default=384)
+    ap.add_argument("--pixel", type=float, default=10.0)
+    ap.add_argument("--model", default="", help="model .onnx (default: the shipped models/quakefusion.onnx)")
+    ap.add_argument("--display", default=":97")
+    ap.add_argument("--timeout", type=int, default=300)
+    args = ap.parse_args()
+    cfg = {"seed": args.seed, "size": args.size, "pixel": args.pixel, "model": args.model}
+    return run_qgis_script(QGIS_SCRIPT, cfg, Path(args.out), args.display, args.timeout)
 
 
 if __name__ == "__main__":

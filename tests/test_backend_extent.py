@@ -92,7 +92,9 @@ def test_los_and_unwrapped_only_when_meaningful(tmp_path: Path, scene: dict[str,
     a = run_estimate(EstimateConfig(out_dir=tmp_path / "a", **optical))
     assert set(a.outputs) == {"displacement", "displacement_sigma", "run_json", "east", "north", "up", "horizontal",
                               "uncertainty", "arrows"}
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(p.name for p in a.outputs.values())
+    assert sorted(p.name for p in (tmp_path / "a").iterdir() if p.name != "run.log") == sorted(
+        p.name for p in a.outputs.values())
+    assert (tmp_path / "a" / "run.log").is_file()  # the per-run log beside run.json
     # optical + geometry: the LOS projection of the fused estimate; no band from a phase (the UI shows the last band)
     b = run_estimate(EstimateConfig(out_dir=tmp_path / "b", incidence_deg=39, heading_deg=-12, **optical))
     assert set(b.outputs) == set(a.outputs) | {"los_displacement"}

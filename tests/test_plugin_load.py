@@ -30,10 +30,11 @@ def test_load_unload_leaves_nothing_and_loads_twice(qgis_app, qgis_iface, qf_plu
         remove_menu.reset_mock()
         plugin = qf_plugin_pkg.classFactory(qgis_iface)
         plugin.initGui()
-        # menu: own "QuakeFusion" sub-menu under Raster, two entries; a toolbar with the icon action
-        assert [c.args[0] for c in add_menu.call_args_list] == ["&QuakeFusion", "&QuakeFusion"]
-        assert {c.args[1].text() for c in add_menu.call_args_list} == {"Estimate displacement…",
-                                                                      "Install dependencies…"}
+        # menu: own "QuakeFusion" sub-menu under Raster, six entries; a toolbar with the icon action
+        assert [c.args[0] for c in add_menu.call_args_list] == ["&QuakeFusion"] * 6
+        assert [c.args[1].text() for c in add_menu.call_args_list] == [
+            "Estimate displacement…", "Geologist's tools…", "Profile tool", "Export run…", "Help",
+            "Install dependencies…"]
         assert not plugin.action_run.icon().isNull()
         tbs = _qf_toolbars(qgis_iface)
         assert len(tbs) == 1 and plugin.action_run in tbs[0].actions()
@@ -43,6 +44,13 @@ def test_load_unload_leaves_nothing_and_loads_twice(qgis_app, qgis_iface, qf_plu
         # the toolbar action opens the dialog
         plugin.action_run.trigger()
         assert plugin.dialog is not None and plugin.dialog.isVisible()
+        plugin.dialog.btn_tools.click()  # the main dialog's "Geologist's tools…" button
+        assert plugin.tools_dialog is not None and plugin.tools_dialog.isVisible()
+        plugin.action_tools.trigger()
+        assert plugin.tools_dialog.isVisible()
+        plugin.action_profile.trigger()
+        assert plugin.profile_dock is not None and qgis_iface.mapCanvas().mapTool() is plugin.profile_dock.tool
+        assert len([a for a in reg.providerById("quakefusion").algorithms()]) == 7
         plugin.unload()
         QgsApplication.processEvents()
         QgsApplication.sendPostedEvents(None, QEvent.DeferredDelete)  # runs deleteLater
@@ -53,6 +61,7 @@ def test_load_unload_leaves_nothing_and_loads_twice(qgis_app, qgis_iface, qf_plu
         assert _qf_actions(qgis_iface) == []
         assert reg.providerById("quakefusion") is None
         assert plugin.dialog is None and plugin.provider is None and plugin.actions == []
+        assert plugin.tools_dialog is None and plugin.profile_dock is None
 
 
 def test_startup_imports_nothing_heavy(qf_plugin_pkg) -> None:

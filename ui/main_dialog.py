@@ -24,7 +24,18 @@ from qgis.core import (
 )
 from qgis.gui import QgsFileWidget, QgsMapToolExtent
 from qgis.PyQt import uic
-from qgis.PyQt.QtWidgets import QDialog, QFileDialog
+from qgis.PyQt.QtCore import Qt, QUrl
+from qgis.PyQt.QtGui import QDesktopServices
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from backend import config as C
 
@@ -52,12 +63,34 @@ EXTENT_MODES = [
     ("drawn", "Rectangle drawn on the map"),
 ]
 DEVICES = [("auto", "Auto (GPU if it works, else CPU)"), ("cuda", "GPU (CUDA)"), ("cpu", "CPU")]
+# Sensor presets: (label, wavelength, LOS heading (deg, clockwise from north, of a right-looking radar), incidence
+# (deg, mid-swath)). The backend's LOS is that of a right-looking radar; NISAR looks left, so its LOS is the one of a
+# right-looking radar flying the opposite way: heading = flight direction + 180 deg. Mid-swath incidences are a
+# starting point: give the incidence/heading rasters of the product when you have them.
+SENSOR_PRESETS = [
+    ("Sensor preset…", None, None, None),
+    ("Sentinel-1 IW ascending", C.SENTINEL1_WAVELENGTH_M, -12.0, 39.0),
+    ("Sentinel-1 IW descending", C.SENTINEL1_WAVELENGTH_M, -168.0, 39.0),
+    ("ALOS-2 PALSAR-2 ascending (right-looking)", C.ALOS2_WAVELENGTH_M, -10.0, 36.0),
+    ("ALOS-2 PALSAR-2 descending (right-looking)", C.ALOS2_WAVELENGTH_M, -170.0, 36.0),
+    ("NISAR L-band ascending (left-looking)", C.NISAR_L_WAVELENGTH_M, 168.0, 40.0),
+    ("NISAR L-band descending (left-looking)", C.NISAR_L_WAVELENGTH_M, 12.0, 40.0),
+]
+FIT_HEIGHT = 700  # the dialog fits a 768-px-high screen (title bar and task bar take the rest)
+
+
+def help_url() -> str:
+    """file:// URL of the user guide shipped with the plugin (docs/user_guide.md)."""
+    from qgis.PyQt.QtCore import QUrl
+
+    return QUrl.fromLocalFile(str(Path(__file__).resolve().parents[1] / "docs" / "user_guide.md")).toString()
 
 
 def available_devices() -> tuple[bool, str]:
     """(GPU usable?, a sentence for the user) from the installed onnxruntime build (no session is created)."""
     if importlib.util.find_spec("onnxruntime") is None:
-        return False, "onnxruntime is not installed: no device available (see Plugins > QuakeFusion > dependencies)."
+        return False, ("onnxruntime is not installed: no device available (see Raster ▸ QuakeFusion ▸ Install "
+                       "dependencies…).")
     try:
         import onnxruntime as ort
 
@@ -70,14 +103,25 @@ def available_devices() -> tuple[bool, str]:
     return False, f"CPU only: this onnxruntime ({ort.__version__}) has no CUDA provider."
 
 
+class _SettingsScroll(QScrollArea):
+    """The settings' scroll area: asks for at most 420 px (the rest of the dialog needs ~250 px)."""
+
+    def sizeHint(self) -> Any:  # noqa: N802 (Qt API)
+        h = super().sizeHint()
+        h.setHeight(min(h.height(), 420))
+        return h
+
+
 class MainDialog(QDialog, FORM_CLASS):
     """The main dialog. ``start_task(spec)`` must return a started task with ``progressChanged``, ``message``,
     ``taskCompleted``/``taskTerminated`` signals and ``cancel()`` (the plugin's ``QuakeFusionTask``)."""
 
     def __init__(self, iface: Any = None, parent: Any = None,
-                 start_task: Callable[[RunSpec], Any] | None = None) -> None:
+                 start_task: Callable[[RunSpec], Any] | None = None,
+                 show_tools: Callable[[], Any] | None = None) -> None:
         super().__init__(parent)
         self.setupUi(self)
+        self._wrap_in_scroll_area()
         self.iface = iface
         self.start_task = start_task
         self.task: Any = None
@@ -91,6 +135,17 @@ class MainDialog(QDialog, FORM_CLASS):
         self.btn_run.clicked.connect(self.run)
         self.btn_cancel.clicked.connect(self.cancel_run)
         self.btn_close.clicked.connect(self.close)
+        self.btn_help = QPushButton("Help")
+        self.btn_help.setToolTip("Open the QuakeFusion user guide")
+        self.btn_help.clicked.connect(self.open_help)
+        self.buttons.insertWidget(0, self.btn_help)
+        self.btn_tools = QPushButton("Geologist's tools…")
+        self.btn_tools.setToolTip("Rupture trace, offsets along strike, profiles, arrows, report and export of a "
+                                  "finished run (the last run is filled in)")
+        self.btn_tools.setEnabled(show_tools is not None)
+        if show_tools is not None:
+            self.btn_tools.clicked.connect(lambda _=False: show_tools())
+        self.buttons.insertWidget(1, self.btn_tools)
         self.btn_cancel.setEnabled(False)
         self.progress.setValue(0)
         QgsProject.instance().layersAdded.connect(self.validate)
@@ -98,6 +153,28 @@ class MainDialog(QDialog, FORM_CLASS):
         self.validate()
 
     # ------------------------------------------------------------------ set-up
+    def _wrap_in_scroll_area(self) -> None:
+        """Inputs, InSAR, area and advanced settings scroll; validation, progress and buttons stay visible. The
+        dialog opens at most FIT_HEIGHT px high (a 768-px screen)."""
+        inner = QWidget()
+        box = QVBoxLayout(inner)
+        box.setContentsMargins(0, 0, 0, 0)
+        for w in (self.intro, self.grp_inputs, self.grp_insar, self.grp_area, self.grp_advanced):
+            self.main_layout.removeWidget(w)
+            box.addWidget(w)
+        box.addStretch(1)
+        self.scroll = _SettingsScroll()
+        self.scroll.setObjectName("scroll_settings")
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QScrollArea.NoFrame)
+        self.scroll.setWidget(inner)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.main_layout.insertWidget(0, self.scroll, 1)
+        self.resize(max(self.width(), inner.sizeHint().width() + 30), FIT_HEIGHT - 40)
+
+    def open_help(self) -> bool:
+        return QDesktopServices.openUrl(QUrl(help_url()))
+
     def _setup_rows(self) -> None:
         for key in ROWS:
             cb = self.combo(key)
@@ -133,6 +210,31 @@ class MainDialog(QDialog, FORM_CLASS):
         self.cb_sign_preset.setCurrentIndex(int(s.value(SETTINGS_PREFIX + "sign_preset", 0)))
         self._wavelength_preset_changed()
         self._sign_preset_changed()
+        self.cb_sensor = QComboBox()
+        self.cb_sensor.setObjectName("cb_sensor")
+        self.cb_sensor.setToolTip("Sets the wavelength and the constant LOS heading/incidence (mid-swath) of a "
+                                  "sensor; rasters of the real angles are better when the product has them")
+        for label, *_ in SENSOR_PRESETS:
+            self.cb_sensor.addItem(label)
+        self.cb_sensor.currentIndexChanged.connect(self.apply_sensor)
+        self.grid_insar.addWidget(QLabel("Sensor"), 3, 0)
+        self.grid_insar.addWidget(self.cb_sensor, 3, 1, 1, 2)
+
+    def apply_sensor(self, index: int) -> None:
+        """Apply a sensor preset (wavelength, LOS heading and incidence constants)."""
+        _label, wavelength, heading, incidence = SENSOR_PRESETS[index]
+        if wavelength is None:
+            return
+        i = next((k for k, (_l, v) in enumerate(WAVELENGTH_PRESETS) if v is not None and abs(v - wavelength) < 1e-6),
+                 None)
+        if i is None:
+            self.cb_wavelength_preset.setCurrentIndex(len(WAVELENGTH_PRESETS) - 1)
+            self.spin_wavelength.setValue(wavelength)
+        else:
+            self.cb_wavelength_preset.setCurrentIndex(i)
+        self.const_heading.setValue(heading)
+        self.const_incidence.setValue(incidence)
+        self.validate()
 
     def _setup_area(self) -> None:
         for key, label in EXTENT_MODES:
@@ -143,7 +245,7 @@ class MainDialog(QDialog, FORM_CLASS):
         self.fw_output.setDialogTitle("QuakeFusion output folder")
         self.fw_output.setFilePath(str(QgsSettings().value(SETTINGS_PREFIX + "output_dir", "")))
         self.fw_output.fileChanged.connect(self.validate)
-        self.le_run_name.setText(default_run_name())
+        self.le_run_name.setText(str(QgsSettings().value(SETTINGS_PREFIX + "run_name", "")) or default_run_name())
         self.le_run_name.textChanged.connect(self.validate)
         self._extent_mode_changed()
 
@@ -284,7 +386,7 @@ class MainDialog(QDialog, FORM_CLASS):
         p: list[str] = []
         missing = deps.missing()
         if missing:
-            p.append(f"The Python packages {', '.join(missing)} are needed: use Plugins > QuakeFusion > Install "
+            p.append(f"The Python packages {', '.join(missing)} are needed: use Raster ▸ QuakeFusion ▸ Install "
                      "dependencies.")
         p += self._layer_problems(given)
         # the backend's own rules (pairs, a displacement-sensitive input, wavelength, tile, model file...)
@@ -401,6 +503,7 @@ class MainDialog(QDialog, FORM_CLASS):
         s.setValue(SETTINGS_PREFIX + "sign_preset", self.cb_sign_preset.currentIndex())
         s.setValue(SETTINGS_PREFIX + "incidence_deg", float(self.const_incidence.value()))
         s.setValue(SETTINGS_PREFIX + "heading_deg", float(self.const_heading.value()))
+        s.setValue(SETTINGS_PREFIX + "run_name", self.le_run_name.text().strip())
 
     def run(self) -> Any:
         if not self.validate() or self.start_task is None:
@@ -428,8 +531,7 @@ class MainDialog(QDialog, FORM_CLASS):
         self.task = None
         self.btn_cancel.setEnabled(False)
         self.progress.setValue(100 if ok else 0)
-        self.lbl_status.setText(text)
-        self.le_run_name.setText(default_run_name())
+        self.lbl_status.setText(text)  # the run name stays (a second run gets the folder <name>_2)
         self.validate()
         self.highlight(bad)
 
@@ -460,4 +562,4 @@ class MainDialog(QDialog, FORM_CLASS):
                 pass
 
 
-__all__ = ["MainDialog", "available_devices", "ROWS"]
+__all__ = ["MainDialog", "available_devices", "help_url", "ROWS", "SENSOR_PRESETS"]
