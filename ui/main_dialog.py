@@ -7,7 +7,6 @@ come back through the task's signals. Nothing heavy is imported at module import
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -87,20 +86,9 @@ def help_url() -> str:
 
 
 def available_devices() -> tuple[bool, str]:
-    """(GPU usable?, a sentence for the user) from the installed onnxruntime build (no session is created)."""
-    if importlib.util.find_spec("onnxruntime") is None:
-        return False, ("onnxruntime is not installed: no device available (see Raster ▸ QuakeFusion ▸ Install "
-                       "dependencies…).")
-    try:
-        import onnxruntime as ort
-
-        providers = ort.get_available_providers()
-    except Exception as exc:  # a broken install must not break the dialog
-        return False, f"onnxruntime cannot be loaded ({exc}); CPU only after reinstalling it."
-    if "CUDAExecutionProvider" in providers:
-        return True, ("GPU build of onnxruntime found (CUDA provider). Auto uses the GPU when CUDA initialises, "
-                      "otherwise the CPU.")
-    return False, f"CPU only: this onnxruntime ({ort.__version__}) has no CUDA provider."
+    """(GPU usable?, a sentence for the user): a GPU is claimed only when its CUDA provider really initialises
+    (``app.deps.gpu_status``), not merely when a GPU build of onnxruntime is installed."""
+    return deps.gpu_status()
 
 
 class _SettingsScroll(QScrollArea):
