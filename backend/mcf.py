@@ -3,20 +3,23 @@
 
 ``unwrap_residual(phase, coherence, model_phase, model_sigma, nlooks) -> (unwrapped, regions, summary)``
 
-1. **Residual.** ``psi = wrap(phi - w * phi_model)``, ``w = exp(-(sigma/(pi/2))^2 / 2)`` smoothed over a few
-   pixels: where the fused estimate is good (sigma << pi) its fringes are removed before unwrapping; where it is
-   poor (sigma >~ pi) it is faded out, so a poor model cannot add fringes. Without a model ``psi = phi``.
-2. **MCF.** ``whirlwind.unwrap(exp(i psi), coherence, nlooks, mask=valid)`` (Carballo/Lee statistical costs from
-   the coherence, capacity-1 MCF, whirlwind's own gap bridging). The result is ``phi + 2 pi k`` with
-   ``k = rint((unw(psi) - psi) / 2 pi)``: congruent with the input by construction. Without a model the output
-   is exactly whirlwind's.
+1. **Residual.** ``psi = wrap(phi - w * phi_model)`` with ``w = clip((3 pi - sigma) / 2 pi, 0, 1)`` smoothed over
+   2 px: the full model where its 1-sigma is below pi, faded out by 3 pi, so a poor model cannot add fringes (its
+   errors are smooth: its gradient stays useful well after its absolute level does not). Without a model
+   ``psi = phi``.
+2. **MCF.** ``whirlwind.unwrap(exp(i psi), coherence, nlooks, mask=valid)``: Carballo/Lee statistical costs from
+   the coherence, capacity-1 min-cost flow, gap bridging, SNAPHU-like connected components. The result is
+   ``phi + 2 pi k`` with ``k = rint((w phi_model + unw(psi) - phi) / 2 pi)``: congruent with the input by
+   construction. Without a model the output is exactly whirlwind's.
 3. **Regions.** The coherent area = valid pixels whose coherence, averaged over 5 x 5, is at least
-   ``max(coherence_threshold, 0.886/sqrt(nlooks) + 0.05)`` (the second term sits above the estimator's bias at
-   zero coherence), opened with a disk of radius ``cut_radius_px`` (cuts bridges thinner than ~2r+1 px through a
-   decorrelated band, e.g. a surface rupture). Its 4-connected components of at least ``min_region_px`` pixels are
-   the candidate regions; everything else is region 0 (its value is still MCF's, but untrusted). Inside one
-   coherent component MCF's cycles are taken as consistent; *across* a decorrelated gap MCF's (or the bridge's)
-   answer is never trusted on its own.
+   ``max(coherence_threshold, b(L) + 0.05)`` (b(L) = the L-look estimator's mean at zero coherence), whose residual
+   phase is locally consistent (phase-gradient pseudo-coherence >= ``phase_quality_threshold``), that whirlwind's
+   SNAPHU-like connected components keep (not label 0, not on a seam between two of its labels), and - with a model
+   - where the model's own phase gradient is below ``model_gradient_max`` (pi/2 per pixel; steeper = aliased data,
+   e.g. the step at a rupture), opened with a disk of radius ``cut_radius_px`` (cuts bridges thinner than ~2r+1 px
+   through a decorrelated band). Its 4-connected components of at least ``min_region_px`` pixels are the candidate
+   regions; everything else is region 0 (its value is still MCF's, but untrusted). Inside one coherent component
+   MCF's cycles are taken as consistent; *across* a gap MCF's (or the bridge's) answer is never trusted on its own.
 4. **Links.** Components facing each other across a gap narrower than ``max_gap_px`` are candidates. For each
    pair, the nearest pixels on each side of their common boundary give ``r = (unw - phi_model) / 2 pi`` medians
    ``r_A``, ``r_B``; the model's step across the gap has ``sigma_step = hypot(median sigma_A, median sigma_B)``
@@ -57,19 +60,23 @@ def _solver_version() -> str:
         return "whirlwind-insar"
 
 
-def _whirlwind_unwrap(igram: np.ndarray, coh: np.ndarray, nlooks: float, mask: np.ndarray) -> np.ndarray:
-    """``whirlwind.unwrap(igram, coh, nlooks, mask)[0]`` without its connected components (a quarter of its time;
-    ours are computed below): the same native MCF call and gap-bridging post-pass as whirlwind 0.10's ``unwrap``.
-    Falls back to the public ``unwrap`` if the internals differ."""
+def _whirlwind_unwrap(igram: np.ndarray, coh: np.ndarray, nlooks: float, mask: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``whirlwind.unwrap(igram, coh, nlooks, mask)``: (unwrapped float32, SNAPHU-like connected components)."""
     import whirlwind
 
-    try:
-        unw, _ = whirlwind._unwrap_native(igram, coh, nlooks, mask=mask, tile_size=0, tile_overlap=0, multilook=1,
-                                          cost_threshold=50, min_size_px=100, max_ncomps=1024,
-                                          phase_grad_window=(7, 7))
-        return whirlwind.bridge_components(np.asarray(unw, dtype=np.float32), mask)
-    except (AttributeError, TypeError):  # pragma: no cover - other whirlwind versions
-        return whirlwind.unwrap(igram, coh, nlooks, mask=mask)[0]
+    unw, cc = whirlwind.unwrap(igram, coh, nlooks, mask=mask)
+    return np.asarray(unw, dtype=np.float32), np.asarray(cc)
+
+
+def _label_boundaries(lab: np.ndarray) -> np.ndarray:
+    """Pixels with a 4-neighbour of a different non-zero label (the lower-right pixel of each such pair)."""
+    out = np.zeros(lab.shape, bool)
+    dx = (lab[:, 1:] != lab[:, :-1]) & (lab[:, 1:] > 0) & (lab[:, :-1] > 0)
+    dy = (lab[1:, :] != lab[:-1, :]) & (lab[1:, :] > 0) & (lab[:-1, :] > 0)
+    out[:, 1:] |= dx
+    out[1:, :] |= dy
+    return out
 
 
 def zero_coherence_bias(nlooks: float) -> float:
@@ -213,7 +220,7 @@ def unwrap_residual(
         model_used_share = 0.0
 
     igram = np.where(valid, np.exp(1j * psi), 0).astype(np.complex64)
-    unw_psi = _whirlwind_unwrap(igram, coh, nlooks, valid)
+    unw_psi, ww_cc = _whirlwind_unwrap(igram, coh, nlooks, valid)
     del igram
     # unwrapped = m_eff + unw(psi); its integer cycles with respect to the input phase:
     k = np.rint((m_eff + np.asarray(unw_psi, np.float32) - phi0) / np.float32(TWO_PI))
@@ -223,8 +230,10 @@ def unwrap_residual(
 
     thr = max(float(coherence_threshold), zero_coherence_bias(nlooks) + 0.05)
     pq = coh if (coh_source != "input" and not have_model) else pseudo_coherence(np.where(valid, psi, np.nan))
-    ok = valid & (pq >= phase_quality_threshold)
-    del pq, psi
+    # whirlwind's SNAPHU-like components (ambiguity-wiggle reliability) must agree too: a pixel it leaves out, or
+    # the seam between two of its components, is not trusted
+    ok = valid & (pq >= phase_quality_threshold) & (ww_cc > 0) & ~_label_boundaries(ww_cc)
+    del pq, psi, ww_cc
     n_steep = 0
     if have_model:
         # where the model's own phase gradient is steeper than ~pi/2 per pixel (a rupture step, dense near-field
