@@ -95,10 +95,9 @@ def smoothed_coherence(coherence: np.ndarray, valid: np.ndarray, size: int = 5) 
     return out
 
 
-def coherent_components(coherence: np.ndarray, valid: np.ndarray, threshold: float, cut_radius_px: int,
-                        min_region_px: int) -> tuple[np.ndarray, int]:
-    """Labels (int32, 1..n by decreasing size, 0 = none) of the coherent area; see the module docstring."""
-    good = valid & (smoothed_coherence(coherence, valid) >= threshold)
+def coherent_components(good: np.ndarray, cut_radius_px: int, min_region_px: int) -> tuple[np.ndarray, int]:
+    """Labels (int32, 1..n by decreasing size, 0 = none) of the ``good`` mask opened with a disk of radius
+    ``cut_radius_px``; components smaller than ``min_region_px`` are dropped (see the module docstring)."""
     if cut_radius_px > 0:
         r = int(cut_radius_px)
         yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
@@ -233,6 +232,7 @@ def unwrap_residual(
     # whirlwind's SNAPHU-like components (ambiguity-wiggle reliability) must agree too: a pixel it leaves out, or
     # the seam between two of its components, is not trusted
     ok = valid & (pq >= phase_quality_threshold) & (ww_cc > 0) & ~_label_boundaries(ww_cc)
+    ok &= smoothed_coherence(coh, valid) >= thr
     del pq, psi, ww_cc
     n_steep = 0
     if have_model:
@@ -245,7 +245,7 @@ def unwrap_residual(
         n_steep = int((steep & valid).sum())
         ok &= ~steep
         del steep
-    lab, n = coherent_components(coh, ok, thr, cut_radius_px, min_region_px)
+    lab, n = coherent_components(ok, cut_radius_px, min_region_px)
     del ok
 
     links: list[dict[str, Any]] = []
