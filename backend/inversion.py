@@ -27,6 +27,11 @@ over rows of ``block_rows`` (memory ~ 60 floats per pixel of the block). Output 
 ``max_sigma_m`` (default 0.5 m), or that is set by a prior (data reduce its variance by less than a factor 4),
 is **NaN** in ``enu``; ``reasons`` explains per component (dominant reason over the raster).
 
+``calibrate_los`` (default): where the data are redundant (e.g. optical + several LOS), each LOS's residuals
+``d_k - l_k . u`` against their expected variance give an a-posteriori variance factor (median of the ratio /
+0.455, the median of chi2(1)); factors above 1 inflate that interferogram's variance (atmosphere or noise larger
+than assumed) and the solution is recomputed. Factors are reported (``summary["los_variance_factor"]``).
+
 LOS offsets ``c_k`` (the InSAR reference, one per unwrapping *region* when ``regions`` from backend.mcf is given,
 since regions have unknown relative cycle counts; region 0 is not used): ``los_offset="far_field"`` (default)
 estimates each as the median of ``d_k - l_k . u_h`` over the region's *far-field* pixels, ``u_h`` = the
@@ -187,6 +192,7 @@ def invert_enu(
     north_prior_sigma_m: float | None = None,
     los_offset: str = "far_field",
     far_field: np.ndarray | None = None,
+    calibrate_los: bool = True,
     block_rows: int = 512,
 ) -> Inversion:
     """Weighted least squares of (E, N, U) per pixel; see the module docstring."""
@@ -212,8 +218,8 @@ def invert_enu(
     cons = np.zeros((3, H, W), bool)
     why_counts = [dict() for _ in range(3)]
     prior_var = prior_sigma_m**2
-    for r0 in range(0, H, block_rows):
-        sl = slice(r0, min(H, r0 + block_rows))
+    def solve(sl: slice, scale: list[float], want_ratios: bool):
+        """WLS on rows ``sl`` with each LOS variance x scale[k]: u, cov (6), n_data, prior weights, LOS ratios."""
         bs = (sl.stop - sl.start, W)
         N = np.zeros((3, 3, *bs))
         b = np.zeros((3, *bs))
@@ -223,9 +229,9 @@ def invert_enu(
             comps = [(0, horizontal.east, horizontal.sigma_east), (1, horizontal.north, horizontal.sigma_north)]
             if horizontal.up is not None and horizontal.sigma_up is not None:
                 comps.append((2, horizontal.up, horizontal.sigma_up))
-            for i, val, s in comps:
+            for i, val, sg in comps:
                 v = np.asarray(val, np.float64)[sl]
-                w = 1.0 / np.broadcast_to(np.asarray(s, np.float64), (H, W))[sl] ** 2
+                w = 1.0 / np.broadcast_to(np.asarray(sg, np.float64), (H, W))[sl] ** 2
                 ok = np.isfinite(v) & np.isfinite(w)
                 w = np.where(ok, w, 0.0)
                 N[i, i] += w
@@ -233,10 +239,11 @@ def invert_enu(
                 n_data += ok
                 if i == 1:
                     has_h |= ok
+        los_terms = []
         for k, ob in enumerate(los):
             d = ob.displacement()[sl] - offsets[k][sl]
             l = _vec(ob.los_unit_vector, sl, bs)
-            s2 = ob.sigma((H, W))[sl] ** 2 + off_sig[k][sl] ** 2
+            s2 = (ob.sigma((H, W))[sl] ** 2 + off_sig[k][sl] ** 2) * scale[k]
             ok = np.isfinite(d) & np.isfinite(s2) & np.all(np.isfinite(l), axis=0)
             if ob.regions is not None:
                 ok &= np.asarray(ob.regions)[sl] > 0
@@ -246,6 +253,8 @@ def invert_enu(
             N += lz[:, None] * lz[None, :] * w
             b += lz * (w * dz)
             n_data += ok
+            if want_ratios:
+                los_terms.append((ok, dz, lz, s2))
         pri = np.full((3, *bs), 1.0 / prior_var)
         if north_prior_sigma_m is not None:
             pri[1] = np.where(~has_h & (n_data > 0), 1.0 / north_prior_sigma_m**2, pri[1])
@@ -253,11 +262,33 @@ def invert_enu(
             N[i, i] += pri[i]
         # inverse of the symmetric 3x3, equilibrated (a 10 m prior next to mm data spans 1e8 in variance)
         dsq = 1.0 / np.sqrt(np.stack([N[0, 0], N[1, 1], N[2, 2]]))
-        Ns = N * dsq[:, None] * dsq[None, :]
-        Ni = _sym3_inverse(Ns) * dsq[:, None] * dsq[None, :]
+        Ni = _sym3_inverse(N * dsq[:, None] * dsq[None, :]) * dsq[:, None] * dsq[None, :]
         u = np.einsum("ij...,j...->i...", Ni, b)
+        ratios = []
+        for ok, dz, lz, s2 in los_terms:
+            # residual of this LOS and its expected variance (s2 - l C l^T) where the others make it redundant
+            res = dz - np.einsum("i...,i...->...", lz, u)
+            ev = s2 - np.einsum("i...,ij...,j...->...", lz, Ni, lz)
+            use = ok & (ev > 0.2 * s2)
+            ratios.append((res[use] ** 2 / ev[use])[::7])
         inv = np.stack([Ni[0, 0], Ni[1, 1], Ni[2, 2], Ni[0, 1], Ni[0, 2], Ni[1, 2]])  # EE, NN, UU, EN, EU, NU
-        del Ns, Ni
+        return u, inv, n_data, pri, ratios
+
+    # a-posteriori variance factor per LOS (median of chi2_1 = 0.4549): the atmosphere/noise of an interferogram
+    # is often larger than assumed; only inflated, never shrunk
+    scale = [1.0] * len(los)
+    if calibrate_los and los:
+        acc: list[list[np.ndarray]] = [[] for _ in los]
+        for r0 in range(0, H, block_rows):
+            for k, rr in enumerate(solve(slice(r0, min(H, r0 + block_rows)), scale, True)[4]):
+                acc[k].append(rr)
+        for k in range(len(los)):
+            v = np.concatenate(acc[k]) if acc[k] else np.zeros(0)
+            if v.size >= 100:
+                scale[k] = float(max(1.0, np.median(v) / 0.4549))
+    for r0 in range(0, H, block_rows):
+        sl = slice(r0, min(H, r0 + block_rows))
+        u, inv, n_data, pri, _ = solve(sl, scale, False)
         s = np.sqrt(np.maximum(inv[:3], 0.0))
         s[~(inv[:3] > 0)] = np.inf  # numerically singular: unconstrained
         anyd = n_data > 0
@@ -276,7 +307,7 @@ def invert_enu(
         sig[:, sl] = np.where(anyd[None], s, np.nan)
         cov[:, sl] = np.where(anyd[None], inv, np.nan)
         cons[:, sl] = ok3
-        del N, b, inv, u
+        del inv, u
     names = ("east", "north", "up")
     reasons = []
     for i in range(3):
@@ -296,6 +327,7 @@ def invert_enu(
         "los_offsets_m": [sorted({round(float(v), 6) for v in np.unique(o)})[:20] for o in offsets],
         "los_offset_sigma_m": [float(np.max(o)) for o in off_sig],
         "los_offset_px_per_region": off_n,
+        "los_variance_factor": scale,
         "reasons": reasons,
     }
     return Inversion(enu=enu, sigma=sig, cov=cov, constrained=cons, los_offsets_m=offsets, reasons=reasons,
