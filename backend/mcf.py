@@ -167,7 +167,7 @@ def unwrap_residual(
     nlooks: float = 5.0,
     *,
     coherence_threshold: float = COHERENCE_THRESHOLD,
-    phase_quality_threshold: float = PHASE_QUALITY_THRESHOLD,
+    phase_quality_threshold: float | None = PHASE_QUALITY_THRESHOLD,
     model_gradient_max: float = 0.5 * np.pi,
     cut_radius_px: int = 2,
     min_region_px: int = 64,
@@ -228,12 +228,15 @@ def unwrap_residual(
     k = k.astype(np.int32)
 
     thr = max(float(coherence_threshold), zero_coherence_bias(nlooks) + 0.05)
-    pq = coh if (coh_source != "input" and not have_model) else pseudo_coherence(np.where(valid, psi, np.nan))
-    # whirlwind's SNAPHU-like components (ambiguity-wiggle reliability) must agree too: a pixel it leaves out, or
-    # the seam between two of its components, is not trusted
-    ok = valid & (pq >= phase_quality_threshold) & (ww_cc > 0) & ~_label_boundaries(ww_cc)
+    # whirlwind's SNAPHU-like components (ambiguity-wiggle reliability) must agree: a pixel it leaves out, or the
+    # seam between two of its components, is not trusted
+    ok = valid & (ww_cc > 0) & ~_label_boundaries(ww_cc)
+    if phase_quality_threshold is not None:
+        pq = coh if (coh_source != "input" and not have_model) else pseudo_coherence(np.where(valid, psi, np.nan))
+        ok &= pq >= phase_quality_threshold
+        del pq
     ok &= smoothed_coherence(coh, valid) >= thr
-    del pq, psi, ww_cc
+    del psi, ww_cc
     n_steep = 0
     if have_model:
         # where the model's own phase gradient is steeper than ~pi/2 per pixel (a rupture step, dense near-field
