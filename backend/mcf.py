@@ -13,7 +13,7 @@
    construction. Without a model the output is exactly whirlwind's.
 3. **Regions.** The coherent area = valid pixels whose coherence, averaged over 5 x 5, is at least
    ``max(coherence_threshold, b(L) + 0.05)`` (b(L) = the L-look estimator's mean at zero coherence), whose residual
-   phase is locally consistent (phase-gradient pseudo-coherence >= ``phase_quality_threshold``), that whirlwind's
+   phase is locally consistent (residue density over 5 x 5 <= ``residue_density_max``), that whirlwind's
    SNAPHU-like connected components keep (not label 0, not on a seam between two of its labels), and - with a model
    - where the model's own phase gradient is below ``model_gradient_max`` (pi/2 per pixel; steeper = aliased data,
    e.g. the step at a rupture), opened with a disk of radius ``cut_radius_px`` (cuts bridges thinner than ~2r+1 px
@@ -48,7 +48,7 @@ from .unwrap import pseudo_coherence  # phase-gradient consistency (0..1); the l
 
 COHERENCE_THRESHOLD = 0.25
 LINK_NSIGMA = 3.0
-PHASE_QUALITY_THRESHOLD = 0.4
+RESIDUE_DENSITY_MAX = 0.06  # residues per pixel corner, 5 x 5 mean (pure noise: ~0.33)
 
 
 def _solver_version() -> str:
@@ -77,6 +77,15 @@ def _label_boundaries(lab: np.ndarray) -> np.ndarray:
     out[:, 1:] |= dx
     out[1:, :] |= dy
     return out
+
+
+def residue_density(psi: np.ndarray, size: int = 5) -> np.ndarray:
+    """Share of the 4 corners' 2 x 2 loops that are residues, averaged over ``size`` x ``size`` (pixel grid)."""
+    import whirlwind
+
+    r = np.abs(whirlwind.compute_residues(np.ascontiguousarray(psi, dtype=np.float32))).astype(np.float32)
+    d = ndimage.uniform_filter(r, size)
+    return 0.25 * (d[:-1, :-1] + d[1:, :-1] + d[:-1, 1:] + d[1:, 1:])
 
 
 def zero_coherence_bias(nlooks: float) -> float:
@@ -167,7 +176,7 @@ def unwrap_residual(
     nlooks: float = 5.0,
     *,
     coherence_threshold: float = COHERENCE_THRESHOLD,
-    phase_quality_threshold: float | None = PHASE_QUALITY_THRESHOLD,
+    residue_density_max: float | None = RESIDUE_DENSITY_MAX,
     model_gradient_max: float = 0.5 * np.pi,
     cut_radius_px: int = 2,
     min_region_px: int = 64,
@@ -231,10 +240,8 @@ def unwrap_residual(
     # whirlwind's SNAPHU-like components (ambiguity-wiggle reliability) must agree: a pixel it leaves out, or the
     # seam between two of its components, is not trusted
     ok = valid & (ww_cc > 0) & ~_label_boundaries(ww_cc)
-    if phase_quality_threshold is not None:
-        pq = coh if (coh_source != "input" and not have_model) else pseudo_coherence(np.where(valid, psi, np.nan))
-        ok &= pq >= phase_quality_threshold
-        del pq
+    if residue_density_max is not None:
+        ok &= residue_density(psi) <= residue_density_max
     ok &= smoothed_coherence(coh, valid) >= thr
     del psi, ww_cc
     n_steep = 0
