@@ -134,18 +134,25 @@ class AlignedSource:
 
 
 class Angles:
-    """Incidence/heading: constants or aligned rasters, read on windows; ``los`` gives the ENU unit vector."""
+    """Incidence/heading: constants or aligned rasters, read on windows; ``los`` gives the ENU unit vector.
+    ``vec``: three aligned rasters E, N, U of the ground-to-satellite unit vector instead (renormalised)."""
 
-    def __init__(self, inc: float | AlignedSource | None, hdg: float | AlignedSource | None) -> None:
-        self.inc, self.hdg = inc, hdg
+    def __init__(self, inc: float | AlignedSource | None, hdg: float | AlignedSource | None,
+                 vec: tuple[AlignedSource, AlignedSource, AlignedSource] | None = None) -> None:
+        self.inc, self.hdg, self.vec = inc, hdg, vec
 
     @property
     def given(self) -> bool:
-        return self.inc is not None and self.hdg is not None
+        return self.vec is not None or (self.inc is not None and self.hdg is not None)
 
     def los(self, r0: int, c0: int, h: int, w: int) -> np.ndarray | None:
         if not self.given:
             return None
+        if self.vec is not None:
+            v = np.stack([s.read(r0, c0, h, w) for s in self.vec]).astype(np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                v /= np.sqrt((v * v).sum(axis=0))
+            return v.astype(np.float32)
         inc = self.inc.read(r0, c0, h, w) if isinstance(self.inc, AlignedSource) else np.full((h, w), self.inc)
         hdg = self.hdg.read(r0, c0, h, w) if isinstance(self.hdg, AlignedSource) else np.full((h, w), self.hdg)
         return los_unit_vector(inc, hdg).astype(np.float32)

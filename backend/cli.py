@@ -38,10 +38,17 @@ left). One run per folder at a time (locked); a new run replaces the previous ru
 inputs are never written (docs/robustness.md):
   displacement.tif        east, north, up (m)
   displacement_sigma.tif  1-sigma of each (m)
-  los_displacement.tif    band 1: fused LOS estimate (m, positive towards the satellite); band 2 (with --phase):
-                          LOS from the unwrapped phase. Written only with --incidence and --heading
-  unwrapped_phase.tif     input phase + 2*pi*k, integer k (rad, same sign convention as the input); NaN where
-                          coherence is too low to unwrap reliably
+  los_displacement.tif    band 1: fused LOS estimate (m, positive towards the satellite; not in InSAR-only runs);
+                          last band (with --phase): LOS from the unwrapped phase
+  unwrapped_phase.tif     input phase + 2*pi*k, integer k (rad, same sign convention as the input): whirlwind's
+                          minimum-cost-flow solution on the residual against the fused estimate
+  unwrap_regions.tif      int32: 0 = not unwrapped / not trusted; pixels with the same id have consistent cycles,
+                          different ids an unknown relative cycle count (a note says when regions stay separate)
+  with several --phase:   unwrapped_phase_K.tif, los_displacement_K.tif, rewrapped_phase_K.tif,
+                          unwrap_regions_K.tif (K = 1, 2, ... in --phase order)
+  displacement.tif:       with interferograms, E/N/U from a per-pixel weighted least squares of the optical/SAR
+                          horizontal and every unwrapped LOS; NaN where the data do not constrain a component (one
+                          interferogram alone: LOS only, E/N/U NaN). Without optical/SAR the network is not run
   rupture_probability.tif probability that a pixel lies on a surface rupture (0..1; models that predict it)
   displacement_{east,north,up}.vrt, horizontal_magnitude.tif (m), uncertainty.tif (3-D 1-sigma, m),
   rewrapped_phase.tif (rad), displacement_arrows.gpkg (block means, azimuth clockwise from north)
@@ -54,14 +61,24 @@ def _add_estimate_args(ap: argparse.ArgumentParser) -> None:
     for name, h in (("optical-pre", "optical image before the event (any DN/reflectance)"),
                     ("optical-post", "optical image after the event"),
                     ("sar-pre", "SAR amplitude before (linear)"), ("sar-post", "SAR amplitude after (linear)"),
-                    ("phase", "wrapped interferometric phase (rad)"), ("coherence", "interferometric coherence (0..1)"),
                     ("dem", "elevation (m)")):
         g.add_argument(f"--{name}", metavar="RASTER", help=h)
-    s = ap.add_argument_group("InSAR geometry")
-    s.add_argument("--wavelength", type=float, metavar="M", help="radar wavelength in metres (needed with --phase)")
-    s.add_argument("--incidence", metavar="DEG|RASTER", help="incidence angle (degrees) or a raster of it")
-    s.add_argument("--heading", metavar="DEG|RASTER", help="heading (degrees clockwise from north) or a raster")
-    s.add_argument("--phase-sign", type=int, choices=[1, -1], default=1,
+    g.add_argument("--phase", metavar="RASTER", action="append",
+                   help="wrapped interferometric phase (rad); repeat for several interferograms (ascending, "
+                        "descending, C/L band): the network sees the first, all are unwrapped and inverted")
+    g.add_argument("--coherence", metavar="RASTER", action="append",
+                   help="interferometric coherence (0..1); once for all, or once per --phase in that order")
+    s = ap.add_argument_group("InSAR geometry (each: once for all interferograms, or once per --phase in that order)")
+    s.add_argument("--wavelength", type=float, metavar="M", action="append",
+                   help="radar wavelength in metres (needed with --phase)")
+    s.add_argument("--incidence", metavar="DEG|RASTER", action="append",
+                   help="incidence angle (degrees) or a raster of it")
+    s.add_argument("--heading", metavar="DEG|RASTER", action="append",
+                   help="heading (degrees clockwise from north) or a raster")
+    s.add_argument("--los-vector", metavar="RASTER|E,N,U", action="append",
+                   help="ground-to-satellite LOS unit vector instead of --incidence/--heading: a 3-band E/N/U raster "
+                        "or three rasters E,N,U separated by commas (LiCSAR's *.geo.E.tif,*.geo.N.tif,*.geo.U.tif)")
+    s.add_argument("--phase-sign", type=int, choices=[1, -1], action="append",
                    help="phase = SIGN*4pi/lambda*range_increase; +1 (default) = LiCSAR/COMET")
     o = ap.add_argument_group("grid, output and run")
     o.add_argument("--grid-like", metavar="RASTER", help="use this raster's grid for all outputs")
@@ -105,17 +122,31 @@ def _angle(spec: str | None):  # noqa: ANN202
         return _raster(spec)
 
 
-def config_from_args(a: argparse.Namespace) -> C.EstimateConfig:
-    """EstimateConfig from parsed arguments."""
-    return C.EstimateConfig(
+def _los_vector(spec: str):  # noqa: ANN202
+    parts = spec.split(",")
+    return tuple(_raster(x.strip()) for x in parts) if len(parts) > 1 else _raster(spec)
+
+
+def config_from_args(a: argparse.Namespace) -> tuple[C.EstimateConfig, list[C.Problem]]:
+    """EstimateConfig from parsed arguments, and the problems of per-interferogram options given a wrong number of
+    times (once = all interferograms, once per --phase = in that order)."""
+    phases = [_raster(x) for x in (a.phase or [])]
+    ifgs, problems = C.interferograms_from_lists(
+        phases, coherence=[_raster(x) for x in a.coherence or []], wavelength=a.wavelength,
+        incidence=[_angle(x) for x in a.incidence or []], heading=[_angle(x) for x in a.heading or []],
+        phase_sign=a.phase_sign, los_vector=[_los_vector(x) for x in a.los_vector or []])
+    single = {} if phases else dict(  # no phase: the options still reach check() (e.g. coherence without phase)
+        coherence=_raster((a.coherence or [None])[0]), wavelength_m=(a.wavelength or [None])[0],
+        incidence_deg=_angle((a.incidence or [None])[0]), heading_deg=_angle((a.heading or [None])[0]),
+        phase_sign=(a.phase_sign or [1])[0])
+    cfg = C.EstimateConfig(
         out_dir=Path(a.out), optical_pre=_raster(a.optical_pre), optical_post=_raster(a.optical_post),
-        sar_pre=_raster(a.sar_pre), sar_post=_raster(a.sar_post), phase=_raster(a.phase),
-        coherence=_raster(a.coherence), dem=_raster(a.dem), wavelength_m=a.wavelength,
-        incidence_deg=_angle(a.incidence), heading_deg=_angle(a.heading), phase_sign=a.phase_sign,
-        grid_like=_raster(a.grid_like), extent=None if a.extent is None else (*a.extent, a.extent_crs),
+        sar_pre=_raster(a.sar_pre), sar_post=_raster(a.sar_post), interferograms=ifgs, dem=_raster(a.dem),
+        **single, grid_like=_raster(a.grid_like), extent=None if a.extent is None else (*a.extent, a.extent_crs),
         device=a.device, tile=a.tile, overlap=a.overlap, batch=a.batch,
         threads=a.threads, model_path=Path(a.model) if a.model else None, unwrap=not a.no_unwrap,
         coh_min=a.coh_min)
+    return cfg, problems
 
 
 def _progress_printer(quiet: bool):  # noqa: ANN202
@@ -168,8 +199,8 @@ def _signals_as_interrupt():  # noqa: ANN202
 
 
 def cmd_estimate(a: argparse.Namespace) -> int:
-    cfg = config_from_args(a)
-    problems = C.check(cfg)
+    cfg, problems = config_from_args(a)
+    problems += C.check(cfg)
     if problems:
         for p in problems:
             print(f"error: {p.text}", file=sys.stderr)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,6 +33,7 @@ class InputRaster:
     band: int = 1
 
 
+IFG_INPUTS = ("phase", "coherence")  # per interferogram; the first one's names have no suffix (``phase_2`` ...)
 MODALITY_INPUTS = ("optical_pre", "optical_post", "sar_pre", "sar_post", "phase", "coherence", "dem")
 ANGLE_INPUTS = ("incidence", "heading")
 PAIRS = (("optical_pre", "optical_post"), ("sar_pre", "sar_post"))
@@ -133,6 +134,116 @@ class CancelToken:
         return self._event.is_set()
 
 
+# ------------------------------------------------------------------------------------------ interferograms
+LosVector = InputRaster | tuple  # a 3-band E/N/U raster, or three rasters (E, N, U; LiCSAR style)
+
+
+def _los_vector(v: Any) -> Any:
+    """A LOS unit-vector spec as an InputRaster (3-band file) or a tuple of three InputRasters (E, N, U files);
+    a string with commas is split into three paths."""
+    if v is None or isinstance(v, InputRaster):
+        return v
+    if isinstance(v, str) and "," in v:
+        v = [x.strip() for x in v.split(",")]
+    if isinstance(v, (list, tuple)):
+        return tuple(x if isinstance(x, InputRaster) else InputRaster(x) for x in v)
+    return InputRaster(v)
+
+
+def _angle_spec(v: Any) -> Any:
+    if isinstance(v, os.PathLike) or (isinstance(v, str) and not _is_number(v)):
+        return InputRaster(v)
+    if isinstance(v, str):
+        return float(v)
+    return v
+
+
+@dataclass
+class Interferogram:
+    """One wrapped interferogram with its coherence, wavelength, phase sign and geometry: ``incidence_deg`` /
+    ``heading_deg`` (numbers or rasters of degrees) or ``los_vector`` (ground-to-satellite unit vector: a 3-band
+    E/N/U raster, or a tuple of three one-band rasters E, N, U as LiCSAR ships them; it wins over the angles)."""
+
+    phase: InputRaster
+    coherence: InputRaster | None = None
+    wavelength_m: float | None = None
+    phase_sign: int = 1
+    incidence_deg: float | InputRaster | None = None
+    heading_deg: float | InputRaster | None = None
+    los_vector: LosVector | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("phase", "coherence"):
+            v = getattr(self, name)
+            if isinstance(v, (str, os.PathLike)):
+                setattr(self, name, InputRaster(v))
+        self.incidence_deg = _angle_spec(self.incidence_deg)
+        self.heading_deg = _angle_spec(self.heading_deg)
+        self.los_vector = _los_vector(self.los_vector)
+
+    def input_names(self, k: int) -> dict[str, str]:
+        """role -> input name of interferogram ``k`` (1-based): ``phase``, ``coherence``, ``incidence``, ``heading``,
+        ``los_vector`` or ``los_east``/``los_north``/``los_up`` (suffix ``_k`` for k >= 2)."""
+        sfx = "" if k == 1 else f"_{k}"
+        return {r: r + sfx for r in ("phase", "coherence", "incidence", "heading", "los_vector", "los_east",
+                                     "los_north", "los_up")}
+
+    def rasters(self, k: int) -> dict[str, InputRaster]:
+        """input name -> raster of everything this interferogram reads."""
+        nm = self.input_names(k)
+        out = {nm["phase"]: self.phase}
+        if self.coherence is not None:
+            out[nm["coherence"]] = self.coherence
+        if isinstance(self.los_vector, InputRaster):  # one 3-band file: its bands 1, 2, 3 are E, N, U
+            out.update({nm[r]: InputRaster(self.los_vector.path, b)
+                        for b, r in enumerate(("los_east", "los_north", "los_up"), start=1)})
+        elif isinstance(self.los_vector, tuple):
+            out.update({nm[r]: v for r, v in zip(("los_east", "los_north", "los_up"), self.los_vector)})
+        else:
+            for a in ANGLE_INPUTS:
+                v = getattr(self, f"{a}_deg")
+                if isinstance(v, InputRaster):
+                    out[nm[a]] = v
+        return out
+
+    def geometry_json(self) -> dict[str, Any]:
+        lv = self.los_vector
+        return {"incidence_deg": str(self.incidence_deg.path) if isinstance(self.incidence_deg, InputRaster)
+                else self.incidence_deg,
+                "heading_deg": str(self.heading_deg.path) if isinstance(self.heading_deg, InputRaster)
+                else self.heading_deg,
+                "los_vector": None if lv is None else str(lv.path) if isinstance(lv, InputRaster)
+                else [str(x.path) for x in lv]}
+
+
+PER_IFG_OPTIONS = ("coherence", "wavelength", "incidence", "heading", "phase_sign", "los_vector")
+
+
+def interferograms_from_lists(phases: list[Any], **options: list[Any] | None) -> tuple[list[Interferogram],
+                                                                                      list[Problem]]:
+    """Interferograms from per-option lists (the CLI's repeated flags, Processing's comma-separated lists): an
+    option given once applies to every phase, given once per phase applies in that order; any other count is a
+    :class:`Problem`. ``options`` keys: :data:`PER_IFG_OPTIONS` (values already parsed)."""
+    n = len(phases)
+    problems: list[Problem] = []
+    per: dict[str, list[Any]] = {}
+    for key in PER_IFG_OPTIONS:
+        vals = list(options.get(key) or [])
+        if len(vals) in (0, 1, n):
+            per[key] = (vals * n if len(vals) == 1 else vals) or [None] * n
+        else:
+            problems.append(Problem(key, f"{cli_label(key)} is given {len(vals)} times for {n} interferograms "
+                                    f"({cli_label('phase')} given {n} times)",
+                                    f"give {cli_label(key)} once (applies to all) or once per {cli_label('phase')}, "
+                                    "in the same order"))
+            per[key] = [None] * n
+    ifgs = [Interferogram(phase=p, coherence=per["coherence"][i], wavelength_m=per["wavelength"][i],
+                          phase_sign=1 if per["phase_sign"][i] is None else int(per["phase_sign"][i]),
+                          incidence_deg=per["incidence"][i], heading_deg=per["heading"][i],
+                          los_vector=per["los_vector"][i]) for i, p in enumerate(phases)]
+    return ifgs, problems
+
+
 # ------------------------------------------------------------------------------------------ the settings
 @dataclass
 class EstimateConfig:
@@ -144,6 +255,11 @@ class EstimateConfig:
     (crs: WKT, EPSG code or "EPSG:n"; may be left out = the output grid's CRS) crops the output grid (default grid
     or ``grid_like``) to that area, snapped to its pixels. ``intersection``: also crop it to the area every input
     covers (the dialog's and Processing's default).
+
+    Interferograms: ``interferograms`` (a list of :class:`Interferogram`, any number) or, for one, the single
+    fields ``phase``, ``coherence``, ``wavelength_m``, ``phase_sign``, ``incidence_deg``, ``heading_deg``,
+    ``los_vector``. With a list, the single fields mirror its FIRST interferogram: that is the one the network sees
+    (its feature channels take one interferogram); :meth:`ifgs` gives the list either way.
     """
 
     out_dir: Path
@@ -170,6 +286,8 @@ class EstimateConfig:
     unwrap: bool = True
     coh_min: float = DEFAULT_COH_MIN
     unwrap_block: int = DEFAULT_UNWRAP_BLOCK
+    los_vector: LosVector | None = None
+    interferograms: list[Interferogram] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -177,20 +295,32 @@ class EstimateConfig:
             v = getattr(self, name)
             if isinstance(v, (str, os.PathLike)):
                 setattr(self, name, InputRaster(v))
-        for name in ("incidence_deg", "heading_deg"):
-            v = getattr(self, name)
-            if isinstance(v, os.PathLike) or (isinstance(v, str) and not _is_number(v)):
-                setattr(self, name, InputRaster(v))
-            elif isinstance(v, str):
-                setattr(self, name, float(v))
+        self.incidence_deg = _angle_spec(self.incidence_deg)
+        self.heading_deg = _angle_spec(self.heading_deg)
+        self.los_vector = _los_vector(self.los_vector)
+        self.interferograms = [i if isinstance(i, Interferogram) else Interferogram(**i)
+                               for i in (self.interferograms or [])]
+        if self.interferograms:  # the single fields mirror the first interferogram (the network's)
+            f = self.interferograms[0]
+            self.phase, self.coherence, self.wavelength_m, self.phase_sign = (f.phase, f.coherence, f.wavelength_m,
+                                                                              f.phase_sign)
+            self.incidence_deg, self.heading_deg, self.los_vector = f.incidence_deg, f.heading_deg, f.los_vector
+
+    def ifgs(self) -> list[Interferogram]:
+        """Every interferogram, in input order (the first is the one the network sees)."""
+        if self.interferograms:
+            return list(self.interferograms)
+        if self.phase is None:
+            return []
+        return [Interferogram(self.phase, self.coherence, self.wavelength_m, self.phase_sign, self.incidence_deg,
+                              self.heading_deg, self.los_vector)]
 
     def rasters(self) -> dict[str, InputRaster]:
-        """name -> raster of every given input raster (modalities, then incidence/heading rasters)."""
-        out = {n: getattr(self, n) for n in MODALITY_INPUTS if getattr(self, n) is not None}
-        for n in ANGLE_INPUTS:
-            v = getattr(self, f"{n}_deg")
-            if isinstance(v, InputRaster):
-                out[n] = v
+        """name -> raster of every given input raster (modalities, then each interferogram's rasters: phase,
+        coherence, angle or LOS-vector rasters; names of the k-th interferogram end in ``_k`` for k >= 2)."""
+        out = {n: getattr(self, n) for n in MODALITY_INPUTS if getattr(self, n) is not None and n not in IFG_INPUTS}
+        for k, ifg in enumerate(self.ifgs(), start=1):
+            out.update(ifg.rasters(k))
         return out
 
     def angle_value(self, name: str) -> float | str | None:
@@ -245,29 +375,47 @@ def _pair_problems(cfg: EstimateConfig, label: Any) -> list[Problem]:
 
 def _insar_problems(cfg: EstimateConfig, label: Any) -> list[Problem]:
     out = []
-    lo, hi = WAVELENGTH_RANGE_M
-    if cfg.phase is not None:
-        if cfg.wavelength_m is None:
-            out.append(Problem("wavelength", "phase given without the radar wavelength",
-                               f"give {label('wavelength')} in metres (Sentinel-1: {SENTINEL1_WAVELENGTH_M})"))
-        elif not (lo <= float(cfg.wavelength_m) <= hi):
-            out.append(Problem("wavelength", f"wavelength {cfg.wavelength_m} m is not a radar wavelength",
-                               f"give it in metres ({lo:g}-{hi:g}; Sentinel-1 0.0555, ALOS-2 0.229), not "
-                               "centimetres or GHz"))
-        if cfg.incidence_deg is None or cfg.heading_deg is None:
-            out.append(Problem("incidence", "phase given without the viewing geometry",
-                               f"give {label('incidence')} and {label('heading')} in degrees (Sentinel-1 ascending "
-                               f"about {DEFAULT_INCIDENCE_DEG:g} and {DEFAULT_HEADING_DEG:g}) or rasters of them"))
-    out += _angle_problems(cfg, label)
-    if cfg.phase_sign not in (1, -1):
-        out.append(Problem("phase_sign", f"phase_sign {cfg.phase_sign} invalid", "+1 (LiCSAR/COMET) or -1"))
+    ifgs = cfg.ifgs()
+    for k, ifg in enumerate(ifgs, start=1):
+        nm = ifg.input_names(k)
+        which = f" (interferogram {k})" if len(ifgs) > 1 else ""
+        for p in _ifg_problems(ifg, label):
+            out.append(Problem(nm.get(p.input, p.input), p.message + which, p.fix))
+    if not ifgs:
+        out += _angle_problems(cfg.incidence_deg, cfg.heading_deg, label)
+        if cfg.phase_sign not in (1, -1):
+            out.append(Problem("phase_sign", f"phase_sign {cfg.phase_sign} invalid", "+1 (LiCSAR/COMET) or -1"))
     return out
 
 
-def _angle_problems(cfg: EstimateConfig, label: Any) -> list[Problem]:
+def _ifg_problems(ifg: Interferogram, label: Any) -> list[Problem]:
+    out = []
+    lo, hi = WAVELENGTH_RANGE_M
+    if ifg.wavelength_m is None:
+        out.append(Problem("wavelength", "phase given without the radar wavelength",
+                           f"give {label('wavelength')} in metres (Sentinel-1: {SENTINEL1_WAVELENGTH_M})"))
+    elif not (lo <= float(ifg.wavelength_m) <= hi):
+        out.append(Problem("wavelength", f"wavelength {ifg.wavelength_m} m is not a radar wavelength",
+                           f"give it in metres ({lo:g}-{hi:g}; Sentinel-1 0.0555, ALOS-2 0.229), not "
+                           "centimetres or GHz"))
+    if ifg.los_vector is not None:
+        if isinstance(ifg.los_vector, tuple) and len(ifg.los_vector) != 3:
+            out.append(Problem("los_vector", f"{label('los_vector')} has {len(ifg.los_vector)} files",
+                               "give one 3-band E/N/U raster or three rasters E,N,U separated by commas"))
+    elif ifg.incidence_deg is None or ifg.heading_deg is None:
+        out.append(Problem("incidence", "phase given without the viewing geometry",
+                           f"give {label('incidence')} and {label('heading')} in degrees (Sentinel-1 ascending "
+                           f"about {DEFAULT_INCIDENCE_DEG:g} and {DEFAULT_HEADING_DEG:g}) or rasters of them, or "
+                           f"{label('los_vector')} (ground-to-satellite E/N/U unit vector raster)"))
+    out += _angle_problems(ifg.incidence_deg, ifg.heading_deg, label)
+    if ifg.phase_sign not in (1, -1):
+        out.append(Problem("phase_sign", f"phase_sign {ifg.phase_sign} invalid", "+1 (LiCSAR/COMET) or -1"))
+    return out
+
+
+def _angle_problems(inc: Any, hdg: Any, label: Any) -> list[Problem]:
     """Constant incidence/heading: impossible geometry or radians given for degrees."""
     out = []
-    inc, hdg = cfg.incidence_deg, cfg.heading_deg
     a, b = INCIDENCE_RANGE_DEG
     if isinstance(inc, (int, float)) and not (a <= float(inc) <= b):
         v = float(inc)

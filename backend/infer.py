@@ -67,9 +67,10 @@ def _tile_arrays(sources: dict[str, AlignedSource], angles: Angles, stats: dict[
     """The tile's input arrays, and where the optical pair has no texture (there it is given to the model as
     missing, NaN; the mask is kept to blank east/north where no other modality sees horizontal motion)."""
     arrays: dict[str, Any] = dict.fromkeys(FEATURE_KEYS)
-    for name, src in sources.items():
-        if name not in ("incidence", "heading"):
-            arrays["wrapped_phase" if name == "phase" else name] = src.read(r0, c0, h, w)
+    for name, src in sources.items():  # the network sees the first interferogram ("phase", "coherence") only
+        key = "wrapped_phase" if name == "phase" else name
+        if key in arrays:
+            arrays[key] = src.read(r0, c0, h, w)
     flat = np.zeros((h, w), bool)
     if arrays["optical_pre"] is not None and arrays["optical_post"] is not None:
         flat = feat.textureless(arrays["optical_pre"], arrays["optical_post"], stats)

@@ -7,6 +7,7 @@ rasters. ``validate_input`` returns an :class:`OpenedInput` that ``align.Aligned
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,8 +186,16 @@ def _zero_fill(name: str, fin: np.ndarray, nodata: float | None, notes: list[str
     return False
 
 
+def input_kind(name: str) -> str:
+    """``phase_2`` -> ``phase``: the k-th interferogram's inputs are of the same kind as the first's."""
+    return re.sub(r"_\d+$", "", name)
+
+
 def _range_problem(name: str, lo: float, hi: float) -> tuple[str, str] | None:
     """(problem, fix) when the value range of a non-phase input is implausible, else None."""
+    if name in ("los_east", "los_north", "los_up") and (lo < -1.001 or hi > 1.001):
+        return (f"values span [{lo:.3g}, {hi:.3g}], outside -1..1: not a unit-vector component",
+                "give the ground-to-satellite LOS unit vector (E, N, U components, e.g. LiCSAR's *.geo.E/N/U.tif)")
     if name == "coherence" and (lo < -1e-3 or hi > 1.0 + 1e-3):
         return (f"values span [{lo:.3g}, {hi:.3g}], outside 0..1",
                 "give coherence in 0..1" + (" (values up to 100 look like percent: divide by 100)" if hi <= 100
@@ -212,30 +221,32 @@ def _range_problem(name: str, lo: float, hi: float) -> tuple[str, str] | None:
 
 
 def _check_values(name: str, path: Path, v: np.ndarray, notes: list[str], nodata: float | None = None) -> bool:
-    """Check value ranges on a decimated copy; returns ``zero_is_nodata`` (exact zeros are no data)."""
+    """Check value ranges on a decimated copy; returns ``zero_is_nodata`` (exact zeros are no data). Inputs of the
+    k-th interferogram (``phase_2``, ``coherence_2``...) are checked like the first's."""
+    kind = input_kind(name)
     fin = v[np.isfinite(v)]
     if fin.size == 0:
         raise _err(name, path, "has no valid pixel (all nodata/NaN)", "check the band number and the nodata value")
     lo, hi = float(fin.min()), float(fin.max())
-    if name == "phase":
+    if kind == "phase":
         return _check_phase(name, path, fin, lo, hi, notes)
     zero_nodata = False
-    if name == "incidence" and lo == 0.0 < hi:  # incidence 0 is impossible: exact zeros are a fill value
+    if kind == "incidence" and lo == 0.0 < hi:  # incidence 0 is impossible: exact zeros are a fill value
         notes.append(f"{float(np.mean(fin == 0)):.1%} of the pixels are exactly 0 (impossible incidence): treated as "
                      "no data")
         fin = fin[fin != 0]
         lo, zero_nodata = float(fin.min()), True
-    bad = _range_problem(name, lo, hi)
+    bad = _range_problem(kind, lo, hi)
     if bad is not None:
         raise _err(name, path, *bad)
-    zero_nodata = _zero_fill(name, fin, nodata, notes) or zero_nodata
+    zero_nodata = _zero_fill(kind, fin, nodata, notes) or zero_nodata
     if name.startswith(("optical", "sar")):
         used = fin[fin != 0] if zero_nodata else fin
         if used.size and float(used.max()) == float(used.min()):
             raise _err(name, path, f"every pixel has the same value ({used[0]:.6g}): no texture, so no displacement "
                        "can be measured", "give the image band itself (check the band number and that the export "
                        "is not blank or fully clouded)")
-    if name == "heading" and hi - lo < 1.0 and max(abs(lo), abs(hi)) <= 2 * math.pi:
+    if kind == "heading" and hi - lo < 1.0 and max(abs(lo), abs(hi)) <= 2 * math.pi:
         notes.append(f"heading values [{lo:.3g}, {hi:.3g}] deg are unusual for a satellite (ascending about -10..-20, "
                      f"descending about -160..-170); if they are radians ({math.degrees(lo):.3g}.."
                      f"{math.degrees(hi):.3g} deg), give degrees")
@@ -257,8 +268,8 @@ def validate_input(name: str, raster: InputRaster) -> OpenedInput:
                        f"choose a band in 1..{ds.count}")
         dtype = ds.dtypes[raster.band - 1]
         if np.issubdtype(np.dtype(dtype), np.complexfloating):
-            fix = ("give the phase angle in radians (e.g. gdal_calc.py --calc='angle(A)')" if name == "phase"
-                   else "give a real-valued band (for an SLC, its amplitude abs(slc))")
+            fix = ("give the phase angle in radians (e.g. gdal_calc.py --calc='angle(A)')"
+                   if input_kind(name) == "phase" else "give a real-valued band (for an SLC, its amplitude abs(slc))")
             raise _err(name, path, f"band {raster.band} is complex ({dtype})", fix)
         if dtype == "bool" or not (np.issubdtype(np.dtype(dtype), np.number)):
             raise _err(name, path, f"band {raster.band} has type {dtype}", "give a numeric band")

@@ -34,7 +34,8 @@ OUTPUT_NAMES = {"displacement": "displacement.tif", "displacement_sigma": "displ
                 "run_json": "run.json", "rupture_probability": "rupture_probability.tif",
                 "east": "displacement_east.vrt", "north": "displacement_north.vrt", "up": "displacement_up.vrt",
                 "horizontal": "horizontal_magnitude.tif", "uncertainty": "uncertainty.tif",
-                "rewrapped_phase": "rewrapped_phase.tif", "arrows": "displacement_arrows.gpkg"}
+                "rewrapped_phase": "rewrapped_phase.tif", "arrows": "displacement_arrows.gpkg",
+                "unwrap_regions": "unwrap_regions.tif"}
 COLUMN_CHUNK = 2048  # the writer works on column chunks: temporaries stay small on wide rasters
 
 
@@ -63,13 +64,14 @@ def open_out(path: Path, grid: Grid, descriptions: list[str], units: list[str], 
 # per-interferogram outputs (``unwrapped_phase_<k>.tif``...), the tools' outputs, the ``.qml`` styles beside them
 # and GDAL/SQLite side-cars. An input must never have one of these names in the output folder (or be the same file,
 # e.g. through a hard link), and a new run removes the previous run's files of these names (docs/robustness.md).
-PER_IFG_KEYS = ("unwrapped_phase", "los_displacement", "rewrapped_phase")
+PER_IFG_KEYS = ("unwrapped_phase", "los_displacement", "rewrapped_phase", "unwrap_regions")
 TOOL_OUTPUTS = ("rupture_trace.gpkg", "fault_offsets.gpkg", "fault_offsets.csv", "report.pdf", "run.log")
 SIDECARS = (".aux.xml", ".ovr", "-wal", "-shm", "-journal")
 LOCK_NAME = ".quakefusion.lock"
 TMP_PREFIX = ".quakefusion-tmp-"
 COMMITTING = threading.Event()  # set while a run moves its files in (the CLI defers signals meanwhile)
 BANDS_WRITTEN = 13  # float32 bands a run writes at most (displacement 3, sigma 3, LOS 2, phases 2, products 3)
+BANDS_PER_IFG = 6  # and per further interferogram (LOS 2, phases 2, regions 1 int32, margin 1)
 
 
 def _name_regex() -> re.Pattern[str]:
@@ -356,13 +358,10 @@ class InferenceWriter:
             self.ds["rupture_probability"] = open_out(staging.path("rupture_probability"), grid,
                                                       ["probability that the pixel lies on a surface rupture"],
                                                       ["1"], tags)
-        if angles.given:
-            # band 1 fused estimate, band 2 (with a phase) from the unwrapped phase: the UI shows the last band
+        if angles.given and not with_phase:
+            # without unwrapping: the fused estimate in LOS (with it, the unwrapping stage writes the LOS files)
             desc = ["LOS displacement, fused estimate (positive towards the satellite)"]
-            if with_phase:
-                desc.append("LOS displacement from the unwrapped phase (positive towards the satellite)")
-            self.ds["los_displacement"] = open_out(staging.path("los_displacement"), grid, desc, ["m"] * len(desc),
-                                                   tags)
+            self.ds["los_displacement"] = open_out(staging.path("los_displacement"), grid, desc, ["m"], tags)
         self.ds["horizontal"] = open_out(staging.path("horizontal"), grid,
                                          ["horizontal displacement magnitude sqrt(E^2+N^2)"], ["m"], tags)
         self.ds["uncertainty"] = open_out(staging.path("uncertainty"), grid,
@@ -412,6 +411,46 @@ class InferenceWriter:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def write_regions(path: Path, grid: Grid, regions: np.ndarray, tags: dict[str, str]) -> None:
+    """``unwrap_regions*.tif``: int32, 0 = not unwrapped / not trusted, ids 1..n (same id = consistent cycles)."""
+    prof = profile(grid, 1) | {"dtype": "int32", "nodata": None, "predictor": 2}
+    with rasterio.open(path, "w", **prof) as ds:
+        ds.write(regions.astype(np.int32), 1)
+        ds.set_band_description(1, "unwrapping region id (0 = not unwrapped or not trusted; pixels with the same id "
+                                   "have consistent integer cycles; different ids: relative cycle count unknown)")
+        ds.update_tags(**tags)
+
+
+def write_displacement(staging: Staging, grid: Grid, tags: dict[str, str], enu: np.ndarray, sigma: np.ndarray,
+                       how: str) -> products.ArrowGrid:
+    """(Re)write displacement.tif, displacement_sigma.tif, horizontal_magnitude.tif and uncertainty.tif from whole
+    (3, H, W) arrays (the 3-D inversion's result; NaN = not constrained) and return the arrows' block means."""
+    ds = {"displacement": open_out(staging.path("displacement"), grid,
+                                   [f"east displacement ({how})", f"north displacement ({how})",
+                                    f"up displacement ({how})"], ["m"] * 3, tags),
+          "displacement_sigma": open_out(staging.path("displacement_sigma"), grid,
+                                         ["east 1-sigma", "north 1-sigma", "up 1-sigma"], ["m"] * 3, tags),
+          "horizontal": open_out(staging.path("horizontal"), grid,
+                                 ["horizontal displacement magnitude sqrt(E^2+N^2)"], ["m"], tags),
+          "uncertainty": open_out(staging.path("uncertainty"), grid,
+                                  ["3-D 1-sigma uncertainty sqrt(sE^2+sN^2+sU^2)"], ["m"], tags)}
+    arrows = products.ArrowGrid(grid.height, grid.width)
+    try:
+        for r0 in range(0, grid.height, COLUMN_CHUNK // 2):
+            d = enu[:, r0:r0 + COLUMN_CHUNK // 2].astype(np.float32)
+            s = sigma[:, r0:r0 + COLUMN_CHUNK // 2].astype(np.float32)
+            win = Window(0, r0, grid.width, d.shape[1])
+            ds["displacement"].write(d, window=win)
+            ds["displacement_sigma"].write(s, window=win)
+            ds["horizontal"].write(products.horizontal_magnitude(d), 1, window=win)
+            ds["uncertainty"].write(products.uncertainty_3d(s), 1, window=win)
+            arrows.add(r0, 0, d)
+    finally:
+        for x in ds.values():
+            x.close()
+    return arrows
 
 
 def write_views(staging: Staging, grid: Grid, arrows: products.ArrowGrid) -> list[str]:

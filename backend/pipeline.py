@@ -1,7 +1,17 @@
 """The QuakeFusion pipeline, as a short sequence of named stages, each in the module that owns it:
 
     validate (config.check) -> grid (io.output_grid) -> read/align (align.AlignedSource) -> infer (infer.infer_tiles)
-    -> unwrap (unwrap.unwrap_grid) -> products (products, outputs.write_views) -> write (outputs.Staging, run.json)
+    -> unwrap (mcf.unwrap_residual per interferogram) -> 3-D inversion (inversion.invert_enu)
+    -> products (products, outputs.write_views) -> write (outputs.Staging, run.json)
+
+Interferograms (docs/insar_fusion.md): any number (``cfg.ifgs()``). The network sees the FIRST one (its feature
+channels take one interferogram). Each is unwrapped with whirlwind's MCF on the residual against the fused
+estimate's LOS (its sigma from displacement_sigma) -> ``unwrapped_phase[_k].tif``, ``rewrapped_phase[_k].tif``,
+``los_displacement[_k].tif``, ``unwrap_regions[_k].tif`` (no suffix with one interferogram). Then E, N, U are
+re-estimated per pixel by weighted least squares from the network's horizontal (when an optical or SAR pair is
+given) and every unwrapped LOS; components the data do not constrain are NaN (one interferogram alone: LOS only).
+An InSAR-only run does not run the network (its output would not be used). Grids above :data:`MCF_MAX_PX` keep
+the block-wise unwrapper (unwrap.unwrap_grid) and the network's estimate (whirlwind needs the whole raster).
 
 Stable API for the dialog, the Processing algorithm and the CLI (see docs/architecture.md)::
 
@@ -48,14 +58,16 @@ from . import features as feat
 from . import outputs as out
 from . import products
 from .align import AlignedSource, Angles
-from .config import GRID_ORDER, MIN_GRID_PX, CancelToken, EstimateConfig, angle_notes, check, raise_first
-from .conventions import los_to_phase, phase_to_los
+from .config import GRID_ORDER, MIN_GRID_PX, CancelToken, EstimateConfig, Interferogram, angle_notes, check, raise_first
+from .conventions import enu_to_los, los_to_phase, phase_to_los
 from .errors import Cancelled, PipelineError
 from .infer import TilePlan, check_cancel, extra_outputs, infer_tiles
-from .io import Grid, InputRaster, OpenedInput, check_overlap, open_inputs, output_grid
+from .inversion import Horizontal, LosObservation, invert_enu
+from .io import Grid, InputRaster, OpenedInput, check_overlap, input_kind, open_inputs, output_grid
+from .mcf import describe, unwrap_residual
 from .model import OnnxModel
 from .outputs import OUTPUT_NAMES
-from .unwrap import UnwrapParams, unwrap_grid
+from .unwrap import UnwrapParams, pseudo_coherence, unwrap_grid
 
 __all__ = ["EstimateConfig", "InputRaster", "run_estimate", "CancelToken", "PipelineError", "Cancelled",
            "EstimateResult", "OUTPUT_NAMES"]
@@ -64,6 +76,9 @@ STATS_FULL_MAX_PX = 2048 * 2048
 STATS_BLOCK = 256
 LOW_COVERAGE = 0.05  # an input covering less of the output grid gets a note
 LOW_VALID = 0.05  # a displacement on less of the grid gets a note (none at all: the run fails, nothing is written)
+MCF_MAX_PX = 16_000_000  # whirlwind unwraps the whole raster: ~1.4 GB peak at 10 Mpx; larger grids use blocks
+MCF_NLOOKS = 5.0  # effective looks of the coherence estimate (LiCSAR-like multilooked products)
+NO_NET_TAG = "none (InSAR only: the network was not run)"
 
 
 @dataclass
@@ -89,6 +104,7 @@ class _Run:
     grid_ref: str = ""
     coverage: dict[str, float] = field(default_factory=dict)
     unwrap_info: dict[str, Any] = field(default_factory=dict)
+    inversion: dict[str, Any] = field(default_factory=dict)
     valid_fraction: float = 0.0
     skipped_tiles: int = 0
     log: list[str] = field(default_factory=list)  # -> run.log beside run.json
@@ -143,17 +159,24 @@ def _model_notes(meta: Any, grid: Grid) -> list[str]:
     return []
 
 
-def _open_sources(r: _Run, stack: ExitStack) -> tuple[dict[str, AlignedSource], Angles]:
-    """read/align: every input as an AlignedSource on the output grid (closed by ``stack``)."""
-    kinds = {"phase": "phase"}
-    sources = {n: stack.enter_context(AlignedSource(inp, r.grid, kinds.get(n, "continuous")))
-               for n, inp in r.opened.items()}
+def _open_sources(r: _Run, stack: ExitStack) -> tuple[dict[str, AlignedSource], list[Angles]]:
+    """read/align: every input as an AlignedSource on the output grid (closed by ``stack``); the geometry of each
+    interferogram (without any: the incidence/heading given for the LOS output, possibly none)."""
+    sources = {n: stack.enter_context(AlignedSource(inp, r.grid, "phase" if input_kind(n) == "phase"
+                                                    else "continuous")) for n, inp in r.opened.items()}
+    cfg = r.cfg
 
-    def angle(name: str) -> Any:
-        v = getattr(r.cfg, f"{name}_deg")
-        return sources.get(name) if isinstance(v, InputRaster) else v
+    def angles_of(ifg: Interferogram, k: int) -> Angles:
+        nm = ifg.input_names(k)
+        if ifg.los_vector is not None:
+            return Angles(None, None, tuple(sources[nm[x]] for x in ("los_east", "los_north", "los_up")))
+        return Angles(*(sources.get(nm[a]) if isinstance(v, InputRaster) else v
+                        for a, v in (("incidence", ifg.incidence_deg), ("heading", ifg.heading_deg))))
 
-    return sources, Angles(angle("incidence"), angle("heading"))
+    ifgs = cfg.ifgs()
+    if ifgs:
+        return sources, [angles_of(ifg, k) for k, ifg in enumerate(ifgs, start=1)]
+    return sources, [angles_of(Interferogram(None, incidence_deg=cfg.incidence_deg, heading_deg=cfg.heading_deg), 1)]
 
 
 def _stats_arrays(sources: dict[str, AlignedSource], grid: Grid) -> dict[str, np.ndarray]:
@@ -171,10 +194,10 @@ def _stats_arrays(sources: dict[str, AlignedSource], grid: Grid) -> dict[str, np
 
 
 def _infer(r: _Run, model: OnnxModel, plan: TilePlan, sources: dict[str, AlignedSource], angles: Angles,
-           stats: dict[str, Any], staging: out.Staging, tags: dict[str, str], frac: float) -> products.ArrowGrid:
-    """infer: tiles -> model -> blended rows -> displacement, sigma, LOS (band 1), extra outputs, magnitudes.
-    Sets ``r.valid_fraction`` (share of the grid with a displacement)."""
-    with_phase = "phase" in sources and r.cfg.unwrap
+           stats: dict[str, Any], staging: out.Staging, tags: dict[str, str], frac: float,
+           with_phase: bool) -> products.ArrowGrid:
+    """infer: tiles -> model -> blended rows -> displacement, sigma, LOS (without unwrapping), extra outputs,
+    magnitudes. Sets ``r.valid_fraction`` (share of the grid with a displacement)."""
     with out.InferenceWriter(staging, r.grid, tags, angles, extra_outputs(model.meta), with_phase) as writer:
         r.timings.update(infer_tiles(
             model, sources, angles, stats, r.grid, r.cfg, plan, writer, writer.channels,
@@ -198,71 +221,213 @@ def _infer(r: _Run, model: OnnxModel, plan: TilePlan, sources: dict[str, Aligned
     return writer.arrows
 
 
-def _unwrap(r: _Run, sources: dict[str, AlignedSource], angles: Angles, staging: out.Staging,
-            tags: dict[str, str], frac: float) -> None:
-    """unwrap: the phase block by block with the fused LOS estimate; LOS band 2, unwrapped and re-wrapped phase."""
+def _ifg_tags(tags: dict[str, str], ifg: Interferogram, k: int) -> dict[str, str]:
+    return {**tags, "interferogram": str(k), "phase_sign": str(ifg.phase_sign), "wavelength_m": str(ifg.wavelength_m)}
+
+
+def _model_los(disp: np.ndarray, sig: np.ndarray, lu: np.ndarray, ifg: Interferogram) -> tuple[np.ndarray, ...]:
+    """The fused estimate in LOS (m), as phase (rad, the input's convention) and its 1-sigma in rad."""
+    los = enu_to_los(disp[0], disp[1], disp[2], lu)
+    los_sig = np.sqrt((lu[0] * sig[0]) ** 2 + (lu[1] * sig[1]) ** 2 + (lu[2] * sig[2]) ** 2)  # 1-sigma, m
+    return (los.astype(np.float32), los_to_phase(los, ifg.wavelength_m, ifg.phase_sign).astype(np.float32),
+            np.abs(los_to_phase(los_sig, ifg.wavelength_m, 1)).astype(np.float32))
+
+
+def _open_ifg_outputs(stack: ExitStack, staging: out.Staging, grid: Grid, tags: dict[str, str], sfx: str,
+                      with_model: bool) -> tuple[Any, Any, Any]:
+    """unwrapped_phase, rewrapped_phase and los_displacement (band 1 fused estimate when there is one, last band
+    from the unwrapped phase: the UI shows the last band) of one interferogram."""
+    unw = stack.enter_context(out.open_out(
+        staging.file(f"unwrapped_phase{sfx}.tif"), grid,
+        ["unwrapped phase (input + 2 pi k; same sign convention as the input)"], ["rad"], tags))
+    rew = stack.enter_context(out.open_out(staging.file(f"rewrapped_phase{sfx}.tif"), grid,
+                                           ["unwrapped phase re-wrapped to [-pi, pi)"], ["rad"], tags))
+    desc = (["LOS displacement, fused estimate (positive towards the satellite)"] if with_model else []) + \
+        ["LOS displacement from the unwrapped phase (positive towards the satellite)"]
+    los = stack.enter_context(out.open_out(staging.file(f"los_displacement{sfx}.tif"), grid, desc,
+                                           ["m"] * len(desc), tags))
+    return unw, rew, los
+
+
+def _unwrap_blocks(r: _Run, sources: dict[str, AlignedSource], angles: list[Angles], staging: out.Staging,
+                   tags: dict[str, str], frac: float) -> None:
+    """Grids above MCF_MAX_PX: each interferogram block by block with the fused LOS estimate (unwrap.unwrap_grid,
+    the quality-guided joint unwrapper); no regions, no 3-D inversion (the network's estimate is kept)."""
     cfg, grid = r.cfg, r.grid
+    ifgs = cfg.ifgs()
     t0 = time.perf_counter()
+    infos = []
     with ExitStack() as stack:
-        ds_los = stack.enter_context(rasterio.open(staging.path("los_displacement"), "r+"))
+        ds_disp = stack.enter_context(rasterio.open(staging.path("displacement")))
         ds_sig = stack.enter_context(rasterio.open(staging.path("displacement_sigma")))
-        ds_unw = stack.enter_context(out.open_out(
-            staging.path("unwrapped_phase"), grid,
-            ["unwrapped phase (input + 2 pi k; same sign convention as the input)"], ["rad"],
-            {**tags, "phase_sign": str(cfg.phase_sign), "wavelength_m": str(cfg.wavelength_m)}))
-        ds_rew = stack.enter_context(out.open_out(staging.path("rewrapped_phase"), grid,
-                                                  ["unwrapped phase re-wrapped to [-pi, pi)"], ["rad"], tags))
+        for k, (ifg, ang) in enumerate(zip(ifgs, angles), start=1):
+            nm, sfx = ifg.input_names(k), ("" if len(ifgs) == 1 else f"_{k}")
+            ds_unw, ds_rew, ds_los = _open_ifg_outputs(stack, staging, grid, _ifg_tags(tags, ifg, k), sfx, True)
 
-        def read(r0: int, c0: int, h: int, w: int) -> tuple:
-            win = Window(c0, r0, w, h)
-            phi = sources["phase"].read(r0, c0, h, w)
-            coh = sources["coherence"].read(r0, c0, h, w) if "coherence" in sources else None
-            phi_m = los_to_phase(ds_los.read(1, window=win), cfg.wavelength_m, cfg.phase_sign)
-            sg = ds_sig.read(window=win).astype(np.float64)
-            lu = angles.los(r0, c0, h, w)
-            los_sig = np.sqrt((lu[0] * sg[0]) ** 2 + (lu[1] * sg[1]) ** 2 + (lu[2] * sg[2]) ** 2)  # 1-sigma, m
-            return phi, coh, phi_m, np.abs(los_to_phase(los_sig, cfg.wavelength_m, 1))
+            def read(r0: int, c0: int, h: int, w: int, ifg: Interferogram = ifg, ang: Angles = ang,
+                     nm: dict = nm, ds_los: Any = ds_los) -> tuple:
+                win = Window(c0, r0, w, h)
+                phi = sources[nm["phase"]].read(r0, c0, h, w)
+                coh = sources[nm["coherence"]].read(r0, c0, h, w) if nm["coherence"] in sources else None
+                los, phi_m, sig_rad = _model_los(ds_disp.read(window=win), ds_sig.read(window=win).astype(np.float64),
+                                                 ang.los(r0, c0, h, w), ifg)
+                ds_los.write(los, 1, window=win)
+                return phi, coh, phi_m, sig_rad
 
-        def write(r0: int, c0: int, unw: np.ndarray) -> None:
-            win = Window(c0, r0, unw.shape[1], unw.shape[0])
-            ds_unw.write(unw, 1, window=win)
-            ds_rew.write(products.rewrap(unw), 1, window=win)
-            ds_los.write(phase_to_los(unw, cfg.wavelength_m, cfg.phase_sign).astype(np.float32), 2, window=win)
+            def write(r0: int, c0: int, unw: np.ndarray, ifg: Interferogram = ifg, ds_unw: Any = ds_unw,
+                      ds_rew: Any = ds_rew, ds_los: Any = ds_los) -> None:
+                win = Window(c0, r0, unw.shape[1], unw.shape[0])
+                ds_unw.write(unw, 1, window=win)
+                ds_rew.write(products.rewrap(unw), 1, window=win)
+                ds_los.write(phase_to_los(unw, ifg.wavelength_m, ifg.phase_sign).astype(np.float32), 2, window=win)
 
-        r.unwrap_info = unwrap_grid(
-            grid.height, grid.width, read, write, UnwrapParams(coh_min=cfg.coh_min), cfg.unwrap_block,
-            lambda j, n: r.report(0.05 + frac + 0.15 * j / n, f"unwrapping: block {j}/{n}"), r.check_cancel)
+            infos.append(unwrap_grid(
+                grid.height, grid.width, read, write, UnwrapParams(coh_min=cfg.coh_min), cfg.unwrap_block,
+                lambda j, n, k=k: r.report(0.05 + frac + 0.15 * j / n, f"unwrapping {k}/{len(ifgs)}: block {j}/{n}"),
+                r.check_cancel))
+    r.unwrap_info = {"solver": "block-wise quality-guided joint unwrapper (grid above MCF_MAX_PX)",
+                     "interferograms": infos}
     r.timings["unwrap_s"] = time.perf_counter() - t0
-    share = r.unwrap_info.get("unwrapped_pixels", 0) / max(r.unwrap_info.get("valid_pixels", 0), 1)
-    if share < LOW_VALID:
-        r.notes.append(f"the unwrapped phase covers only {100 * share:.2g} % of the pixels that have a phase: the "
-                       f"coherence is below --coh-min {cfg.coh_min:g} almost everywhere. Fix: lower --coh-min (e.g. "
-                       "0.2) or check the coherence raster")
+    r.notes.append(f"the grid ({grid.width} x {grid.height} px) is larger than {MCF_MAX_PX / 1e6:g} Mpx: the "
+                   "interferogram(s) were unwrapped block by block (no unwrap_regions.tif, no 3-D inversion; "
+                   "displacement.tif is the network's estimate). Crop the grid (--extent) for the MCF unwrapper")
 
 
-def _run_json(r: _Run, model: OnnxModel, plan: TilePlan, stats: dict[str, Any],
+def _insar(r: _Run, sources: dict[str, AlignedSource], angles: list[Angles], staging: out.Staging,
+           tags: dict[str, str], with_net: bool, frac: float) -> products.ArrowGrid:
+    """unwrap + 3-D inversion (whole grid): MCF per interferogram on the residual against the fused estimate,
+    then E, N, U by weighted least squares; rewrites displacement*.tif and returns the arrows' block means."""
+    cfg, grid = r.cfg, r.grid
+    H, W = grid.height, grid.width
+    ifgs = cfg.ifgs()
+    disp = sig = None
+    if with_net:
+        with rasterio.open(staging.path("displacement")) as ds:
+            disp = ds.read()
+        with rasterio.open(staging.path("displacement_sigma")) as ds:
+            sig = ds.read()
+    t0 = time.perf_counter()
+    obs, summaries = [], []
+    for k, (ifg, ang) in enumerate(zip(ifgs, angles), start=1):
+        nm, sfx = ifg.input_names(k), ("" if len(ifgs) == 1 else f"_{k}")
+        r.report(0.05 + frac + 0.15 * (k - 1) / len(ifgs), f"unwrapping interferogram {k}/{len(ifgs)} (MCF)")
+        r.check_cancel()
+        phi = sources[nm["phase"]].read(0, 0, H, W)
+        if nm["coherence"] in sources:
+            coh, coh_src = sources[nm["coherence"]].read(0, 0, H, W), "input"
+        else:
+            coh, coh_src = pseudo_coherence(phi), "phase-gradient pseudo-coherence"
+        lu = ang.los(0, 0, H, W)
+        los_m = phi_m = sig_rad = None
+        if disp is not None:
+            los_m, phi_m, sig_rad = _model_los(disp, sig, lu, ifg)
+        unw, regions, summ = unwrap_residual(phi, coh, phi_m, sig_rad, MCF_NLOOKS, coherence_threshold=cfg.coh_min)
+        del phi_m, sig_rad, phi
+        summ["coherence_source"] = coh_src
+        summ["interferogram"] = k
+        summaries.append(summ)
+        if summ["n_regions"] > 1 or summ["links_refused"]:
+            r.notes.append(f"interferogram {k}: " + describe(summ).replace("unwrap_regions.tif",
+                                                                           f"unwrap_regions{sfx}.tif"))
+        d_los = phase_to_los(unw, ifg.wavelength_m, ifg.phase_sign).astype(np.float32)
+        with ExitStack() as stack:
+            ds_unw, ds_rew, ds_los = _open_ifg_outputs(stack, staging, grid, _ifg_tags(tags, ifg, k), sfx,
+                                                       los_m is not None)
+            ds_unw.write(unw, 1)
+            ds_rew.write(products.rewrap(unw), 1)
+            if los_m is not None:
+                ds_los.write(los_m, 1)
+            ds_los.write(d_los, ds_los.count)
+        del unw, los_m
+        out.write_regions(staging.file(f"unwrap_regions{sfx}.tif"), grid, regions, _ifg_tags(tags, ifg, k))
+        obs.append(LosObservation(lu, los_m=d_los, wavelength_m=ifg.wavelength_m, phase_sign=ifg.phase_sign,
+                                  coherence=coh, nlooks=MCF_NLOOKS, regions=regions, name=f"interferogram {k}"))
+    r.unwrap_info = {"solver": summaries[0]["solver"] if summaries else None, "interferograms": summaries}
+    r.timings["unwrap_s"] = time.perf_counter() - t0
+    r.report(0.05 + frac + 0.15, "3-D inversion")
+    r.check_cancel()
+    t0 = time.perf_counter()
+    horizontal = None
+    if disp is not None and (cfg.optical_pre is not None or cfg.sar_pre is not None):
+        horizontal = Horizontal(disp[0], disp[1], sig[0], sig[1])
+    if horizontal is None and len(obs) == 1:
+        enu = np.full((3, H, W), np.nan, np.float32)
+        sigma = enu
+        reasons = ["east, north, up: NaN everywhere - one interferogram alone measures only its LOS component "
+                   "(los_displacement.tif); give a second geometry (ascending + descending) or an optical/SAR pair"]
+        r.inversion = {"n_los": 1, "horizontal": False, "reasons": reasons,
+                       "constrained_share": {"east": 0.0, "north": 0.0, "up": 0.0}}
+    else:
+        res = invert_enu((H, W), horizontal=horizontal, los=obs)
+        enu = res.enu
+        sigma = np.where(np.isfinite(enu), res.sigma, np.nan).astype(np.float32)
+        reasons = res.reasons
+        r.inversion = res.summary | {"covariance_median_m2": _cov_summary(res.cov, res.constrained)}
+        del res
+    del obs, disp, sig
+    r.timings["inversion_s"] = time.perf_counter() - t0
+    r.notes += [f"3-D inversion: {x}" for x in reasons if "NaN" in x]
+    how = ("3-D inversion: " + ("optical/SAR horizontal + " if horizontal is not None else "")
+           + f"{len(ifgs)} LOS")
+    arrows = out.write_displacement(staging, grid, tags | {"displacement_source": how, "reasons": "; ".join(reasons)},
+                                    enu, sigma, how)
+    valid = np.isfinite(enu).any(axis=0)
+    r.valid_fraction = float(valid.mean()) if with_net is False else r.valid_fraction
+    return arrows
+
+
+def _cov_summary(cov: np.ndarray, constrained: np.ndarray) -> dict[str, Any]:
+    """Median covariance terms (m^2) and correlations over pixels where all three components are constrained."""
+    allc = constrained.all(axis=0)
+    if not allc.any():
+        allc = constrained.any(axis=0)
+    if not allc.any():
+        return {}
+    sel = [c[allc][::7] for c in cov]
+    names = ("EE", "NN", "UU", "EN", "EU", "NU")
+    outd: dict[str, Any] = {n: float(np.nanmedian(v)) for n, v in zip(names, sel)}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for n, (i, j) in (("corr_EN", (0, 1)), ("corr_EU", (0, 2)), ("corr_NU", (1, 2))):
+            outd[n] = float(np.nanmedian(sel[3 + "EN EU NU".split().index(n[5:])] / np.sqrt(sel[i] * sel[j])))
+    outd["pixels"] = int(allc.sum())
+    return outd
+
+
+def _run_json(r: _Run, model: OnnxModel | None, plan: TilePlan | None, stats: dict[str, Any],
               produced: dict[str, Path], replaced: list[str]) -> dict[str, Any]:
-    cfg, grid, meta = r.cfg, r.grid, model.meta
+    cfg, grid = r.cfg, r.grid
     r.timings["total_s"] = time.perf_counter() - r.t_start
     mpx = grid.width * grid.height / 1e6
+    if model is None:  # InSAR only: the network was not run
+        model_json: dict[str, Any] = {"path": None, "version": NO_NET_TAG, "outputs": [], "channels": []}
+        device, providers, threads = "cpu", [], None
+    else:
+        meta = model.meta
+        model_json = {"path": str(model.path), "version": meta.version, "outputs": meta.outputs,
+                      "receptive_field_px": meta.receptive_field_px,
+                      "channels": [feat.channel_name(c) for c in meta.channels],
+                      "interferogram_seen": "the first (phase, coherence)" if cfg.ifgs() else None}
+        device, providers, threads = model.device, model.providers, model.threads
     return {
         "software": "QuakeFusion backend", "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "inputs": {n: inp.to_json() for n, inp in r.opened.items()},
         "input_coverage_of_grid": r.coverage,
         "parameters": {"wavelength_m": cfg.wavelength_m, "phase_sign": cfg.phase_sign,
                        "incidence_deg": cfg.angle_value("incidence"), "heading_deg": cfg.angle_value("heading"),
-                       "tile": cfg.tile, "overlap": plan.overlap, "batch": cfg.batch,
-                       "tile_shape": [plan.tile_h, plan.tile_w], "n_tiles": plan.n_tiles, "threads": model.threads,
+                       "interferograms": [{"phase": str(i.phase.path), "wavelength_m": i.wavelength_m,
+                                           "phase_sign": i.phase_sign, **i.geometry_json()} for i in cfg.ifgs()],
+                       "tile": cfg.tile, "overlap": plan.overlap if plan else None, "batch": cfg.batch,
+                       "tile_shape": [plan.tile_h, plan.tile_w] if plan else None,
+                       "n_tiles": plan.n_tiles if plan else 0, "threads": threads,
                        "device_requested": cfg.device, "intersection": cfg.intersection, "unwrap": r.unwrap_info},
+        "inversion": r.inversion,
         "grid": grid.to_json() | {"defined_by": r.grid_ref, "extent": None if cfg.extent is None
                                   else [str(v) if i == 4 else float(v) for i, v in enumerate(cfg.extent)]},
-        "model": {"path": str(model.path), "version": meta.version, "outputs": meta.outputs,
-                  "receptive_field_px": meta.receptive_field_px,
-                  "channels": [feat.channel_name(c) for c in meta.channels]},
-        "device": model.device, "providers": model.providers,
+        "model": model_json, "device": device, "providers": providers,
         "stats": stats, "timings": {k: round(v, 4) for k, v in r.timings.items()},
         "throughput_mpx_s": {"end_to_end": mpx / max(r.timings["total_s"], 1e-9),
-                             "inference_only": mpx / max(r.timings["inference_onnx_s"], 1e-9)},
+                             "inference_only": mpx / max(r.timings.get("inference_onnx_s", 0.0), 1e-9)
+                             if model is not None else None},
         "valid_fraction": r.valid_fraction, "notes": r.notes,
         "platform": {"python": platform.python_version(), "machine": platform.machine()},
         "outputs": {k: v.name for k, v in produced.items()} | {"run_json": OUTPUT_NAMES["run_json"]},
@@ -286,7 +451,7 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
             _validate_and_grid(r)
         r.check_cancel()
         # the output folder is created, locked and tested for writing before the model is loaded
-        staging = stack.enter_context(out.Staging(cfg.out_dir, need_bytes=_need_bytes(r.grid)))
+        staging = stack.enter_context(out.Staging(cfg.out_dir, need_bytes=_need_bytes(r.grid, len(cfg.ifgs()))))
         try:
             return _run_staged(r, stack, staging)
         except (OSError, rasterio.errors.RasterioError) as exc:
@@ -295,22 +460,37 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
 
 def _run_staged(r: _Run, stack: ExitStack, staging: out.Staging) -> EstimateResult:
     cfg = r.cfg
-    r.report(0.02, "loading the model")
-    with r.clock("model_load_s"):
-        model = OnnxModel(cfg.model_path, device=cfg.device, threads=cfg.threads)
-    plan = TilePlan.make(cfg, model.meta, r.grid)
-    r.notes += _model_notes(model.meta, r.grid) + plan.notes
     sources, angles = _open_sources(r, stack)
-    r.report(0.03, "input statistics")
-    with r.clock("stats_s"):
-        stats = feat.compute_stats(_stats_arrays(sources, r.grid))
-    r.check_cancel()
-    tags = {"model_version": model.meta.version, "software": "QuakeFusion backend"}
-    with_phase = "phase" in sources and cfg.unwrap and angles.given
-    frac = 0.75 if "phase" in sources and cfg.unwrap else 0.95
-    arrows = _infer(r, model, plan, sources, angles, stats, staging, tags, frac)
-    if with_phase:
-        _unwrap(r, sources, angles, staging, tags, frac)
+    insar = bool(cfg.ifgs()) and cfg.unwrap and all(a.given for a in angles)
+    whole = r.grid.width * r.grid.height <= MCF_MAX_PX
+    # InSAR only: the network contributes nothing the unwrapper and the inversion use -> not run
+    with_net = not (insar and whole and cfg.optical_pre is None and cfg.sar_pre is None)
+    model, plan, stats = None, None, {}
+    frac = (0.75 if insar else 0.95) if with_net else 0.0
+    tags = {"model_version": NO_NET_TAG, "software": "QuakeFusion backend"}
+    arrows = None
+    if with_net:
+        r.report(0.02, "loading the model")
+        with r.clock("model_load_s"):
+            model = OnnxModel(cfg.model_path, device=cfg.device, threads=cfg.threads)
+        plan = TilePlan.make(cfg, model.meta, r.grid)
+        r.notes += _model_notes(model.meta, r.grid) + plan.notes
+        r.report(0.03, "input statistics")
+        with r.clock("stats_s"):
+            stats = feat.compute_stats(_stats_arrays(sources, r.grid))
+        r.check_cancel()
+        tags["model_version"] = model.meta.version
+        arrows = _infer(r, model, plan, sources, angles[0], stats, staging, tags, frac, insar)
+        if len(cfg.ifgs()) > 1:
+            r.notes.append(f"the network saw interferogram 1 of {len(cfg.ifgs())} (it takes one); every "
+                           "interferogram enters the unwrapping and the 3-D inversion")
+    else:
+        r.notes.append("InSAR only: the network was not run (without an optical or SAR pair it adds nothing to the "
+                       "unwrapping and the 3-D inversion)")
+    if insar and whole:
+        arrows = _insar(r, sources, angles, staging, tags, with_net, frac)
+    elif insar:
+        _unwrap_blocks(r, sources, angles, staging, tags, frac)
     r.check_cancel()
     r.notes += out.write_views(staging, r.grid, arrows)
     replaced = staging.stale()
@@ -321,13 +501,14 @@ def _run_staged(r: _Run, stack: ExitStack, staging: out.Staging) -> EstimateResu
     staging.file("run.log").write_text("\n".join(r.log + [f"note: {n}" for n in r.notes]) + "\n", encoding="utf-8")
     r.check_cancel()
     final = staging.commit()
-    r.report(1.0, f"done ({model.device}, {r.timings['total_s']:.1f} s)")
-    return EstimateResult(outputs=final, device=model.device, grid=r.grid, run=run)
+    device = model.device if model is not None else "cpu"
+    r.report(1.0, f"done ({device}, {r.timings['total_s']:.1f} s)")
+    return EstimateResult(outputs=final, device=device, grid=r.grid, run=run)
 
 
-def _need_bytes(grid: Grid) -> int:
+def _need_bytes(grid: Grid, n_ifg: int = 1) -> int:
     """Disk space a run needs at least: every float32 band it writes, at a deflate ratio of 2."""
-    return grid.width * grid.height * 4 * out.BANDS_WRITTEN // 2
+    return grid.width * grid.height * 4 * (out.BANDS_WRITTEN + out.BANDS_PER_IFG * max(n_ifg - 1, 0)) // 2
 
 
 def _io_error(exc: BaseException, staging: out.Staging) -> PipelineError:

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend import conventions as cv  # noqa: E402
-from backend.evaluation import (  # noqa: E402
+from models.metrics import (  # noqa: E402
     agreement_within_pi,
     exact_cycle_share,
     rupture_sides,
@@ -166,7 +166,7 @@ def classify(unw: np.ndarray, regions: np.ndarray, truth: np.ndarray, trace: np.
     """'exact' / 'separate' / 'wrong' for the cross-rupture count, and the cycle error (NaN if separate).
 
     Sides: pixels ``gap_px + 2`` to ``gap_px + 10`` px from the trace (outside the damage zone), central 80 % of its
-    length (backend.evaluation.rupture_sides). Each side's region = its most common id; a side less than half
+    length (models.metrics.rupture_sides). Each side's region = its most common id; a side less than half
     trusted, or different ids, = separate. Else the error is the difference of the sides' median cycle errors.
     """
     sides = rupture_sides(trace, band_px=(gap_px + 2, gap_px + 10))

@@ -144,14 +144,17 @@ def _cfg(paths: dict[str, Path], out: Path, model: Path, **kw: object) -> Estima
 
 def test_seam_tiled_equals_single_pass(tmp_path: Path, tiny_model: Path) -> None:
     paths = _scene(tmp_path, 192, 224)  # multiples of 16: the single pass needs no padding past the raster edge
-    single = run_estimate(_cfg(paths, tmp_path / "single", tiny_model, tile=256, overlap=0))
-    tiled = run_estimate(_cfg(paths, tmp_path / "tiled", tiny_model, tile=64, overlap=16, batch=3))
+    # the network's own output (unwrap=False: no 3-D inversion on top) is what tiling must not change
+    single = run_estimate(_cfg(paths, tmp_path / "single", tiny_model, tile=256, overlap=0, unwrap=False))
+    tiled = run_estimate(_cfg(paths, tmp_path / "tiled", tiny_model, tile=64, overlap=16, batch=3, unwrap=False))
     assert single.run["parameters"]["n_tiles"] == 1 and tiled.run["parameters"]["n_tiles"] > 12
     for band in (1, 2, 3):
         a = read_band(single.outputs["displacement"], band)
         b = read_band(tiled.outputs["displacement"], band)
         signal = np.nanpercentile(np.abs(a), 99)
         assert np.nanmax(np.abs(a - b)) <= 0.01 * signal
+    single = run_estimate(_cfg(paths, tmp_path / "single_u", tiny_model, tile=256, overlap=0))
+    tiled = run_estimate(_cfg(paths, tmp_path / "tiled_u", tiny_model, tile=64, overlap=16, batch=3))
     a = read_band(single.outputs["unwrapped_phase"])
     b = read_band(tiled.outputs["unwrapped_phase"])
     m = np.isfinite(a) & np.isfinite(b)
@@ -174,10 +177,11 @@ def test_outputs_congruence_nodata_and_metadata(tmp_path: Path, tiny_model: Path
     res = run_estimate(_cfg(paths, tmp_path / "out", tiny_model, tile=96, overlap=16))
     assert set(res.outputs) == {"displacement", "displacement_sigma", "los_displacement", "unwrapped_phase",
                                 "run_json", "east", "north", "up", "horizontal", "uncertainty", "rewrapped_phase",
-                                "arrows"}
-    # derived products: computed from the same in-memory rows as the displacement
+                                "arrows", "unwrap_regions", "run"}
+    # derived products: computed from the same arrays as the displacement (the 3-D inversion's)
     d = np.stack([read_band(res.outputs["displacement"], b) for b in (1, 2, 3)])
-    assert res.run["valid_fraction"] == pytest.approx(np.isfinite(d[0]).mean(), abs=1e-12)
+    fused = read_band(res.outputs["los_displacement"], 1)  # the network's estimate in LOS
+    assert res.run["valid_fraction"] == pytest.approx(np.isfinite(fused).mean(), abs=1e-12)
     np.testing.assert_array_equal(read_band(res.outputs["horizontal"]), np.hypot(d[0], d[1]).astype(np.float32))
     np.testing.assert_array_equal(read_band(res.outputs["east"]), d[0])
     u = read_band(res.outputs["unwrapped_phase"])
@@ -189,11 +193,13 @@ def test_outputs_congruence_nodata_and_metadata(tmp_path: Path, tiny_model: Path
     assert valid.mean() > 0.9
     np.testing.assert_allclose(wrap(unw[valid].astype(np.float64) - phase_in[valid]), 0.0, atol=2e-5)
     assert np.isnan(unw[20:30, 40:60]).all()  # no phase -> no unwrapped phase
-    disp = read_band(res.outputs["displacement"], 1)
-    assert np.isnan(disp[20:30, 50:60]).all()  # neither phase nor optical there
-    assert np.isfinite(disp[20:30, 40:50]).all() and np.isfinite(disp[20:30, 60:70]).all()  # one of them
+    assert np.isnan(fused[20:30, 50:60]).all()  # neither phase nor optical there
+    assert np.isfinite(fused[20:30, 40:50]).all() and np.isfinite(fused[20:30, 60:70]).all()  # one of them
+    # the tiny model's sigma (~0.7 m) is above the 0.5 m limit: E, N (and U from one LOS) are NaN, with the reason
+    assert np.isnan(d[0]).all() and any("east: NaN" in n for n in res.run["notes"])
     with rasterio.open(res.outputs["displacement"]) as ds:
-        assert ds.descriptions == ("east displacement", "north displacement", "up displacement")
+        assert [x.split(" (")[0] for x in ds.descriptions] == ["east displacement", "north displacement",
+                                                                "up displacement"]
         assert ds.units == ("m", "m", "m") and np.isnan(ds.nodata) and ds.profile["tiled"]
         assert ds.compression.name.lower() == "deflate" and ds.crs.to_epsg() == 32634
         assert ds.transform == Affine(50.0, 0, E0, 0, -50.0, N0)
@@ -214,7 +220,8 @@ def test_insar_only_thessaly_crop_runs(tmp_path: Path, tiny_model: Path) -> None
     unw = read_band(res.outputs["unwrapped_phase"])
     ph = read_band(THESSALY / "phase_wrapped.tif")
     assert np.isnan(unw[ph == 0]).all()
-    assert res.run["parameters"]["unwrap"]["coherence_source"].startswith("pseudo")
+    assert res.run["parameters"]["unwrap"]["interferograms"][0]["coherence_source"].startswith("phase-gradient pseudo")
+    assert res.run["model"]["version"].startswith("none") and res.run["parameters"]["n_tiles"] == 0
     assert np.isfinite(unw).mean() > 0.9
 
 
@@ -341,7 +348,7 @@ def test_rupture_probability_output_and_receptive_field_from_metadata(tmp_path: 
     rupture_probability.tif (float32, NaN nodata, 0..1); ``receptive_field_px`` sets the default overlap."""
     model = make_tiny_model(tmp_path / "rupture.onnx", rupture=True, receptive_field_px=100)
     paths = _scene(tmp_path)
-    res = run_estimate(_cfg(paths, tmp_path / "out", model, tile=512))
+    res = run_estimate(_cfg(paths, tmp_path / "out", model, tile=512, unwrap=False))
     assert res.run["parameters"]["overlap"] == 128 and res.run["model"]["receptive_field_px"] == 100
     assert res.run["parameters"]["n_tiles"] == 1 and "rupture_probability" in res.run["model"]["outputs"]
     with rasterio.open(res.outputs["rupture_probability"]) as ds:
@@ -352,7 +359,7 @@ def test_rupture_probability_output_and_receptive_field_from_metadata(tmp_path: 
     assert np.array_equal(np.isnan(p), np.isnan(d))  # same validity as the displacement
     assert np.nanmin(p) >= 0.0 and np.nanmax(p) <= 1.0 and np.nanstd(p) > 0
     # tiled (64/16, many tiles) == one tile, as for the other outputs
-    tiled = run_estimate(_cfg(paths, tmp_path / "tiled", model, tile=64, overlap=16))
+    tiled = run_estimate(_cfg(paths, tmp_path / "tiled", model, tile=64, overlap=16, unwrap=False))
     assert tiled.run["parameters"]["n_tiles"] > 12
     q = read_band(tiled.outputs["rupture_probability"])
     b = 8  # the raster's own border: tiles passing the edge see other zero padding than the single tile

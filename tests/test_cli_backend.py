@@ -38,7 +38,9 @@ def test_cli_insar_only_real_crop(tmp_path: Path, tiny_model: Path) -> None:
     assert p.returncode == 0, p.stderr
     assert "device: cpu" in p.stdout or "device: cuda" in p.stdout
     run = json.loads((out / "run.json").read_text())
-    assert run["grid"]["width"] == 160 and run["grid"]["height"] == 144 and run["parameters"]["n_tiles"] > 4
+    # InSAR only: the network is not run (it would add nothing), whirlwind's MCF unwraps
+    assert run["grid"]["width"] == 160 and run["grid"]["height"] == 144 and run["parameters"]["n_tiles"] == 0
+    assert run["model"]["version"].startswith("none") and (out / "unwrap_regions.tif").is_file()
     with rasterio.open(out / "unwrapped_phase.tif") as ds:
         unw = ds.read(1)
         assert ds.transform == prof["transform"]
@@ -67,12 +69,12 @@ def test_cli_tile_512_works_with_the_default_overlap(tmp_path: Path, tiny_model:
     out = tmp_path / "out"
     p = run_backend("estimate", "--phase", str(src), "--wavelength", "0.05546576", "--incidence", "39", "--heading",
                     "-12", "--extent", str(x0), str(y1 - 60000), str(x0 + 60000), str(y1), "--out", str(out), "--model",
-                    str(tiny_model), "--tile", "512", "--device", "cpu", "--quiet")
+                    str(tiny_model), "--tile", "512", "--device", "cpu", "--quiet", "--no-unwrap")
     assert p.returncode == 0, p.stderr
     run = json.loads((out / "run.json").read_text())
     assert run["parameters"]["tile"] == 512 and run["parameters"]["overlap"] == 240
     assert run["grid"]["width"] == 600 and run["parameters"]["n_tiles"] == 4  # starts 0 and 88 on each axis
-    for name in ("horizontal_magnitude.tif", "uncertainty.tif", "rewrapped_phase.tif", "displacement_arrows.gpkg",
+    for name in ("horizontal_magnitude.tif", "uncertainty.tif", "displacement_arrows.gpkg",
                  "displacement_east.vrt"):
         assert (out / name).is_file(), name
     with rasterio.open(out / "displacement.tif") as d, rasterio.open(out / "horizontal_magnitude.tif") as h:

@@ -11,7 +11,7 @@ import rasterio
 from scipy import ndimage
 
 from backend import conventions as cv
-from backend.evaluation import agreement_within_pi, exact_cycle_share, rupture_sides
+from models.metrics import agreement_within_pi, exact_cycle_share, rupture_sides
 from backend.mcf import describe, unwrap_residual
 
 ROOT = Path(__file__).resolve().parents[1]
