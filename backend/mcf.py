@@ -248,8 +248,13 @@ def unwrap_residual(
     if have_model:
         # where the model's own phase gradient is steeper than ~pi/2 per pixel (a rupture step, dense near-field
         # fringes) the wrapped data are aliased: MCF's answer across there is not evidence
-        gy, gx = np.gradient(np.where(m_ok, model, np.nan))
-        steep = np.hypot(gx, gy) > model_gradient_max
+        # fringes) the wrapped data are aliased: MCF's answer across there is not evidence. The model is smoothed
+        # over ~1.5 px first (a network's per-pixel noise is not a gradient) and only counts where it says anything
+        # (sigma < 3 pi; elsewhere the regions are those of the raw phase)
+        sm = ndimage.gaussian_filter(np.where(m_ok, model, 0.0).astype(np.float32), 1.5)
+        gy, gx = np.gradient(np.where(m_ok, sm, np.nan))
+        del sm
+        steep = (np.hypot(gx, gy) > model_gradient_max) & m_ok & (np.where(m_ok, sig, np.inf) < 3 * np.pi)
         del gx, gy
         steep = ndimage.binary_dilation(steep)
         n_steep = int((steep & valid).sum())

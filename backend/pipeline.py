@@ -366,7 +366,7 @@ def _insar(r: _Run, sources: dict[str, AlignedSource], angles: list[Angles], sta
         del res
     del obs, disp, sig
     r.timings["inversion_s"] = time.perf_counter() - t0
-    r.notes += [f"3-D inversion: {x}" for x in reasons if "NaN" in x]
+    r.notes += [f"3-D inversion: {x}" for x in reasons if "NaN" in x and "NaN on 0.0 %" not in x]
     how = ("3-D inversion: " + ("optical/SAR horizontal + " if horizontal is not None else "")
            + f"{len(ifgs)} LOS")
     arrows = out.write_displacement(staging, grid, tags | {"displacement_source": how, "reasons": "; ".join(reasons)},
