@@ -7,11 +7,17 @@ The files themselves (rasters, derived products, arrows) are written by the back
   rotated/scaled arrows). QGIS loads a ``.qml`` with the same base name as the default style, so the files open the
   same next time, from any tool.
 * ``add_layers(files, group_name)``: one layer group named after the run.
+
+Several interferograms: their files (``unwrapped_phase_2.tif``, keys ``unwrapped_phase_2`` ...) get the layer of
+their base key named "... (interferogram 2)". ``unwrap_regions*.tif`` get a categorical style (0 = not unwrapped
+/ not trusted, grey; each region its colour). East/north/up layers whose component the 3-D inversion left NaN carry
+the reason in their legend name (from displacement.tif's ``reasons`` tag).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +35,67 @@ LAYERS: list[tuple[str, str, str, str, int]] = [
     ("los_displacement", "los_displacement.tif", "LOS displacement (m, + towards satellite)", "diverging", 0),
     ("unwrapped_phase", "unwrapped_phase.tif", "Unwrapped phase (rad)", "diverging_rad", 1),
     ("rewrapped_phase", "rewrapped_phase.tif", "Re-wrapped phase (rad)", "cyclic", 1),
+    ("unwrap_regions", "unwrap_regions.tif", "Unwrapping regions (same id = consistent cycles)", "regions", 1),
     ("rupture_probability", "rupture_probability.tif", "Surface rupture probability (0..1)", "probability", 1),
     ("arrows", "displacement_arrows.gpkg", "Displacement arrows (horizontal)", "arrows", 0),
 ]
 LAYER_NAMES = {k: name for k, _f, name, _kind, _b in LAYERS}
+PER_IFG = ("los_displacement", "unwrapped_phase", "rewrapped_phase", "unwrap_regions")
+REGION_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22",
+                 "#17becf", "#393b79", "#637939", "#8c6d31"]
+MAX_REGION_CLASSES = 24  # larger ids share the last class ("more regions")
+
+
+def entries(files: dict[str, Path]) -> list[tuple[str, Path, str, str]]:
+    """(key, path, layer name, kind) of every result file that has a layer, in LAYERS order; per-interferogram
+    files (``unwrapped_phase_2``) after their base key, named "... (interferogram 2)"."""
+    out = []
+    for key, _fname, name, kind, _band in LAYERS:
+        if files.get(key) is not None:
+            out.append((key, Path(files[key]), name, kind))
+        if key in PER_IFG:
+            ks = sorted((int(m.group(1)), k) for k in files if (m := re.fullmatch(re.escape(key) + r"_(\d+)", k)))
+            out += [(k, Path(files[k]), f"{name} (interferogram {n})", kind) for n, k in ks]
+    return [e for e in out if e[1].exists()]
+
+
+def base_key(key: str) -> str:
+    return re.sub(r"_\d+$", "", key) if re.sub(r"_\d+$", "", key) in PER_IFG else key
+
+
+def nan_reasons(files: dict[str, Path]) -> dict[str, str]:
+    """component (east, north, up) -> why the 3-D inversion left it NaN (displacement.tif's ``reasons`` tag)."""
+    path = files.get("displacement")
+    if path is None or not Path(path).exists():
+        return {}
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        text = ds.tags().get("reasons", "")
+    out = {}
+    for part in text.split("; "):
+        comp, _, why = part.partition(": ")
+        if comp in ("east", "north", "up") and "NaN" in why and "NaN on 0.0 %" not in why:
+            out[comp] = why
+    if text.startswith("east, north, up: NaN"):
+        out = dict.fromkeys(("east", "north", "up"), "NaN: one interferogram alone measures only its LOS")
+    return out
+
+
+def layer_name(key: str, name: str, reasons: dict[str, str]) -> str:
+    return f"{name} - {reasons[key]}" if key in reasons else name
+
+
+def regions_renderer(max_id: int) -> Any:
+    """Categorical (paletted) renderer of unwrap_regions: 0 grey "not unwrapped / not trusted", ids coloured."""
+    from qgis.core import QgsPalettedRasterRenderer
+    from qgis.PyQt.QtGui import QColor
+
+    classes = [QgsPalettedRasterRenderer.Class(0, QColor(160, 160, 160, 120), "0: not unwrapped / not trusted")]
+    for i in range(1, min(max_id, MAX_REGION_CLASSES) + 1):
+        label = f"region {i}" + (" (largest)" if i == 1 else "")
+        classes.append(QgsPalettedRasterRenderer.Class(i, QColor(REGION_COLORS[(i - 1) % len(REGION_COLORS)]), label))
+    return QgsPalettedRasterRenderer(None, 1, classes)
 
 
 def robust_abs_max(path: Path, band: int = 1, percentile: float = PERCENTILE) -> float:
@@ -105,8 +168,12 @@ def pseudocolor_renderer(provider: Any, band: int, vmin: float, vmax: float, kin
 
 def raster_style_values(key: str, path: Path) -> dict[str, Any]:
     """The renderer's band, kind, min, max and units for a result raster (what the .qml encodes)."""
+    key = base_key(key)
     kind = next(k for kk, _f, _n, k, _b in LAYERS if kk == key)
     band = next(b for kk, _f, _n, _k, b in LAYERS if kk == key)
+    if kind == "regions":
+        vals = _sample(path, 1)
+        return {"band": 1, "kind": kind, "min": 0.0, "max": float(vals.max()) if vals.size else 0.0, "units": ""}
     if key == "los_displacement":
         import rasterio
 
@@ -161,15 +228,16 @@ def write_styles(files: dict[str, Path]) -> dict[str, dict[str, Any]]:
     """Write ``<name>.qml`` beside every result file; returns key -> style values (band, min, max...).
     Main thread only: it creates QGIS layers."""
     info: dict[str, dict[str, Any]] = {}
-    for key, _fname, name, kind, _band in LAYERS:
-        path = files.get(key)
-        if path is None or not Path(path).exists():
-            continue
+    for key, path, name, kind in entries(files):
         lyr = _open_layer(path, name, kind)
         if kind == "arrows":
             mx = float(lyr.maximumValue(lyr.fields().indexOf("horiz_m")) or 0.0) if lyr.featureCount() else 0.0
             lyr.setRenderer(arrow_renderer(mx if mx > 0 else 1.0))
             info[key] = {"kind": kind, "max": mx, "features": lyr.featureCount()}
+        elif kind == "regions":
+            v = raster_style_values(key, path)
+            lyr.setRenderer(regions_renderer(int(v["max"])))
+            info[key] = v
         else:
             v = raster_style_values(key, Path(path))
             # No provider handed to the renderer: setRenderer() wires the layer's pipe itself.
@@ -191,19 +259,18 @@ def add_layers(files: dict[str, Path], group_name: str, project: Any = None) -> 
     root = project.layerTreeRoot()
     group = root.insertGroup(0, group_name)
     layers = []
-    for key, _fname, name, kind, _band in LAYERS:
-        path = files.get(key)
-        if path is None or not Path(path).exists():
-            continue
-        lyr = _open_layer(path, name, kind)
+    reasons = nan_reasons(files)
+    for key, path, name, kind in entries(files):
+        lyr = _open_layer(path, layer_name(key, name, reasons), kind)
         if not lyr.isValid():
             continue
         project.addMapLayer(lyr, False)
         layers.append(lyr)
     # arrows on top, then the components in LAYERS order; only arrows and east visible at first
     layers.sort(key=lambda lyr: lyr.name() != LAYER_NAMES["arrows"])
+    shown = (layer_name("east", LAYER_NAMES["east"], reasons), LAYER_NAMES["arrows"])
     for lyr in layers:
         node = group.addLayer(lyr)
-        if lyr.name() not in (LAYER_NAMES["east"], LAYER_NAMES["arrows"]):
+        if lyr.name() not in shown:
             node.setItemVisibilityChecked(False)
     return group, layers
