@@ -33,6 +33,7 @@ from qgis.core import (
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
@@ -42,7 +43,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from backend import config as C
 
-from .runner import ANGLES, MODALITIES, RunSpec, default_run_name, problems
+from .runner import ANGLES, MODALITIES, MoreIfgs, RunSpec, default_run_name, problems
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(__file__))
 INPUT_LABELS = {
@@ -59,7 +60,16 @@ OUTPUT_KEYS = {"DISPLACEMENT": "displacement", "DISPLACEMENT_SIGMA": "displaceme
                "EAST": "east", "NORTH": "north", "UP": "up", "HORIZONTAL": "horizontal",
                "UNCERTAINTY": "uncertainty", "LOS_DISPLACEMENT": "los_displacement",
                "UNWRAPPED_PHASE": "unwrapped_phase", "REWRAPPED_PHASE": "rewrapped_phase",
-               "RUPTURE_PROBABILITY": "rupture_probability"}
+               "RUPTURE_PROBABILITY": "rupture_probability", "UNWRAP_REGIONS": "unwrap_regions"}
+# interferograms 2, 3, ...: layers, and per-option comma-separated lists (one value = all, else one each; empty = as
+# the first interferogram)
+MORE_LAYERS = {"MORE_PHASES": "More interferograms (2, 3, ...; wrapped phase, rad)",
+               "MORE_COHERENCES": "Their coherences (same order; none or one each)",
+               "MORE_LOS_VECTORS": "Their LOS unit-vector rasters (3 bands E, N, U; instead of angles)"}
+MORE_LISTS = {"MORE_WAVELENGTHS": "Their wavelengths (m), comma-separated (empty: as the first)",
+              "MORE_PHASE_SIGNS": "Their phase signs (+1/-1), comma-separated (empty: as the first)",
+              "MORE_INCIDENCES": "Their incidence angles (deg), comma-separated (empty: as the first)",
+              "MORE_HEADINGS": "Their headings (deg), comma-separated (empty: as the first)"}
 
 
 @contextlib.contextmanager
@@ -135,7 +145,11 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
                 "and a DEM with the QuakeFusion model into east/north/up displacement (m) with 1-sigma uncertainty, "
                 "and unwraps the interferogram with the fused estimate. Give at least an interferogram, an optical "
                 "pair or a SAR pair. Incidence/heading: a raster or a constant (degrees; heading clockwise from "
-                "north). Phase sign: +1 when the phase grows with range increase (LiCSAR/COMET, HyP3, ISCE). "
+                "north), or a 3-band LOS unit-vector raster (E, N, U). Phase sign: +1 when the phase grows with range "
+                "increase (LiCSAR/COMET, HyP3, ISCE). More interferograms (ascending + descending, C/L band): "
+                "MORE_PHASES with their coherences, LOS-vector rasters and comma-separated wavelengths, signs and "
+                "angles (one value applies to all; empty = as the first). Each is unwrapped (MCF) and east/north/up "
+                "are re-estimated from all of them; components the data do not constrain are NaN. "
                 "Writes GeoTIFFs, styles (.qml) and run.json into a new sub-folder of the output folder.")
 
     def icon(self) -> QIcon:
@@ -171,6 +185,13 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
                                                        maxValue=C.WAVELENGTH_RANGE_M[1]))
         self.addParameter(QgsProcessingParameterEnum("PHASE_SIGN", "Phase sign convention",
                                                      [s[0] for s in SIGNS], defaultValue=0))
+        self.addParameter(QgsProcessingParameterRasterLayer("LOS_VECTOR", "LOS unit-vector raster (3 bands E, N, U; "
+                                                            "instead of incidence/heading)", optional=True))
+        for key, label in MORE_LAYERS.items():
+            self.addParameter(QgsProcessingParameterMultipleLayers(key, label, QgsProcessing.TypeRaster,
+                                                                   optional=True))
+        for key, label in MORE_LISTS.items():
+            self.addParameter(QgsProcessingParameterString(key, label, optional=True))
         self.addParameter(QgsProcessingParameterExtent("EXTENT", "Extent (empty: intersection of the inputs)",
                                                        optional=True))
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", ["Auto", "GPU (CUDA)", "CPU"],
@@ -194,6 +215,7 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputVectorLayer("ARROWS", "Displacement arrows",
                                                       QgsProcessing.TypeVectorPoint))
         self.addOutput(QgsProcessingOutputString("DEVICE_USED", "Device used"))
+        self.addOutput(QgsProcessingOutputNumber("INTERFEROGRAMS", "Interferograms used"))
         self.addOutput(QgsProcessingOutputNumber("SECONDS", "Run time (s)"))
 
     def checkParameterValues(self, parameters: dict, context: QgsProcessingContext) -> tuple[bool, str]:  # noqa: N802
@@ -233,6 +255,23 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
                            f"{lo:g} to {hi:g}")
         return out
 
+    def _more_ifgs(self, parameters: dict, context: QgsProcessingContext) -> MoreIfgs:
+        def layers(key: str) -> list[str]:
+            return [lyr.source() for lyr in self.parameterAsLayerList(parameters, key, context)]
+
+        def numbers(key: str) -> list[float]:
+            text = self.parameterAsString(parameters, key, context) or ""
+            try:
+                return [float(x) for x in text.replace(";", ",").split(",") if x.strip()]
+            except ValueError as exc:
+                raise QgsProcessingException(f"{MORE_LISTS[key]} ({key}): {text!r} is not a comma-separated list "
+                                             "of numbers") from exc
+
+        return MoreIfgs(phases=layers("MORE_PHASES"), coherences=layers("MORE_COHERENCES"),
+                        los_vectors=layers("MORE_LOS_VECTORS"), wavelengths=numbers("MORE_WAVELENGTHS"),
+                        phase_signs=[int(x) for x in numbers("MORE_PHASE_SIGNS")],
+                        incidences=numbers("MORE_INCIDENCES"), headings=numbers("MORE_HEADINGS"))
+
     def _spec(self, parameters: dict, context: QgsProcessingContext) -> RunSpec:
         inputs: dict[str, tuple[str, int]] = {}
         for key in (*MODALITIES, *ANGLES):
@@ -240,6 +279,9 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
             if lyr is not None:
                 band = self.parameterAsInt(parameters, f"{key.upper()}_BAND", context) or 1
                 inputs[key] = (lyr.source(), int(band))
+        lv = self.parameterAsRasterLayer(parameters, "LOS_VECTOR", context)
+        if lv is not None:
+            inputs["los_vector"] = (lv.source(), 1)
         wavelength = WAVELENGTHS[self.parameterAsEnum(parameters, "WAVELENGTH", context)][1]
         if wavelength is None:
             wavelength = self.parameterAsDouble(parameters, "WAVELENGTH_CUSTOM", context)
@@ -260,7 +302,8 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
                        phase_sign=SIGNS[self.parameterAsEnum(parameters, "PHASE_SIGN", context)][1],
                        device=DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)],
                        tile=self.parameterAsInt(parameters, "TILE", context),
-                       model_path=Path(model) if model else None, extent=extent, intersection=True)
+                       model_path=Path(model) if model else None, extent=extent, intersection=True,
+                       more_ifgs=self._more_ifgs(parameters, context))
 
     def processAlgorithm(self, parameters: dict, context: QgsProcessingContext, feedback: Any) -> dict:  # noqa: N802
         with no_aux_xml():
@@ -292,6 +335,9 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
                                    "DEVICE_USED": outcome.device, "SECONDS": outcome.seconds}
         for out, key in OUTPUT_KEYS.items():
             results[out] = str(outcome.files[key]) if key in outcome.files else None
+            if key in ("unwrapped_phase", "los_displacement", "unwrap_regions") and f"{key}_1" in outcome.files:
+                results[out] = str(outcome.files[f"{key}_1"])  # several interferograms: the first's
+        results["INTERFEROGRAMS"] = len(outcome.run.get("parameters", {}).get("interferograms", []))
         results["ARROWS"] = str(outcome.files["arrows"]) if "arrows" in outcome.files else None
         self._outcome = outcome
         self._load(outcome, spec.run_name, context, self.parameterAsBool(parameters, "LOAD_ALL", context))
@@ -307,15 +353,15 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
         return {}
 
     def _load(self, outcome: Any, run_name: str, context: QgsProcessingContext, load_all: bool) -> None:
-        from .layers import LAYER_NAMES, LAYERS
+        from .layers import entries, layer_name, nan_reasons
 
         if context.project() is None:
             return
-        wanted = [k for k, *_ in LAYERS] if load_all else ["east", "north", "up", "arrows"]
-        for key in wanted:
-            path = outcome.files.get(key)
-            if path is None:
+        reasons = nan_reasons(outcome.files)
+        for key, path, name, kind in entries(outcome.files):
+            if not load_all and key not in ("east", "north", "up", "arrows"):
                 continue
-            src = f"{path}|layername=displacement_arrows" if key == "arrows" else str(path)
-            details = QgsProcessingContext.LayerDetails(f"{run_name}: {LAYER_NAMES[key]}", context.project(), key)
+            src = f"{path}|layername=displacement_arrows" if kind == "arrows" else str(path)
+            details = QgsProcessingContext.LayerDetails(f"{run_name}: {layer_name(key, name, reasons)}",
+                                                        context.project(), key)
             context.addLayerToLoadOnCompletion(src, details)

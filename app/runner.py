@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from backend.config import ANGLE_INPUTS as ANGLES
-from backend.config import DEFAULT_TILE, MODALITY_INPUTS, EstimateConfig, InputRaster, Problem, check
+from backend.config import (
+    DEFAULT_TILE,
+    MODALITY_INPUTS,
+    EstimateConfig,
+    InputRaster,
+    Interferogram,
+    Problem,
+    check,
+    interferograms_from_lists,
+)
 
 MODALITIES = MODALITY_INPUTS
 LOG_TAG = "QuakeFusion"
@@ -36,6 +45,10 @@ class RunSpec:
 
     ``extent``: ``(xmin, ymin, xmax, ymax, crs_wkt)`` of a requested area, or None. ``intersection``: crop the
     output grid to the area covered by every given input (the default of the dialog).
+
+    ``inputs["phase"]`` & co. are the first interferogram (the one the network sees; ``inputs["los_vector"]``: its
+    3-band E/N/U LOS raster instead of the angles). ``more_ifgs``: the 2nd, 3rd... interferograms as
+    :class:`MoreIfgs` (per-option lists, an option given once applies to all of them, empty = as the first).
     """
 
     out_root: Path
@@ -50,6 +63,21 @@ class RunSpec:
     model_path: Path | None = None
     extent: tuple[float, float, float, float, str] | None = None
     intersection: bool = True
+    more_ifgs: MoreIfgs | None = None
+
+
+@dataclass
+class MoreIfgs:
+    """Interferograms 2, 3, ...: phases (path or (path, band)) and per-option lists (once = all, else one each;
+    empty = the first interferogram's value). ``los_vector``: 3-band E/N/U rasters (else incidence/heading)."""
+
+    phases: list = field(default_factory=list)
+    coherences: list = field(default_factory=list)
+    wavelengths: list = field(default_factory=list)
+    phase_signs: list = field(default_factory=list)
+    incidences: list = field(default_factory=list)
+    headings: list = field(default_factory=list)
+    los_vectors: list = field(default_factory=list)
 
 
 @dataclass
@@ -97,14 +125,51 @@ def build_config(spec: RunSpec, out_dir: Path) -> EstimateConfig:
             kw[f"{name}_deg"] = InputRaster(p, int(b))
         else:
             kw[f"{name}_deg"] = getattr(spec, f"{name}_deg")
-    return EstimateConfig(out_dir=out_dir, wavelength_m=spec.wavelength_m, phase_sign=int(spec.phase_sign),
-                          extent=spec.extent, intersection=spec.intersection, device=spec.device,
-                          tile=int(spec.tile), model_path=spec.model_path, **kw)
+    if "los_vector" in spec.inputs:
+        kw["los_vector"] = InputRaster(spec.inputs["los_vector"][0])
+    cfg = EstimateConfig(out_dir=out_dir, wavelength_m=spec.wavelength_m, phase_sign=int(spec.phase_sign),
+                         extent=spec.extent, intersection=spec.intersection, device=spec.device,
+                         tile=int(spec.tile), model_path=spec.model_path, **kw)
+    more, _ = _more_ifgs(spec, cfg)
+    if more:
+        cfg = EstimateConfig(**{**cfg.__dict__, "interferograms": cfg.ifgs() + more})
+    return cfg
+
+
+def _raster(v: Any) -> InputRaster | None:
+    if v is None or v == "":
+        return None
+    return InputRaster(v[0], int(v[1])) if isinstance(v, (tuple, list)) else InputRaster(v)
+
+
+def _more_ifgs(spec: RunSpec, cfg: EstimateConfig) -> tuple[list[Interferogram], list[Problem]]:
+    """Interferograms 2, 3, ... of ``spec.more_ifgs``; an empty option list takes the first interferogram's value."""
+    m = spec.more_ifgs
+    if m is None or not m.phases:
+        return [], []
+    if cfg.phase is None:
+        return [], [Problem("phase", "more interferograms are given without a first one",
+                            "give the first interferogram (its phase) too")]
+    first = cfg.ifgs()[0]
+
+    def geometry(vals: list, own: Any) -> list:
+        return list(vals) if vals else ([] if first.los_vector is not None and not m.los_vectors else [own])
+
+    return interferograms_from_lists(
+        [_raster(x) for x in m.phases], coherence=[_raster(x) for x in m.coherences],
+        wavelength=[float(x) for x in m.wavelengths] or [first.wavelength_m],
+        phase_sign=[int(x) for x in m.phase_signs] or [first.phase_sign],
+        incidence=[] if m.los_vectors else geometry(m.incidences, first.incidence_deg),
+        heading=[] if m.los_vectors else geometry(m.headings, first.heading_deg),
+        los_vector=[_raster(x) for x in m.los_vectors] or ([first.los_vector] if first.los_vector is not None
+                                                            and not (m.incidences or m.headings) else []))
 
 
 def problems(spec: RunSpec, label: Callable[[str], str]) -> list[Problem]:
-    """The backend's :func:`backend.config.check` of what the user chose (``label`` names the widgets)."""
-    return check(build_config(spec, Path(spec.out_root) / "_"), label)
+    """The backend's :func:`backend.config.check` of what the user chose (``label`` names the widgets), and the
+    per-interferogram option counts of the 2nd, 3rd... interferograms."""
+    cfg = build_config(spec, Path(spec.out_root) / "_")
+    return _more_ifgs(spec, cfg)[1] + check(cfg, label)
 
 
 def execute(spec: RunSpec, progress: ProgressFn | None = None, cancel: CancelFn | None = None,

@@ -122,3 +122,37 @@ def test_in_process_algorithm_with_extent(qgis_app, qgis_processing, qgis_new_pr
     finally:
         reg.removeProvider(provider)
     assert sys.modules.get("quakefusion") is not None
+
+
+def test_qgis_process_two_interferograms(qp_env, tmp_path) -> None:
+    """Ascending + descending L band (models/sim_tracks.py), InSAR only: the first as PHASE/COHERENCE/LOS_VECTOR,
+    the second through MORE_PHASES / MORE_COHERENCES / MORE_LOS_VECTORS; wavelength and sign as the first."""
+    from models.scene import simulate_scene
+    from models.sim_tracks import render_tracks, write_tracks
+
+    s = simulate_scene(3, size=(128, 128), pixel_size_m=60.0, overrides={"mw_range": (6.0, 6.4)})
+    tracks = render_tracks(s, tracks=(("ascending", "L"), ("descending", "L")), seed=3)
+    write_tracks(tmp_path / "in", s, tracks)
+    assert tracks[0].wavelength_m == 0.2384 and tracks[1].phase_sign == tracks[0].phase_sign
+    sign = 3 if tracks[0].phase_sign == 1 else 4  # "Custom +1" / "Custom -1"
+    d = tmp_path / "in"
+    out = _run(qp_env, f"PHASE={d / 'phase_1.tif'}", f"COHERENCE={d / 'coherence_1.tif'}",
+               f"LOS_VECTOR={d / 'los_vector_1.tif'}", f"MORE_PHASES={d / 'phase_2.tif'}",
+               f"MORE_COHERENCES={d / 'coherence_2.tif'}", f"MORE_LOS_VECTORS={d / 'los_vector_2.tif'}",
+               "WAVELENGTH=2", f"PHASE_SIGN={sign}", "DEVICE=2", "RUN_NAME=two", f"OUTPUT_FOLDER={tmp_path / 'out'}")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    res = json.loads(out.stdout[out.stdout.index("{"):])["results"]
+    run_dir = tmp_path / "out" / "two"
+    assert res["INTERFEROGRAMS"] == 2 and res["UNWRAPPED_PHASE"] == str(run_dir / "unwrapped_phase_1.tif")
+    for k in (1, 2):
+        for stem in ("unwrapped_phase", "los_displacement", "unwrap_regions"):
+            assert (run_dir / f"{stem}_{k}.tif").is_file() and (run_dir / f"{stem}_{k}.qml").is_file(), (stem, k)
+        with rasterio.open(run_dir / f"unwrapped_phase_{k}.tif") as a, rasterio.open(d / f"phase_{k}.tif") as b:
+            kk = (a.read(1).astype(np.float64) - b.read(1)) / (2 * np.pi)
+        assert np.nanmax(np.abs(kk - np.rint(kk))) < 1e-4
+    with rasterio.open(res["DISPLACEMENT"]) as ds:
+        east = ds.read(1)
+    assert np.isfinite(east).mean() > 0.9  # asc + desc see east
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["parameters"]["interferograms"][1]["wavelength_m"] == pytest.approx(0.2384)
+    assert run["model"]["version"].startswith("none")
