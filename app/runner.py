@@ -151,16 +151,11 @@ def _more_ifgs(spec: RunSpec, cfg: EstimateConfig) -> tuple[list[Interferogram],
         return [], [Problem("phase", "more interferograms are given without a first one",
                             "give the first interferogram (its phase) too")]
     first = cfg.ifgs()[0]
-
-    def geometry(vals: list, own: Any) -> list:
-        return list(vals) if vals else ([] if first.los_vector is not None and not m.los_vectors else [own])
-
     return interferograms_from_lists(
         [_raster(x) for x in m.phases], coherence=[_raster(x) for x in m.coherences],
-        wavelength=[float(x) for x in m.wavelengths] or [first.wavelength_m],
+        wavelength=[None if x is None else float(x) for x in m.wavelengths] or [first.wavelength_m],
         phase_sign=[int(x) for x in m.phase_signs] or [first.phase_sign],
-        incidence=[] if m.los_vectors else geometry(m.incidences, first.incidence_deg),
-        heading=[] if m.los_vectors else geometry(m.headings, first.heading_deg),
+        incidence=list(m.incidences) or [first.incidence_deg], heading=list(m.headings) or [first.heading_deg],
         los_vector=[_raster(x) for x in m.los_vectors] or ([first.los_vector] if first.los_vector is not None
                                                             and not (m.incidences or m.headings) else []))
 

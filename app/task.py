@@ -74,6 +74,14 @@ class QuakeFusionTask(QgsTask):
             return False
 
     # main thread --------------------------------------------------------------------------------------------------
+    def _push_insar(self, bar: Any) -> None:
+        """Warn (message bar, log) about regions that stay separate and E/N/U the inversion left NaN."""
+        insar = insar_messages(self.outcome.run.get("notes", []))
+        if insar and bar is not None:
+            bar.pushMessage("QuakeFusion InSAR", "<br>".join(html.escape(n) for n in insar), Qgis.Warning, 0)
+        for n in insar:
+            log(n, Qgis.Warning)
+
     def finished(self, ok: bool) -> None:  # noqa: FBT001 (QgsTask API)
         bar = self.iface.messageBar() if self.iface is not None else None
         if ok and self.outcome is not None:
@@ -98,6 +106,7 @@ class QuakeFusionTask(QgsTask):
                     "QuakeFusion ▸ Geologist's tools…")
             if bar is not None:
                 bar.pushMessage("QuakeFusion", text, Qgis.Success, 15)
+            self._push_insar(bar)
             if self.outcome.valid_fraction == 0.0:
                 warn = ("the model returned no valid displacement (NaN everywhere) for these inputs. Try adding the "
                         "interferogram or another modality; details in the QuakeFusion log")
@@ -121,6 +130,13 @@ class QuakeFusionTask(QgsTask):
         if self.details:
             log(self.details, Qgis.Critical)
         self.done.emit(False, f"Failed: {reason}")
+
+
+def insar_messages(notes: list[str]) -> list[str]:
+    """The notes the user must see after an InSAR run: unwrapping regions that stay separate (unknown relative
+    cycle count across a decorrelated gap) and east/north/up left NaN by the 3-D inversion (with the reason)."""
+    keys = ("unknown relative cycle count", "3-D inversion:", "network was not run")
+    return [n for n in notes if any(k in n for k in keys)]
 
 
 class ToolTask(QgsTask):

@@ -308,6 +308,7 @@ def _insar(r: _Run, sources: dict[str, AlignedSource], angles: list[Angles], sta
             sig = ds.read()
     t0 = time.perf_counter()
     obs, summaries = [], []
+    has_los = np.zeros((H, W), bool)
     for k, (ifg, ang) in enumerate(zip(ifgs, angles), start=1):
         nm, sfx = ifg.input_names(k), ("" if len(ifgs) == 1 else f"_{k}")
         r.report(0.05 + frac + 0.15 * (k - 1) / len(ifgs), f"unwrapping interferogram {k}/{len(ifgs)} (MCF)")
@@ -330,6 +331,7 @@ def _insar(r: _Run, sources: dict[str, AlignedSource], angles: list[Angles], sta
             r.notes.append(f"interferogram {k}: " + describe(summ).replace("unwrap_regions.tif",
                                                                            f"unwrap_regions{sfx}.tif"))
         d_los = phase_to_los(unw, ifg.wavelength_m, ifg.phase_sign).astype(np.float32)
+        has_los |= np.isfinite(d_los)
         with ExitStack() as stack:
             ds_unw, ds_rew, ds_los = _open_ifg_outputs(stack, staging, grid, _ifg_tags(tags, ifg, k), sfx,
                                                        los_m is not None)
@@ -371,8 +373,8 @@ def _insar(r: _Run, sources: dict[str, AlignedSource], angles: list[Angles], sta
            + f"{len(ifgs)} LOS")
     arrows = out.write_displacement(staging, grid, tags | {"displacement_source": how, "reasons": "; ".join(reasons)},
                                     enu, sigma, how)
-    valid = np.isfinite(enu).any(axis=0)
-    r.valid_fraction = float(valid.mean()) if with_net is False else r.valid_fraction
+    if not with_net:  # share of the grid with a displacement: E/N/U or at least a LOS
+        r.valid_fraction = float((np.isfinite(enu).any(axis=0) | has_los).mean())
     return arrows
 
 

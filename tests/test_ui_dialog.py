@@ -143,3 +143,47 @@ def test_browse_loads_file_into_project_and_row(dialog, sim_scene) -> None:
     bad.write_text("hello")
     assert dlg.load_file("dem", str(bad)) is None
     assert "not a raster" in dlg.lbl_status.text()
+
+
+def test_more_interferogram_rows(dialog, tmp_path: Path) -> None:
+    """Add / remove interferogram rows: the spec carries them, the backend's check names a bad value by
+    interferogram, and the run writes one set of outputs per interferogram."""
+    import json
+
+    from quakefusion.app.runner import build_config, execute
+
+    from models.scene import simulate_scene
+    from models.sim_tracks import render_tracks, write_tracks
+
+    dlg, _layers = dialog
+    s = simulate_scene(3, size=(96, 96), pixel_size_m=60.0, overrides={"mw_range": (6.0, 6.4)})
+    tracks = render_tracks(s, tracks=(("ascending", "C"), ("descending", "C")), seed=3)
+    write_tracks(tmp_path / "in", s, tracks)
+    d = tmp_path / "in"
+    dlg.load_file("phase", str(d / "phase_1.tif"))
+    dlg.load_file("coherence", str(d / "coherence_1.tif"))
+    dlg.fw_output.setFilePath(str(tmp_path / "out"))
+    dlg.le_run_name.setText("two tracks")
+    assert dlg.problems() == []
+    r = dlg.add_ifg_row(str(d / "phase_2.tif"), str(d / "coherence_2.tif"), str(d / "los_vector_2.tif"))
+    assert r == 0 and dlg.tbl_ifgs.rowCount() == 1
+    assert dlg.problems() == []
+    spec = dlg.spec(with_extent=False)
+    assert spec.more_ifgs.phases == [str(d / "phase_2.tif")]
+    cfg = build_config(spec, tmp_path / "x")
+    assert len(cfg.ifgs()) == 2 and cfg.ifgs()[1].los_vector.path == str(d / "los_vector_2.tif")
+    assert cfg.ifgs()[1].wavelength_m == pytest.approx(dlg.wavelength_m())
+    dlg.tbl_ifgs.item(0, 3).setText("abc")  # a wavelength that does not parse
+    assert any("wavelength" in p and "interferogram 2" in p for p in dlg.problems())
+    assert not dlg.btn_run.isEnabled()
+    dlg.tbl_ifgs.item(0, 3).setText(f"{tracks[1].wavelength_m}")
+    assert dlg.problems() == []
+    outcome = execute(dlg.spec(with_extent=False))
+    for k in (1, 2):
+        assert (outcome.out_dir / f"unwrapped_phase_{k}.tif").is_file()
+        assert (outcome.out_dir / f"unwrap_regions_{k}.tif").is_file()
+    run = json.loads((outcome.out_dir / "run.json").read_text())
+    assert len(run["parameters"]["interferograms"]) == 2
+    dlg.tbl_ifgs.selectRow(0)
+    dlg.remove_ifg_rows()
+    assert dlg.tbl_ifgs.rowCount() == 0 and dlg.spec(with_extent=False).more_ifgs.phases == []

@@ -29,9 +29,12 @@ from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDialog,
     QFileDialog,
+    QHBoxLayout,
     QLabel,
     QPushButton,
     QScrollArea,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -39,7 +42,7 @@ from qgis.PyQt.QtWidgets import (
 from backend import config as C
 
 from ..app import deps
-from ..app.runner import ANGLES, MODALITIES, RunSpec, default_run_name, problems
+from ..app.runner import ANGLES, MODALITIES, MoreIfgs, RunSpec, default_run_name, problems
 
 FORM_CLASS, _ = uic.loadUiType(os.path.join(os.path.dirname(__file__), "main_dialog.ui"))
 
@@ -207,6 +210,96 @@ class MainDialog(QDialog, FORM_CLASS):
         self.cb_sensor.currentIndexChanged.connect(self.apply_sensor)
         self.grid_insar.addWidget(QLabel("Sensor"), 3, 0)
         self.grid_insar.addWidget(self.cb_sensor, 3, 1, 1, 2)
+        self._setup_more_ifgs()
+
+    IFG_COLUMNS = ("Wrapped phase file", "Coherence file", "LOS vector file (E,N,U)", "Wavelength (m)", "Sign",
+                   "Incidence (deg)", "Heading (deg)")
+
+    def _setup_more_ifgs(self) -> None:
+        """More interferograms (ascending + descending, C/L band): one table row each; the interferogram above is
+        the first (the one the network sees), every row is unwrapped and enters the 3-D inversion."""
+        lbl = QLabel("More interferograms (e.g. the other track): one row each, file paths and numbers are "
+                     "editable; a LOS vector file (3 bands E, N, U) replaces incidence/heading. The interferogram "
+                     "above is the first; all are unwrapped and combined into east/north/up.")
+        lbl.setWordWrap(True)
+        self.tbl_ifgs = QTableWidget(0, len(self.IFG_COLUMNS))
+        self.tbl_ifgs.setObjectName("tbl_ifgs")
+        self.tbl_ifgs.setHorizontalHeaderLabels(list(self.IFG_COLUMNS))
+        self.tbl_ifgs.setMinimumHeight(90)
+        self.tbl_ifgs.itemChanged.connect(self.validate)
+        self.btn_add_ifg = QPushButton("Add interferogram…")
+        self.btn_add_ifg.setObjectName("btn_add_ifg")
+        self.btn_add_ifg.clicked.connect(self.browse_ifg)
+        self.btn_remove_ifg = QPushButton("Remove selected")
+        self.btn_remove_ifg.setObjectName("btn_remove_ifg")
+        self.btn_remove_ifg.clicked.connect(self.remove_ifg_rows)
+        row = QHBoxLayout()
+        row.addWidget(self.btn_add_ifg)
+        row.addWidget(self.btn_remove_ifg)
+        row.addStretch(1)
+        self.grid_insar.addWidget(lbl, 4, 0, 1, 3)
+        self.grid_insar.addWidget(self.tbl_ifgs, 5, 0, 1, 3)
+        self.grid_insar.addLayout(row, 6, 0, 1, 3)
+
+    def add_ifg_row(self, phase: str, coherence: str = "", los_vector: str = "", wavelength: float | None = None,
+                    sign: int | None = None, incidence: float | None = None, heading: float | None = None) -> int:
+        """Append an interferogram row (defaults: the wavelength, sign and angle constants set above)."""
+        vals = [phase, coherence, los_vector,
+                f"{self.wavelength_m() if wavelength is None else wavelength:g}",
+                f"{self.phase_sign() if sign is None else sign:+d}",
+                f"{float(self.const_incidence.value()) if incidence is None else incidence:g}",
+                f"{float(self.const_heading.value()) if heading is None else heading:g}"]
+        self.tbl_ifgs.blockSignals(True)
+        r = self.tbl_ifgs.rowCount()
+        self.tbl_ifgs.insertRow(r)
+        for c, v in enumerate(vals):
+            self.tbl_ifgs.setItem(r, c, QTableWidgetItem(str(v)))
+        self.tbl_ifgs.blockSignals(False)
+        self.validate()
+        return r
+
+    def browse_ifg(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Wrapped interferogram (rad)", "", "Rasters (*.tif *.tiff "
+                                              "*.vrt *.img *.nc);;All files (*)")
+        if path:
+            self.add_ifg_row(path)
+
+    def remove_ifg_rows(self) -> None:
+        rows = sorted({i.row() for i in self.tbl_ifgs.selectedIndexes()} or {self.tbl_ifgs.rowCount() - 1},
+                      reverse=True)
+        for r in rows:
+            if r >= 0:
+                self.tbl_ifgs.removeRow(r)
+        self.validate()
+
+    def more_ifgs(self) -> MoreIfgs:
+        """The table as the runner's MoreIfgs (one value per row; a number that does not parse is left out, so the
+        backend's check names the missing value)."""
+        m = MoreIfgs()
+        if getattr(self, "tbl_ifgs", None) is None:  # validation during set-up, before the table exists
+            return m
+
+        def cell(r: int, c: int) -> str:
+            it = self.tbl_ifgs.item(r, c)
+            return it.text().strip() if it is not None else ""
+
+        def num(text: str) -> float | None:
+            try:
+                return float(text)
+            except ValueError:
+                return None
+
+        rows = [r for r in range(self.tbl_ifgs.rowCount()) if cell(r, 0)]
+        m.phases = [cell(r, 0) for r in rows]
+        if any(cell(r, 1) for r in rows):
+            m.coherences = [cell(r, 1) or None for r in rows]
+        if any(cell(r, 2) for r in rows):
+            m.los_vectors = [cell(r, 2) or None for r in rows]
+        m.wavelengths = [num(cell(r, 3)) for r in rows]
+        m.phase_signs = [int(num(cell(r, 4)) or 1) for r in rows]
+        m.incidences = [num(cell(r, 5)) for r in rows]
+        m.headings = [num(cell(r, 6)) for r in rows]
+        return m
 
     def apply_sensor(self, index: int) -> None:
         """Apply a sensor preset (wavelength, LOS heading and incidence constants)."""
@@ -482,7 +575,7 @@ class MainDialog(QDialog, FORM_CLASS):
                        wavelength_m=self.wavelength_m() if "phase" in inputs else None,
                        phase_sign=self.phase_sign(), device=str(self.cb_device.currentData()),
                        tile=int(self.spin_tile.value()), model_path=Path(model) if model else None,
-                       extent=extent, intersection=True)
+                       extent=extent, intersection=True, more_ifgs=self.more_ifgs())
 
     def remember(self) -> None:
         s = QgsSettings()
