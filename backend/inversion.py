@@ -182,7 +182,7 @@ def _offsets(d: np.ndarray, l: np.ndarray, horiz: Horizontal | None, far: np.nda
     return off, osig, used
 
 
-def invert_enu(
+def invert_enu(  # noqa: C901 (one vectorised solver; split would copy its closures)
     shape: tuple[int, int],
     horizontal: Horizontal | None = None,
     los: list[LosObservation] | None = None,

@@ -168,7 +168,7 @@ def _find(parent: list[int], off: list[int], x: int) -> tuple[int, int]:
     return root, (off[path[0]] if path else 0)
 
 
-def unwrap_residual(
+def unwrap_residual(  # noqa: C901 (the five steps of the module docstring, in order)
     wrapped_phase: np.ndarray,
     coherence: np.ndarray | None,
     model_unwrapped_phase: np.ndarray | None = None,

@@ -35,15 +35,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend import conventions as cv  # noqa: E402
+from backend.inversion import Horizontal, LosObservation, invert_enu  # noqa: E402
+from backend.mcf import unwrap_residual  # noqa: E402
+from backend.unwrap import pseudo_coherence  # noqa: E402
 from models.metrics import (  # noqa: E402
     agreement_within_pi,
     exact_cycle_share,
     rupture_sides,
     true_cross_rupture_cycles,
 )
-from backend.inversion import Horizontal, LosObservation, invert_enu  # noqa: E402
-from backend.mcf import unwrap_residual  # noqa: E402
-from backend.unwrap import pseudo_coherence  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 MODEL_SIGMAS_M = (0.003, 0.01, 0.03, 0.1)

@@ -51,11 +51,11 @@ def test_two_interferograms_regions_and_nan_reasons_in_the_legend(qgis_app, qgis
     """InSAR only, ascending + descending: per-interferogram layers, categorical region layers, and north/up
     (not constrained by two LOS) named with the reason."""
     from qgis.core import QgsPalettedRasterRenderer
+    from quakefusion.app.layers import LAYER_NAMES, add_layers, write_styles
 
     from backend.config import Interferogram
     from models.scene import simulate_scene
     from models.sim_tracks import render_tracks, write_tracks
-    from quakefusion.app.layers import LAYER_NAMES, add_layers, write_styles
 
     s = simulate_scene(3, size=(128, 128), pixel_size_m=60.0, overrides={"mw_range": (6.0, 6.4)})
     tracks = render_tracks(s, tracks=(("ascending", "L"), ("descending", "L")), seed=3)

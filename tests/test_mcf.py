@@ -11,8 +11,8 @@ import rasterio
 from scipy import ndimage
 
 from backend import conventions as cv
-from models.metrics import agreement_within_pi, exact_cycle_share, rupture_sides
 from backend.mcf import describe, unwrap_residual
+from models.metrics import agreement_within_pi, exact_cycle_share, rupture_sides
 
 ROOT = Path(__file__).resolve().parents[1]
 
