@@ -13,12 +13,14 @@ import os
 import sys
 from pathlib import Path
 
-REQUIRED = {"onnxruntime": "onnxruntime", "rasterio": "rasterio", "scipy": "scipy"}  # module -> pip name (CPU)
+REQUIRED = {"onnxruntime": "onnxruntime", "rasterio": "rasterio", "scipy": "scipy",  # module -> pip name (CPU)
+            "whirlwind": "whirlwind-insar"}  # MCF unwrapper (backend/mcf.py; Apache-2.0/BSD, abi3 wheels)
 GPU_PIP = "onnxruntime-gpu"
 RASTERIO_SPEC = "rasterio>=1.3,<1.5"
 AFFINE_SPEC = "affine>=2.4,<3"
 AFFINE_MAX_MAJOR = 3  # affine >= 3 is a problem, reported like a missing package
 SCIPY_SPEC = "scipy>=1.10"
+WHIRLWIND_SPEC = "whirlwind-insar>=0.10,<0.11"
 ORT_SPEC = ">=1.17"
 
 
@@ -129,7 +131,8 @@ def pip_args(gpu: bool = False, user: bool = True) -> list[str]:
     args = ["-m", "pip", "install", "--disable-pip-version-check"]
     if user and sys.prefix == sys.base_prefix and os.name != "nt":
         args.append("--user")
-    args += [(GPU_PIP if gpu else "onnxruntime") + ORT_SPEC, RASTERIO_SPEC, AFFINE_SPEC, SCIPY_SPEC]
+    args += [(GPU_PIP if gpu else "onnxruntime") + ORT_SPEC, RASTERIO_SPEC, AFFINE_SPEC, SCIPY_SPEC,
+             WHIRLWIND_SPEC]
     nv = numpy_version()
     if nv:
         args.append(f"numpy=={nv}")  # pins the numpy QGIS ships: its GDAL bindings are built against it
