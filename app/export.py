@@ -140,11 +140,13 @@ def export_run(run_dir: str | Path, gpkg: str | Path, shp_dir: str | Path | None
 def _raster_renderer(tif: Path, band: int, table: str) -> Any:
     """The run's style of a band: the dialog's (app/layers.py) for the first band of a known file, else a
     diverging (sigma: sequential) ramp over the robust range."""
-    from .layers import LAYERS, pseudocolor_renderer, raster_style_values, robust_abs_max
+    from .layers import LAYERS, base_key, pseudocolor_renderer, raster_style_values, regions_renderer, robust_abs_max
 
-    key = {f.split(".")[0]: k for k, f, _n, _kind, _b in LAYERS}.get(tif.stem)
+    key = {f.split(".")[0]: k for k, f, _n, _kind, _b in LAYERS}.get(base_key(tif.stem))
     if key is not None and band == 1:
         v = raster_style_values(key, tif)
+        if v["kind"] == "regions":
+            return regions_renderer(int(v["max"]))
         return pseudocolor_renderer(None, 1, v["min"], v["max"], v["kind"], v["units"])
     m = robust_abs_max(tif, band)
     kind = "sigma" if "sigma" in table or table.startswith("uncertainty") else "diverging"

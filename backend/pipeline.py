@@ -453,7 +453,7 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
             _validate_and_grid(r)
         r.check_cancel()
         # the output folder is created, locked and tested for writing before the model is loaded
-        staging = stack.enter_context(out.Staging(cfg.out_dir, need_bytes=_need_bytes(r.grid, len(cfg.ifgs()))))
+        staging = stack.enter_context(out.Staging(cfg.out_dir, need_bytes=_need_bytes(r.grid, cfg)))
         try:
             return _run_staged(r, stack, staging)
         except (OSError, rasterio.errors.RasterioError) as exc:
@@ -463,10 +463,9 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
 def _run_staged(r: _Run, stack: ExitStack, staging: out.Staging) -> EstimateResult:
     cfg = r.cfg
     sources, angles = _open_sources(r, stack)
-    insar = bool(cfg.ifgs()) and cfg.unwrap and all(a.given for a in angles)
-    whole = r.grid.width * r.grid.height <= MCF_MAX_PX
     # InSAR only: the network contributes nothing the unwrapper and the inversion use -> not run
-    with_net = not (insar and whole and cfg.optical_pre is None and cfg.sar_pre is None)
+    insar, whole, with_net = _with_net(cfg, r.grid)
+    insar = insar and all(a.given for a in angles)
     model, plan, stats = None, None, {}
     frac = (0.75 if insar else 0.95) if with_net else 0.0
     tags = {"model_version": NO_NET_TAG, "software": "QuakeFusion backend"}
@@ -508,9 +507,22 @@ def _run_staged(r: _Run, stack: ExitStack, staging: out.Staging) -> EstimateResu
     return EstimateResult(outputs=final, device=device, grid=r.grid, run=run)
 
 
-def _need_bytes(grid: Grid, n_ifg: int = 1) -> int:
-    """Disk space a run needs at least: every float32 band it writes, at a deflate ratio of 2."""
-    return grid.width * grid.height * 4 * (out.BANDS_WRITTEN + out.BANDS_PER_IFG * max(n_ifg - 1, 0)) // 2
+def _with_net(cfg: EstimateConfig, grid: Grid) -> tuple[bool, bool, bool]:
+    """(unwrap interferograms, on the whole grid (MCF), run the network): InSAR only on a grid MCF takes whole
+    does not run the network (it would contribute nothing)."""
+    insar = bool(cfg.ifgs()) and cfg.unwrap
+    whole = grid.width * grid.height <= MCF_MAX_PX
+    return insar, whole, not (insar and whole and cfg.optical_pre is None and cfg.sar_pre is None)
+
+
+def _need_bytes(grid: Grid, cfg: EstimateConfig) -> int:
+    """Disk space a run needs at least: the float32 bands that carry data, at a deflate ratio of 2 (the network's
+    BANDS_WRITTEN; per unwrapped interferogram LOS, unwrapped and re-wrapped phase and regions; the E/N/U of an
+    InSAR-only run with one interferogram are NaN and compress to nothing)."""
+    insar, _whole, net = _with_net(cfg, grid)
+    n_ifg = len(cfg.ifgs()) if insar else 0
+    bands = (out.BANDS_WRITTEN if net else 8 if n_ifg > 1 else 0) + 4 * n_ifg
+    return grid.width * grid.height * 4 * bands // 2
 
 
 def _io_error(exc: BaseException, staging: out.Staging) -> PipelineError:
