@@ -497,11 +497,12 @@ def _run_staged(r: _Run, stack: ExitStack, staging: out.Staging) -> EstimateResu
     replaced = staging.stale()
     if replaced:
         r.notes.append(f"replaced the previous run's files in {cfg.out_dir}: {', '.join(replaced)}")
+    staging.file("run.log").write_text("\n".join(r.log + [f"note: {n}" for n in r.notes]) + "\n", encoding="utf-8")
     run = _run_json(r, model, plan, stats, staging.produced(), replaced)
     out.write_run_json(staging.path("run_json"), run)
-    staging.file("run.log").write_text("\n".join(r.log + [f"note: {n}" for n in r.notes]) + "\n", encoding="utf-8")
     r.check_cancel()
     final = staging.commit()
+    final.pop("run", None)  # run.log: listed in run.json's files, not a result layer
     device = model.device if model is not None else "cpu"
     r.report(1.0, f"done ({device}, {r.timings['total_s']:.1f} s)")
     return EstimateResult(outputs=final, device=device, grid=r.grid, run=run)

@@ -177,7 +177,7 @@ def test_outputs_congruence_nodata_and_metadata(tmp_path: Path, tiny_model: Path
     res = run_estimate(_cfg(paths, tmp_path / "out", tiny_model, tile=96, overlap=16))
     assert set(res.outputs) == {"displacement", "displacement_sigma", "los_displacement", "unwrapped_phase",
                                 "run_json", "east", "north", "up", "horizontal", "uncertainty", "rewrapped_phase",
-                                "arrows", "unwrap_regions", "run"}
+                                "arrows", "unwrap_regions"}
     # derived products: computed from the same arrays as the displacement (the 3-D inversion's)
     d = np.stack([read_band(res.outputs["displacement"], b) for b in (1, 2, 3)])
     fused = read_band(res.outputs["los_displacement"], 1)  # the network's estimate in LOS
