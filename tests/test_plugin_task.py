@@ -25,7 +25,8 @@ pytestmark = pytest.mark.qgis_slow
 
 EXPECTED = ["Displacement arrows (horizontal)", "East displacement (m)", "North displacement (m)",
             "Up displacement (m)", "Horizontal displacement magnitude (m)", "Uncertainty, 3-D 1-sigma (m)",
-            "LOS displacement (m, + towards satellite)", "Unwrapped phase (rad)", "Re-wrapped phase (rad)"]
+            "LOS displacement (m, + towards satellite)", "Unwrapped phase (rad)", "Re-wrapped phase (rad)",
+            "Unwrapping regions (same id = consistent cycles)"]
 
 
 def _wait(task, timeout: float = 120.0) -> None:
@@ -89,10 +90,11 @@ def test_run_adds_styled_layers(plugin, qgis_new_project, qgis_iface, sim_scene,
     run_dir = tmp_path / "out" / "Test_event"
     group = QgsProject.instance().layerTreeRoot().findGroup("Test event")
     assert group is not None
-    names = [n.layer().name() for n in group.findLayers()]
+    # a component the 3-D inversion leaves NaN somewhere carries the reason after " - " in its name
+    names = [n.layer().name().split(" - ")[0] for n in group.findLayers()]
     assert names == EXPECTED
-    assert len(QgsProject.instance().mapLayers()) == n_before + 9
-    by_name = {n.layer().name(): n.layer() for n in group.findLayers()}
+    assert len(QgsProject.instance().mapLayers()) == n_before + 10
+    by_name = {n.layer().name().split(" - ")[0]: n.layer() for n in group.findLayers()}
 
     # CRS, extent, size = the simulated grid
     h, w = sim_scene["size"]
@@ -128,7 +130,9 @@ def test_run_adds_styled_layers(plugin, qgis_new_project, qgis_iface, sim_scene,
     assert ok.mean() > 0.5 and np.array_equal(np.isfinite(rew), ok)
     np.testing.assert_allclose(np.angle(np.exp(1j * (rew[ok] - unw[::8][ok]))), 0, atol=1e-4)
     assert np.nanmin(rew) >= -math.pi - 1e-6 and np.nanmax(rew) < math.pi + 1e-6
-    assert np.isfinite(enu).all() and np.abs(enu).max() > 0
+    # 3-D inversion (SAR horizontal + one LOS): east/north almost everywhere (NaN where the network's sigma is
+    # above 0.5 m), up NaN where the LOS is not trusted
+    assert np.isfinite(enu[:2]).mean() > 0.95 and np.isfinite(enu[2]).mean() > 0.5 and np.nanmax(np.abs(enu)) > 0
 
     # renderers: diverging, centred on 0, symmetric robust range; cyclic -pi..pi; legend units
     east = by_name["East displacement (m)"]
@@ -166,7 +170,10 @@ def test_run_adds_styled_layers(plugin, qgis_new_project, qgis_iface, sim_scene,
 
     # message bar with a link to the folder; dialog back to idle
     msgs = qgis_iface.messageBar().get_messages(Qgis.Success)
-    assert any("9 layers added" in m and run_dir.as_uri() in m for m in msgs), msgs
+    assert any("10 layers added" in m and run_dir.as_uri() in m for m in msgs), msgs
+    # the InSAR warning: components the 3-D inversion leaves NaN, with the reason
+    warn = qgis_iface.messageBar().get_messages(Qgis.Warning)
+    assert any("3-D inversion: up: NaN on" in m for m in warn), warn
     assert dlg.btn_run.isEnabled() and not dlg.btn_cancel.isEnabled() and dlg.progress.value() == 100
 
 
