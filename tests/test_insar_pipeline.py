@@ -105,7 +105,17 @@ def test_two_interferograms_and_optical_cli(asc_desc):
 def test_one_interferogram_alone_is_los_only(asc_desc):
     s, tracks, inputs, d = asc_desc
     out = d / "one"
-    p = run_backend("estimate", *_track_args(d / "in", tracks, [1]), "--out", str(out), "--device", "cpu")
+    # the LOS vector as LiCSAR ships it: three one-band files E, N, U
+    with rasterio.open(d / "in" / "los_vector_1.tif") as ds:
+        prof, lv = ds.profile | {"count": 1}, ds.read()
+    parts = []
+    for i, c in enumerate("ENU"):
+        parts.append(d / f"los.{c}.tif")
+        with rasterio.open(parts[-1], "w", **prof) as ds:
+            ds.write(lv[i], 1)
+    args = _track_args(d / "in", tracks, [1])
+    args[args.index("--los-vector") + 1] = ",".join(str(x) for x in parts)
+    p = run_backend("estimate", *args, "--out", str(out), "--device", "cpu")
     assert p.returncode == 0, p.stderr
     assert "one interferogram alone" in p.stdout and "network was not run" in p.stdout
     assert np.isnan(_read(out / "displacement.tif")).all()
@@ -119,6 +129,8 @@ def test_one_interferogram_alone_is_los_only(asc_desc):
     run = json.loads((out / "run.json").read_text())
     assert run["parameters"]["n_tiles"] == 0 and run["model"]["version"].startswith("none")
     assert run["inversion"]["constrained_share"] == {"east": 0.0, "north": 0.0, "up": 0.0}
+    assert run["parameters"]["interferograms"][0]["los_vector"] == [str(x) for x in parts]
+    assert set(run["inputs"]) == {"phase", "coherence", "los_east", "los_north", "los_up"}
 
 
 def test_regions_stay_separate_across_a_decorrelated_rupture(tmp_path):

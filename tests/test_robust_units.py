@@ -87,8 +87,13 @@ def test_textureless_patch_with_phase_keeps_up_blanks_east_north(capsys, inp, ti
         d = ds.read()
     patch = d[:, 40:88, 40:88]
     assert np.isnan(patch[0]).all() and np.isnan(patch[1]).all()
-    assert np.isfinite(patch[2]).mean() > 0.9  # up still from the interferogram
+    # one interferogram without a horizontal estimate there measures only its LOS: up is not fabricated (Step 8
+    # 3-D inversion); the LOS from the unwrapped phase is still there
+    assert np.isnan(patch[2]).all()
+    with rasterio.open(out / "los_displacement.tif") as ds:
+        assert np.isfinite(ds.read(ds.count)[40:88, 40:88]).mean() > 0.9
     assert "east and north (and their sigma) are NaN there" in _notes(out)
+    assert "3-D inversion: up: NaN" in _notes(out)
 
 
 def test_textured_inputs_have_no_texture_note(capsys, inp, tiny_model, tmp_path) -> None:
@@ -249,9 +254,10 @@ def test_coherence_threshold_one_leaves_a_note(capsys, inp, tiny_model, tmp_path
     out = tmp_path / "out"
     code, text = cli(capsys, *phase_args(inp, tiny_model, out, "--coh-min", "1.0"))
     assert code == 0, text
-    assert "the unwrapped phase covers only 0 % of the pixels that have a phase" in text and "lower --coh-min" in text
-    with rasterio.open(out / "unwrapped_phase.tif") as ds:
-        assert np.isnan(ds.read(1)).all()
+    assert "the unwrapped phase is trusted on only 0 % of the pixels that have a phase" in text
+    assert "lower --coh-min" in text
+    with rasterio.open(out / "unwrap_regions.tif") as ds:  # MCF gives a value everywhere, none of it trusted
+        assert (ds.read(1) == 0).all()
 
 
 def test_coherence_threshold_above_one_is_refused(capsys, inp, tiny_model, tmp_path) -> None:
