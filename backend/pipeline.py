@@ -329,8 +329,9 @@ def _insar(r: _Run, sources: dict[str, AlignedSource], angles: list[Angles], sta
         summaries.append(summ)
         if summ["trusted_share"] < LOW_VALID:
             r.notes.append(f"interferogram {k}: the unwrapped phase is trusted on only "
-                           f"{100 * summ['trusted_share']:.2g} % of the pixels that have a phase (unwrap_regions{sfx}.tif): the coherence is below "
-                           f"--coh-min {cfg.coh_min:g} (or the phase is inconsistent) almost everywhere. Fix: lower "
+                           f"{100 * summ['trusted_share']:.2g} % of the pixels that have a phase "
+                           f"(unwrap_regions{sfx}.tif): the coherence is below --coh-min"
+                           f" {cfg.coh_min:g} (or the phase is inconsistent) almost everywhere. Fix: lower "
                            "--coh-min (e.g. 0.2) or check the coherence raster")
         if summ["n_regions"] > 1 or summ["links_refused"]:
             r.notes.append(f"interferogram {k}: " + describe(summ).replace("unwrap_regions.tif",
