@@ -103,8 +103,14 @@ def export_run(run_dir: str | Path, gpkg: str | Path, shp_dir: str | Path | None
         if progress:
             progress(i / total, f"vector {table}")
     for j, (tif, band, table) in enumerate(rasters):
+        src = gdal.Open(str(tif))
+        # GeoPackage rasters hold Byte/(U)Int16/Float32: unwrap_regions (int32 ids) goes as UInt16
+        wide_int = src.GetRasterBand(band).DataType in (gdal.GDT_Int32, gdal.GDT_UInt32)
+        src = None
         gdal.Translate(str(gpkg), str(tif), format="GPKG", bandList=[band],
-                       creationOptions=["APPEND_SUBDATASET=YES", f"RASTER_TABLE={table}", "TILE_FORMAT=TIFF"])
+                       outputType=gdal.GDT_UInt16 if wide_int else gdal.GDT_Unknown,
+                       creationOptions=["APPEND_SUBDATASET=YES", f"RASTER_TABLE={table}",
+                                        "TILE_FORMAT=PNG" if wide_int else "TILE_FORMAT=TIFF"])
         if progress:
             progress((len(vectors) + j) / total, f"raster {table}")
     project = QgsProject()

@@ -318,8 +318,14 @@ class EstimateConfig:
     def rasters(self) -> dict[str, InputRaster]:
         """name -> raster of every given input raster (modalities, then each interferogram's rasters: phase,
         coherence, angle or LOS-vector rasters; names of the k-th interferogram end in ``_k`` for k >= 2)."""
-        out = {n: getattr(self, n) for n in MODALITY_INPUTS if getattr(self, n) is not None and n not in IFG_INPUTS}
-        for k, ifg in enumerate(self.ifgs(), start=1):
+        out: dict[str, InputRaster] = {}
+        ifgs = self.ifgs()
+        for n in MODALITY_INPUTS:  # the first interferogram's phase and coherence where they always were
+            if n == "phase" and ifgs:
+                out.update({k: v for k, v in ifgs[0].rasters(1).items() if k in IFG_INPUTS})
+            elif getattr(self, n) is not None and n not in IFG_INPUTS:
+                out[n] = getattr(self, n)
+        for k, ifg in enumerate(ifgs, start=1):
             out.update(ifg.rasters(k))
         return out
 

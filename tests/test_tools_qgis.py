@@ -143,7 +143,8 @@ def test_exported_run_arrows_keep_their_direction_in_a_shapefile(qgis_app, qgis_
     p = sim_scene["paths"]
     res = run_estimate(EstimateConfig(out_dir=tmp_path / "run", phase=p["phase"],
                                       wavelength_m=0.0555, incidence_deg=sim_scene["incidence"],
-                                      heading_deg=sim_scene["heading"], model_path=tiny_model, device="cpu"))
+                                      heading_deg=sim_scene["heading"], model_path=tiny_model, device="cpu",
+                                      unwrap=False))  # the network's E/N: arrows (one LOS alone gives none)
     out = export_run(res.outputs["run_json"].parent, tmp_path / "e.gpkg", tmp_path / "shp")
     assert "displacement_arrows" in out["vectors"]
     shp = QgsVectorLayer(str(tmp_path / "shp" / "displacement_arrows.shp"), "a", "ogr")

@@ -136,7 +136,8 @@ def test_progress_moves_while_checking_inputs_and_run_log(sim_scene, tiny_model,
     seen: list[tuple[float, str]] = []
     res = run_estimate(EstimateConfig(out_dir=tmp_path / "out", phase=p["phase"], coherence=p["coherence"],
                                       dem=p["dem"], wavelength_m=0.0555, incidence_deg=sim_scene["incidence"],
-                                      heading_deg=sim_scene["heading"], model_path=tiny_model, device="cpu"),
+                                      heading_deg=sim_scene["heading"], model_path=tiny_model, device="cpu",
+                                      unwrap=False),  # InSAR only + unwrapping: no network, no model load
                        progress=lambda f, m: seen.append((f, m)))
     before = [(f, m) for f, m in seen if not m.startswith(("inference", "unwrapping", "done"))]
     assert [m for _f, m in before] == ["checking inputs", "checking inputs: phase", "checking inputs: coherence",
