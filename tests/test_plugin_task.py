@@ -25,7 +25,8 @@ pytestmark = pytest.mark.qgis_slow
 
 EXPECTED = ["Displacement arrows (horizontal)", "East displacement (m)", "North displacement (m)",
             "Up displacement (m)", "Horizontal displacement magnitude (m)", "Uncertainty, 3-D 1-sigma (m)",
-            "LOS displacement (m, + towards satellite)", "Unwrapped phase (rad)", "Re-wrapped phase (rad)"]
+            "LOS displacement (m, + towards satellite)", "Unwrapped phase (rad)", "Re-wrapped phase (rad)",
+            "Surface rupture probability (0..1)"]
 
 
 def _wait(task, timeout: float = 120.0) -> None:
@@ -91,7 +92,7 @@ def test_run_adds_styled_layers(plugin, qgis_new_project, qgis_iface, sim_scene,
     assert group is not None
     names = [n.layer().name() for n in group.findLayers()]
     assert names == EXPECTED
-    assert len(QgsProject.instance().mapLayers()) == n_before + 9
+    assert len(QgsProject.instance().mapLayers()) == n_before + 10
     by_name = {n.layer().name(): n.layer() for n in group.findLayers()}
 
     # CRS, extent, size = the simulated grid
