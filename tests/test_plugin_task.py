@@ -167,7 +167,7 @@ def test_run_adds_styled_layers(plugin, qgis_new_project, qgis_iface, sim_scene,
 
     # message bar with a link to the folder; dialog back to idle
     msgs = qgis_iface.messageBar().get_messages(Qgis.Success)
-    assert any("9 layers added" in m and run_dir.as_uri() in m for m in msgs), msgs
+    assert any("10 layers added" in m and run_dir.as_uri() in m for m in msgs), msgs
     assert dlg.btn_run.isEnabled() and not dlg.btn_cancel.isEnabled() and dlg.progress.value() == 100
 
 
