@@ -106,7 +106,8 @@ def gpu_status() -> tuple[bool, str]:
     initialises here (a session is created on the shipped model, once per QGIS session), not merely when a GPU
     build of onnxruntime is installed."""
     if importlib.util.find_spec("onnxruntime") is None:
-        return False, "onnxruntime is not installed: no device available (see Raster ▸ QuakeFusion ▸ Install dependencies…)."
+        return False, ("onnxruntime is not installed: no device available (see Raster ▸ QuakeFusion ▸ Install "
+                       "dependencies…).")
     try:
         import onnxruntime as ort
 
