@@ -28,9 +28,6 @@ def up2(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
 
-NEED = ["optical_pre", "optical_post", "sar_pre_db", "sar_post_db", "phase_cos", "phase_sin", "coherence",
-        "dem_slope_east", "dem_slope_north", "los_east", "los_north", "los_up", "fringe_px", "pixel_size_m",
-        "mask_optical", "mask_sar", "mask_insar", "mask_dem"]
 
 
 class FusionBase(nn.Module):
@@ -42,7 +39,7 @@ class FusionBase(nn.Module):
         super().__init__()
         self.channels = list(channels or CHANNELS)
         self.ix = {n: i for i, n in enumerate(self.channels)}
-        missing = [n for n in NEED if n not in self.ix]
+        missing = [n for n in CHANNELS if n not in self.ix]  # the one channel list: models/channels.py
         if missing:
             raise ValueError(f"{type(self).__name__}: channels missing {missing}")
 

@@ -76,8 +76,9 @@ def test_shipped_model_is_finite_for_every_modality_subset() -> None:
                 x = build_features(meta["channels"], arrays, stats=compute_stats(arrays),
                                    pixel_size_m=r["pixel_size_m"], wavelength_m=r["wavelength_m"],
                                    phase_sign=int(r["phase_sign"]))
-                d, s, r = sess.run(["displacement_enu_m", "sigma_enu_m", "rupture_probability"], {"features": x[None]})
+                d, s, rp = sess.run(["displacement_enu_m", "sigma_enu_m", "rupture_probability"],
+                                    {"features": x[None]})
                 label = "+".join(mods + dem) + (" (InSAR holes)" if r is holes else "")
                 assert d.shape == (1, 3, 64, 64), label
                 assert np.isfinite(d).all() and np.isfinite(s).all() and (s > 0).all(), label
-                assert ((r >= 0) & (r <= 1)).all(), label
+                assert ((rp >= 0) & (rp <= 1)).all(), label

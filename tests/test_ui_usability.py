@@ -95,7 +95,7 @@ def test_metadata_version_equals_model_version() -> None:
     model = read_metadata(ROOT / "models" / "quakefusion.onnx")
     card = (ROOT / "models" / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert re.search(r"model version \*\*([0-9.]+)\*\*", card).group(1) == version
-    mv = model["model_version"] if isinstance(model, dict) else model.model_version
+    mv = model["model_version"] if isinstance(model, dict) else model.version
     assert mv == version
 
 
