@@ -79,6 +79,7 @@ LOW_VALID = 0.05  # a displacement on less of the grid gets a note (none at all:
 MCF_MAX_PX = 16_000_000  # whirlwind unwraps the whole raster: ~1.4 GB peak at 10 Mpx; larger grids use blocks
 MCF_NLOOKS = 5.0  # effective looks of the coherence estimate (LiCSAR-like multilooked products)
 NO_NET_TAG = "none (InSAR only: the network was not run)"
+PIPELINE_MAX_SIGMA_M = float("inf")  # 3-D inversion: NaN = set by the 10 m prior (posterior sigma > 5 m), no cut
 
 
 @dataclass
@@ -366,7 +367,9 @@ def _insar(r: _Run, sources: dict[str, AlignedSource], angles: list[Angles], sta
         r.inversion = {"n_los": 1, "horizontal": False, "reasons": reasons,
                        "constrained_share": {"east": 0.0, "north": 0.0, "up": 0.0}}
     else:
-        res = invert_enu((H, W), horizontal=horizontal, los=obs)
+        # NaN only where a component is set by the prior (not constrained by the data): the network's horizontal is
+        # kept whatever its sigma (it is what a run without interferogram shows), not cut at inversion.MAX_SIGMA_M
+        res = invert_enu((H, W), horizontal=horizontal, los=obs, max_sigma_m=PIPELINE_MAX_SIGMA_M)
         enu = res.enu
         sigma = np.where(np.isfinite(enu), res.sigma, np.nan).astype(np.float32)
         reasons = res.reasons
