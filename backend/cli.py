@@ -240,9 +240,4 @@ def main(argv: list[str] | None = None) -> int:
     from . import tools_cli
 
     tools_cli.register(sub)  # trace, offsets, arrows, components, report (the geologist's tools)
-    a = ap.parse_args(argv)
-    try:
-        return a.func(a)
-    except PipelineError as err:
-        print(f"error: {err.message}", file=sys.stderr)
-        return 2
+    return tools_cli.dispatch(ap.parse_args(argv))

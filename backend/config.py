@@ -158,6 +158,18 @@ def _angle_spec(v: Any) -> Any:
     return v
 
 
+
+def _coerce_inputs(obj: Any, names: tuple[str, ...]) -> None:
+    """Paths given as str/PathLike -> InputRaster; incidence/heading and the LOS vector to their specs (in place)."""
+    for name in names:
+        v = getattr(obj, name)
+        if isinstance(v, (str, os.PathLike)):
+            setattr(obj, name, InputRaster(v))
+    obj.incidence_deg = _angle_spec(obj.incidence_deg)
+    obj.heading_deg = _angle_spec(obj.heading_deg)
+    obj.los_vector = _los_vector(obj.los_vector)
+
+
 @dataclass
 class Interferogram:
     """One wrapped interferogram with its coherence, wavelength, phase sign and geometry: ``incidence_deg`` /
@@ -173,13 +185,7 @@ class Interferogram:
     los_vector: LosVector | None = None
 
     def __post_init__(self) -> None:
-        for name in ("phase", "coherence"):
-            v = getattr(self, name)
-            if isinstance(v, (str, os.PathLike)):
-                setattr(self, name, InputRaster(v))
-        self.incidence_deg = _angle_spec(self.incidence_deg)
-        self.heading_deg = _angle_spec(self.heading_deg)
-        self.los_vector = _los_vector(self.los_vector)
+        _coerce_inputs(self, ("phase", "coherence"))
 
     def input_names(self, k: int) -> dict[str, str]:
         """role -> input name of interferogram ``k`` (1-based): ``phase``, ``coherence``, ``incidence``, ``heading``,
@@ -291,13 +297,7 @@ class EstimateConfig:
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
-        for name in (*MODALITY_INPUTS, "grid_like"):
-            v = getattr(self, name)
-            if isinstance(v, (str, os.PathLike)):
-                setattr(self, name, InputRaster(v))
-        self.incidence_deg = _angle_spec(self.incidence_deg)
-        self.heading_deg = _angle_spec(self.heading_deg)
-        self.los_vector = _los_vector(self.los_vector)
+        _coerce_inputs(self, (*MODALITY_INPUTS, "grid_like"))
         self.interferograms = [i if isinstance(i, Interferogram) else Interferogram(**i)
                                for i in (self.interferograms or [])]
         if self.interferograms:  # the single fields mirror the first interferogram (the network's)

@@ -174,7 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m backend.tools_cli", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     register(ap.add_subparsers(dest="command", required=True))
-    a = ap.parse_args(argv)
+    return dispatch(ap.parse_args(argv))
+
+
+def dispatch(a: argparse.Namespace) -> int:
+    """Run a parsed sub-command (``func``); a PipelineError is a message on stderr and exit status 2."""
     try:
         return a.func(a)
     except PipelineError as exc:
