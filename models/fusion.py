@@ -116,8 +116,13 @@ class WarpFusionNet(FusionBase):
     def __init__(self, channels: list[str] | None = None, r_full: int = 7, r_small: int = 3, r_coarse: int = 4,
                  levels: tuple[int, ...] = (4, 4, 2, 2), iters: int = 1, sar_iters: int = 1, sar_r_full: int = 5,
                  widths: tuple[int, int, int, int] = (32, 48, 64, 96), c_stem: int = 32, c_full: int = 16,
-                 eps: float = 1e-3, mode: str = "bilinear", sigma_fine: float = 0.5) -> None:
+                 eps: float = 1e-3, mode: str = "bilinear", sigma_fine: float = 0.5,
+                 offset_invariant_inputs: bool = False) -> None:
         super().__init__(channels)
+        # True (0.4): the U-Net sees each pair's full-window candidate *minus* the residual-weighted estimate, never
+        # the displacement itself, so its choice among candidates cannot depend on how large the motion is (0.3.0
+        # saw the value and learnt to prefer the smaller candidates: selection-induced shrinkage, issue #11)
+        self.offset_invariant_inputs = bool(offset_invariant_inputs)
         self.r_full, self.r_small, self.r_coarse, self.sar_r_full = int(r_full), int(r_small), int(r_coarse), \
             int(sar_r_full)
         self.levels, self.iters, self.sar_iters = tuple(int(v) for v in levels), int(iters), int(sar_iters)
@@ -191,7 +196,12 @@ class WarpFusionNet(FusionBase):
         score = torch.cat([residual_score(list(m["ldet_o"].split(1, 1)), list(m["lres_o"].split(1, 1))) * mo,
                            residual_score(list(m["ldet_s"].split(1, 1)), list(m["lres_s"].split(1, 1))) * ms], 1)
         change = c(x, "optical_post") - c(x, "optical_pre")
-        inp = torch.cat([m["cand_o"][:, 0], m["cand_s"][:, 0], 0.3 * m["ldet_o"], 0.3 * m["ldet_s"],
+        if self.offset_invariant_inputs:
+            disp = [m[f"cand_{p}"][:, 0] - soft_select(list(m[f"cand_{p}"].unbind(1)), list(m[f"ldet_{p}"].split(1, 1)),
+                                                       list(m[f"lres_{p}"].split(1, 1))) for p in "os"]
+        else:
+            disp = [m["cand_o"][:, 0], m["cand_s"][:, 0]]
+        inp = torch.cat([*disp, 0.3 * m["ldet_o"], 0.3 * m["ldet_s"],
                          0.5 * m["lres_o"], 0.5 * m["lres_s"], m["a_o"], change * mo, self.context(x)], 1)
         k, s = self.n_cand, 4
         out = _up(self.head(self.unet(self.stem(_pool(inp, s)))), s)

@@ -84,3 +84,29 @@ def test_front_end_is_unbiased_and_sharp_on_real_texture() -> None:
     prof = np.median(measure(step)[20:-20], 0)
     assert abs(prof[40:90].mean() - 2.0) < 0.02 and abs(prof[102:150].mean() + 2.0) < 0.02
     assert prof[92] > 1.65 and prof[99] < -1.65, np.round(prof[88:104], 2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("offset_invariant", [True, False])
+def test_candidate_choice_does_not_depend_on_the_size_of_the_motion(offset_invariant: bool) -> None:
+    """Adding 0.7 px to every candidate of both pairs must move the horizontal estimate by exactly 0.7 px: the
+    learned weights may depend on fit residuals and context, never on how large the motion is (a model that sees
+    the value learns to prefer the smaller candidates: selection-induced shrinkage towards zero, issue #11).
+    0.3.0 (``offset_invariant_inputs`` off, random weights here) fails this; 0.4 passes it by construction."""
+    torch.manual_seed(0)
+    model = build_model({"offset_invariant_inputs": offset_invariant}).eval()
+    with torch.no_grad():
+        for p in model.parameters():  # weights large enough that any dependence on the inputs shows
+            p.add_(0.3 * torch.randn_like(p))
+    x, _, _ = features_and_target(standin_scene(5, (64, 64), pixel_size_m=10.0), COMBOS["optical+sar"])
+    xt = torch.from_numpy(x[None])
+    with torch.no_grad():
+        m = model.measure(xt)
+        shifted = dict(m, cand_o=m["cand_o"] + 0.7, cand_s=m["cand_s"] + 0.7)
+        d0 = model.fuse(xt, m)[0][0, :2]
+        d1 = model.fuse(xt, shifted)[0][0, :2]
+    moved = (d1 - d0).numpy()
+    if offset_invariant:
+        np.testing.assert_allclose(moved, 0.7, atol=1e-4)
+    else:
+        assert np.abs(moved - 0.7).max() > 0.01
