@@ -58,7 +58,7 @@ lint: setup
 # ---------------------------------------------------------------- model
 train: setup
 	$(PY) -m models.train --config models/configs/default.json
-	@echo "(optional second stage: $(PY) -m models.train --config models/configs/finetune.json; not used for 0.3.0)"
+	$(PY) -m models.train --config models/configs/finetune_blind.json
 
 export: setup
 	$(PY) -m models.export

@@ -2,7 +2,7 @@
 
     python -m models.export [--ckpt runs/default/best.pt] [--out models/quakefusion.onnx]
 
-Without ``--ckpt``: ``runs/warp_fusion_ft/best.pt`` (the second training stage, best validation loss), else
+Without ``--ckpt``: ``runs/warp_fusion_blind/best.pt`` (the second training stage, best validation loss), else
 ``runs/warp_fusion/best.pt``, else ``runs/warp_fusion/last.pt``.
 After writing, the ONNX model is checked against PyTorch on a valid random feature stack and on
 a stand-in scene for every modality subset (finite outputs, positive sigma).
@@ -27,14 +27,14 @@ import torch
 from models.channels import channel_specs
 from models.fusion import build_model
 
-MODEL_VERSION = "0.3.0"
+MODEL_VERSION = "0.4.0"
 OPSET = 17
 TILE_MULTIPLE = 32  # 1/4-resolution U-Net with 4 levels
 # Context the network draws on each side of a pixel (px): 1/4-resolution U-Net (4 levels, ~130 px) + the fixed front
 # end (coarse LK at 1/4 resolution with 9-px windows, band-pass RMS, warps; ~60 px). The backend derives the tile
 # overlap from it (backend/config.py); seams are measured in BENCHMARKS.md.
 RECEPTIVE_FIELD_PX = 224
-DEFAULT_CKPTS = (Path("runs/warp_fusion_ft/best.pt"), Path("runs/warp_fusion/best.pt"),
+DEFAULT_CKPTS = (Path("runs/warp_fusion_blind/best.pt"), Path("runs/warp_fusion/best.pt"),
                  Path("runs/warp_fusion/last.pt"))
 DEFAULT_OUT = Path("models/quakefusion.onnx")
 OUTPUT_NAMES = ("displacement_enu_m", "sigma_enu_m", "rupture_probability")
@@ -157,7 +157,7 @@ def check_export(model: torch.nn.Module, out: Path) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", type=Path,
-                    help="default: runs/warp_fusion_ft/best.pt, else runs/warp_fusion/best.pt or last.pt")
+                    help="default: runs/warp_fusion_blind/best.pt, else runs/warp_fusion/best.pt or last.pt")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args(argv)
     ckpt_path = args.ckpt or default_checkpoint()
