@@ -5,7 +5,12 @@ displacement_sigma.tif) and a synthetic rupture_probability.tif (the truth's rup
 run folder (models.testing.write_truth_run); the trace is extracted (probability and step maps) and compared with
 the true trace (distance_to_rupture_m), the stacked offsets with the true slip of the patch under each profile.
 
-Usage: ``.venv/bin/python benchmarks/geotools_accuracy.py [--size 768] [--pixel 10] [--out DIR]`` (prints Markdown).
+With ``--model`` (the shipped ONNX by default: ``--model models/quakefusion.onnx``) the same event is also run
+through the real pipeline (``backend.pipeline.run_estimate`` on the simulated optical + SAR + InSAR files, as the
+dialog would) and the tools are measured on the *model's* output, with the extracted trace and with the true trace.
+
+Usage: ``.venv/bin/python benchmarks/geotools_accuracy.py [--size 768] [--pixel 10] [--out DIR] [--model [ONNX]]``
+(prints Markdown).
 """
 
 from __future__ import annotations
@@ -37,11 +42,45 @@ def trace_distances(run, scene, lines) -> np.ndarray:  # noqa: ANN001
     return np.concatenate(out)
 
 
+def model_run(scene, folder: Path, model: Path) -> Path:  # noqa: ANN001 (models.scene.Scene)
+    """The pipeline on the scene's simulated input files (all modalities), as the dialog runs it; the run folder."""
+    from backend.config import CancelToken, EstimateConfig
+    from backend.pipeline import run_estimate
+    from models.testing import scene_estimate_inputs
+
+    inputs = scene_estimate_inputs(scene, folder / "inputs")
+    cfg = EstimateConfig(out_dir=folder / "results", model_path=model, **inputs)
+    run_estimate(cfg, progress=lambda f, m: None, cancel=CancelToken())
+    return folder / "results"
+
+
+def true_trace_lines(scene, run) -> list[np.ndarray]:  # noqa: ANN001
+    """The simulator's surface trace segments as polylines in the run's map coordinates."""
+    from models.evaluate import trace_geometry
+
+    segs = trace_geometry(scene)["trace_segments"].reshape(-1, 2, 2)  # local (east, north) m, scene centre = 0
+    h, w = run.shape
+    x0, y0 = run.transform * (w / 2.0, h / 2.0)
+    xmin, ymin, xmax, ymax = run.bounds
+    m = 2 * run.pixel_size
+    out = []
+    for seg in segs + np.array([x0, y0]):  # the part inside the raster (a segment meets a rectangle once)
+        t = np.linspace(0.0, 1.0, 2001)[:, None]
+        p = seg[0] + t * (seg[1] - seg[0])
+        inside = np.flatnonzero((p[:, 0] > xmin + m) & (p[:, 0] < xmax - m)
+                                & (p[:, 1] > ymin + m) & (p[:, 1] < ymax - m))
+        if inside.size > 1:
+            out.append(p[[inside[0], inside[-1]]])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=768)
     ap.add_argument("--pixel", type=float, default=10.0)
     ap.add_argument("--out", default=None, help="folder for the run folders (default: a temporary one)")
+    ap.add_argument("--model", nargs="?", const="models/quakefusion.onnx", default=None,
+                    help="also measure on the output of this ONNX model run through the pipeline")
     a = ap.parse_args(argv)
     pix = a.pixel
     scene = simulate_scene(7, size=(a.size, a.size), pixel_size_m=pix)
@@ -51,10 +90,20 @@ def main(argv: list[str] | None = None) -> int:
     print("| input | trace | within 2 px | mean dist | stack length | median abs err (parallel) | max | median sigma "
           "| err <= sigma | max > 1 km from patch ends |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for noise in (0.0, 0.05):
-        run = load_run(write_truth_run(scene, root / f"truth_noise{noise:g}", noise_m=noise, seed=1))
-        for method in ("probability", "step"):
-            lines, _ = extract_trace(run, TraceParams(method=method))
+    runs = [(f"truth + {noise * 100:g} cm", load_run(write_truth_run(scene, root / f"truth_noise{noise:g}",
+                                                                      noise_m=noise, seed=1)))
+            for noise in (0.0, 0.05)]
+    if a.model:
+        runs.append((f"model {Path(a.model).name}", load_run(model_run(scene, root / "model", Path(a.model)))))
+    true_lines = [np.asarray(seg, float) for seg in true_trace_lines(scene, runs[0][1])]
+    for label, run in runs:
+        for method in ("probability", "step", "true trace"):
+            if method == "true trace":
+                if not label.startswith("model"):
+                    continue
+                lines = true_lines
+            else:
+                lines, _ = extract_trace(run, TraceParams(method=method))
             dd = trace_distances(run, scene, lines)
             for length in (1000.0, 2000.0):
                 prof = offsets_along_trace(run, lines, 500.0, length, 200.0, 3 * pix)
@@ -65,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 far = np.array([t["to_patch_end_m"] > 1000 for t in truth])
                 err = np.abs(v - tv)
                 rel = err / np.abs(tv)
-                print(f"| truth + {noise * 100:g} cm | {method} | {100 * np.mean(dd <= 2 * pix):.1f} % of "
+                print(f"| {label} | {method} | {100 * np.mean(dd <= 2 * pix):.1f} % of "
                       f"{sum(cumulative_length(x)[-1] for x in lines) / 1000:.2f} km | {dd.mean():.1f} m | "
                       f"{length:g} m | {1000 * np.median(err):.1f} mm ({100 * np.median(rel):.2f} %) | "
                       f"{100 * rel.max():.1f} % | {1000 * np.median(sg):.1f} mm | {100 * np.mean(err <= sg):.0f} % | "

@@ -280,6 +280,27 @@ def _fault_metrics(acc: _Acc, en_px: np.ndarray, rec: dict, sel: np.ndarray, nea
             acc.keep("slope", fm.robust_slope(x, est[m]))
 
 
+def _weighted_step(acc: _Acc, en_px: np.ndarray, sig_m: np.ndarray, rec: dict, sel: np.ndarray, frame: dict,
+                   cfg: dict) -> None:
+    """The step as the offsets tool reads it (``backend/offsets.py``): side means weighted by 1 / sigma^2 of the
+    fault-parallel component; kept on the same profiles as the unweighted step (network rows only)."""
+    ps = rec["pixel_size_m"]
+    te, tn = frame["unit_en"]
+    sig_fp = np.hypot(te * sig_m[0], tn * sig_m[1]) / ps
+    w = 1.0 / np.maximum(sig_fp, 1e-3) ** 2
+    est = fm.fault_parallel(en_px, frame)
+    true = fm.fault_parallel(rec["truth_enu"][:2] / ps, frame)
+    inner, outer = cfg.get("step_window_m", [50.0, 500.0])
+    bins, nb = fm.profile_bins(frame, ps, float(cfg.get("profile_px", 16)))
+    if nb == 0:
+        return
+    sp, sm = fm.side_means(est, frame, bins, nb, sel, inner, outer, 10, weights=w)
+    tp, tm = fm.side_means(true, frame, bins, nb, sel, inner, outer, 10)
+    ok = np.isfinite(tp - tm) & np.isfinite(fm.side_means(est, frame, bins, nb, sel, inner, outer, 10)[0])
+    ok &= np.isfinite(fm.side_means(est, frame, bins, nb, sel, inner, outer, 10)[1])
+    acc.keep("wstep_est_px", np.where(np.isfinite(sp - sm), sp - sm, np.nan)[ok])
+
+
 def _sigma_metrics(acc: _Acc, enu: np.ndarray, sig: np.ndarray, rec: dict, sel: np.ndarray) -> None:
     err = np.abs(enu - rec["truth_enu"])
     inside = (err < sig)[:, sel].astype(np.float64)
@@ -342,6 +363,12 @@ def _summary(acc: _Acc) -> dict[str, Any]:
                 "within_5pct": float(np.mean(np.abs(pct) <= 5.0)),
                 "share_within_3px_median": float(np.median(j_est[jm] / j_true[jm])) if jm.any() else float("nan"),
             })
+        west = acc.cat("wstep_est_px")
+        if m.any() and west.size == est.size:  # network rows: the 1/sigma^2-weighted step (offsets tool)
+            e = (west[m] - true[m]) * np.sign(true[m])
+            pct = 100.0 * e / np.abs(true[m])
+            s["weighted_error_pct_median"] = float(np.nanmedian(pct))
+            s["weighted_within_5pct"] = float(np.mean(np.abs(pct) <= 5.0))
         steps[tag] = s
     r["step"] = steps
     if est.size:
@@ -422,6 +449,7 @@ def evaluate(cfg: dict[str, Any], model_path: Path) -> dict[str, Any]:
                 acc.add(f"los_ok_{name}", (np.abs(los_err[m]) < lam4).astype(np.float64))
                 acc.add(f"los_sq_lam4_{name}", (los_err[m] / lam4) ** 2)
             _sigma_metrics(acc, enu, sig, rec, sel)
+            _weighted_step(acc, enu[:2] / ps, sig, rec, sel, frame, cfg)
             if "rupture_probability" in out:
                 _rupture_metrics(acc, out["rupture_probability"], rec, sel)
         tf = fm.fault_parallel(rec["truth_enu"][:2] / ps, frame)
@@ -489,8 +517,9 @@ def fault_table(res: dict[str, Any]) -> list[str]:
         return lines
     lines = ["| method [modalities] | near EPE mean / median (px) | step error, median (%) | step error, mean \\|·\\| "
              "(%) | step error, median (m) | profiles within ±5 % | share of the step within ±3 px | step error "
-             "0.1–0.3 px steps, median (%) | slope (median over scenes) | share \\|err\\| < σ (E / N / E+N) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "0.1–0.3 px steps, median (%) | slope (median over scenes) | share \\|err\\| < σ (E / N / E+N) "
+             "| step error, 1/σ²-weighted as the offsets tool reads it, median (%) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in res["methods"].items():
         if name == ZERO:
             continue
@@ -502,7 +531,7 @@ def fault_table(res: dict[str, Any]) -> list[str]:
             f"| {_f(s.get('error_pct_median'), '+.1f')} | {_f(s.get('error_pct_mae'), '.1f')} "
             f"| {_f(s.get('error_m_median'), '+.3f')} | {_f(s.get('within_5pct'), '.0%')} "
             f"| {_f(s.get('share_within_3px_median'), '.2f')} | {_f(s2.get('error_pct_median'), '+.1f')} "
-            f"| {_f(r['slope_median'], '.2f')} | {cal} |")
+            f"| {_f(r['slope_median'], '.2f')} | {cal} | {_f(s.get('weighted_error_pct_median'), '+.1f')} |")
     ref = res["methods"][ZERO]
     s, s2 = ref["step"]["ge0.3"], ref["step"]["0.1-0.3"]
     lines += ["", f"Profiles ({res['config'].get('profile_px', 16)} px wide along strike, 50–500 m windows): "

@@ -62,16 +62,20 @@ def profile_bins(frame: dict[str, Any], pixel_size_m: float, width_px: float) ->
 
 
 def side_means(values: np.ndarray, frame: dict[str, Any], bins: np.ndarray, nb: int, valid: np.ndarray,
-               lo_m: float, hi_m: float, min_px: int) -> tuple[np.ndarray, np.ndarray]:
+               lo_m: float, hi_m: float, min_px: int, weights: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Per along-strike bin, the mean of ``values`` at signed distances in [lo, hi] (positive side) and
-    [-hi, -lo] (negative side); NaN where fewer than ``min_px`` valid pixels."""
+    [-hi, -lo] (negative side); NaN where fewer than ``min_px`` valid pixels. ``weights`` (e.g. 1 / sigma^2, as
+    the offsets tool reads a profile) makes it a weighted mean."""
     d = frame["signed"]
     res = []
     for sign in (1.0, -1.0):
         m = valid & (bins >= 0) & (sign * d >= lo_m) & (sign * d <= hi_m) & np.isfinite(values)
+        w = np.ones(int(m.sum())) if weights is None else weights[m].astype(np.float64)
         cnt = np.bincount(bins[m], minlength=nb).astype(np.float64)
-        tot = np.bincount(bins[m], weights=values[m].astype(np.float64), minlength=nb)
-        res.append(np.where(cnt >= min_px, tot / np.maximum(cnt, 1), np.nan))
+        wsum = np.bincount(bins[m], weights=w, minlength=nb)
+        tot = np.bincount(bins[m], weights=w * values[m].astype(np.float64), minlength=nb)
+        res.append(np.where((cnt >= min_px) & (wsum > 0), tot / np.maximum(wsum, 1e-300), np.nan))
     return res[0], res[1]
 
 

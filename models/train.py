@@ -180,8 +180,10 @@ def train(cfg: dict[str, Any], resume: bool = False) -> Path:
     model = build_model(cfg.get("model", {}))
     if cfg.get("init_from") and not (resume and (Path(cfg["run_dir"]) / "last.pt").exists()):
         init = torch.load(cfg["init_from"], map_location="cpu", weights_only=False)
-        model.load_state_dict(init["model"])
-        print(f"initialised from {cfg['init_from']} (step {init.get('step')})", flush=True)
+        res = model.load_state_dict(init["model"], strict=False)  # new parameters keep their initial values
+        if res.unexpected_keys:
+            raise ValueError(f"{cfg['init_from']}: parameters this model does not have: {res.unexpected_keys}")
+        print(f"initialised from {cfg['init_from']} (step {init.get('step')}); new: {res.missing_keys}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=tr["lr"], weight_decay=tr.get("weight_decay", 1e-4))
     step, best, t_before = 0, float("inf"), 0.0
     last = run_dir / "last.pt"

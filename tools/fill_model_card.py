@@ -120,8 +120,10 @@ def targets_step7(sets: dict[str, dict | None]) -> str:
         s = r["step"]["ge0.3"]
         if not s["profiles"]:
             return "no profile with a step ≥ 0.3 px", None
+        w = s.get("weighted_error_pct_median")
+        wtxt = f"; 1/σ²-weighted as the offsets tool reads it: {w:+.1f} %" if w is not None else ""
         return (f"median {s['error_pct_median']:+.1f} % (mean \\|·\\| {s['error_pct_mae']:.1f} %, "
-                f"{_pct(s['within_5pct'])} of {s['profiles']} profiles within ±5 %)",
+                f"{_pct(s['within_5pct'])} of {s['profiles']} profiles within ±5 %{wtxt})",
                 abs(s["error_pct_median"]) <= 5.0)
 
     parts, ok = over_sets(step_err)
