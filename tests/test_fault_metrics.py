@@ -107,3 +107,24 @@ def test_rupture_probability_metrics():
     _rupture_metrics(acc, shifted, rec, sel)
     r = _summary(acc)
     assert abs(r["rupture_trace_distance_px_median"] - 3.0) < 0.6 and r["rupture_f1"] < 0.5
+
+
+def test_weighted_side_means_as_the_offsets_tool_reads_them():
+    """1/sigma^2 weights: an outlier band with a large sigma no longer moves the side mean; unit weights change
+    nothing."""
+    fr = fm.fault_frame(SHAPE, PS, STRIKE, SEG)
+    valid = np.ones(SHAPE, bool)
+    fp = fm.fault_parallel(_field(fr, 2.0), fr)
+    bins, nb = fm.profile_bins(fr, PS, 16)
+    plain = fm.side_means(fp, fr, bins, nb, valid, 50.0, 500.0, 10)
+    ones = fm.side_means(fp, fr, bins, nb, valid, 50.0, 500.0, 10, weights=np.ones(SHAPE))
+    np.testing.assert_allclose(ones[0], plain[0], atol=1e-12)
+    cloud = (fr["signed"] > 100.0) & (fr["signed"] < 200.0)  # a band on the + side read as 0 (under a cloud)
+    bad = np.where(cloud, 0.0, fp)
+    sig = np.where(cloud, 100.0, 0.1)
+    p_plain, _ = fm.side_means(bad, fr, bins, nb, valid, 50.0, 500.0, 10)
+    p_w, m_w = fm.side_means(bad, fr, bins, nb, valid, 50.0, 500.0, 10, weights=1.0 / sig ** 2)
+    ok = np.isfinite(p_w)
+    assert ok.sum() >= 5 and np.median(p_plain[ok]) < 0.85  # the plain mean sags towards 0
+    np.testing.assert_allclose(p_w[ok], 1.0, atol=1e-5)
+    np.testing.assert_allclose(m_w[ok & np.isfinite(m_w)], -1.0, atol=1e-12)
