@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend.geodata import cumulative_length, load_run  # noqa: E402
+from backend.geodata import ToolsError, cumulative_length, load_run  # noqa: E402
 from backend.offsets import offsets_along_trace  # noqa: E402
 from backend.trace import TraceParams, extract_trace  # noqa: E402
 from models.scene import simulate_scene  # noqa: E402
@@ -103,7 +103,11 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 lines = true_lines
             else:
-                lines, _ = extract_trace(run, TraceParams(method=method))
+                try:
+                    lines, _ = extract_trace(run, TraceParams(method=method))
+                except ToolsError as exc:  # e.g. a model whose rupture probability never reaches 0.5
+                    print(f"| {label} | {method} | no trace: {str(exc).split('. Fix')[0]} |  |  |  |  |  |  |  |")
+                    continue
             dd = trace_distances(run, scene, lines)
             for length in (1000.0, 2000.0):
                 prof = offsets_along_trace(run, lines, 500.0, length, 200.0, 3 * pix)

@@ -102,12 +102,6 @@ def soft_select(cands: list[torch.Tensor], ldets: list[torch.Tensor], lress: lis
     return sum(ei * c for ei, c in zip(e, cands)) / tot
 
 
-def agreement(cand: torch.Tensor, small: int = 5) -> torch.Tensor:
-    """Squared distance (px^2) of every candidate (B,K,2,H,W) to the 3x3-smoothed small-window candidate (B,K,H,W)."""
-    ref = F.avg_pool2d(cand[:, small], 3, 1, 1, count_include_pad=False)
-    return ((cand - ref.unsqueeze(1)) ** 2).sum(2)
-
-
 def window_scores(ldets: list[torch.Tensor], lress: list[torch.Tensor]) -> list[torch.Tensor]:
     """Parameter-free preference per window: low fit residual first, then more texture."""
     return [GAIN * (-r + 0.125 * d.clamp(-8.0, 4.0)) for r, d in zip(lress, ldets)]
@@ -123,19 +117,12 @@ class WarpFusionNet(FusionBase):
                  levels: tuple[int, ...] = (4, 4, 2, 2), iters: int = 1, sar_iters: int = 1, sar_r_full: int = 5,
                  widths: tuple[int, int, int, int] = (32, 48, 64, 96), c_stem: int = 32, c_full: int = 16,
                  eps: float = 1e-3, mode: str = "bilinear", sigma_fine: float = 0.5,
-                 offset_invariant_inputs: bool = False, agreement_logits: bool = False) -> None:
+                 offset_invariant_inputs: bool = False) -> None:
         super().__init__(channels)
         # True (0.4): the U-Net sees each pair's full-window candidate *minus* the residual-weighted estimate, never
         # the displacement itself, so its choice among candidates cannot depend on how large the motion is (0.3.0
         # saw the value and learnt to prefer the smaller candidates: selection-induced shrinkage, issue #11)
         self.offset_invariant_inputs = bool(offset_invariant_inputs)
-        # True (0.5): each candidate's logit is lowered by a learnt gain x its squared distance (px^2) to the
-        # 3x3-smoothed small-window (7 px) candidate of its pair: near a rupture the one-sided window on the
-        # pixel's own side agrees with it, the straddling ones do not (offset-invariant like the rest)
-        self.agreement_logits = bool(agreement_logits)
-        if self.agreement_logits:
-            # gain = exp(10 p) per px^2, 2 at the start; the x10 lets Adam move it by decades in a short fine-tune
-            self.agree_log_gain = nn.Parameter(torch.tensor(math.log(2.0) / 10.0))
         self.r_full, self.r_small, self.r_coarse, self.sar_r_full = int(r_full), int(r_small), int(r_coarse), \
             int(sar_r_full)
         self.levels, self.iters, self.sar_iters = tuple(int(v) for v in levels), int(iters), int(sar_iters)
@@ -221,9 +208,6 @@ class WarpFusionNet(FusionBase):
         fine = self.fine(torch.cat([out[:, k + 5:], 0.1 * score, mo, ms], 1))
         avail = torch.cat([mo.expand(-1, N_WINDOWS, -1, -1), ms.expand(-1, N_WINDOWS, -1, -1)], 1)
         logits = out[:, :k] + fine[:, :k] + self.score_gain * score - 30.0 * (1.0 - avail)
-        if self.agreement_logits:
-            dist2 = torch.cat([agreement(m["cand_o"]), agreement(m["cand_s"])], 1)
-            logits = logits - torch.exp(10.0 * self.agree_log_gain) * dist2
         # softmax over the K candidates by hand (ORT's softmax over a non-last axis transposes: slow)
         e = torch.exp(logits - logits.max(1, keepdim=True)[0])
         cand = torch.cat([m["cand_o"], m["cand_s"]], 1)  # (B, K, 2, H, W)
