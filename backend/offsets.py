@@ -19,7 +19,10 @@ side the samples ``exclude < |distance| <= length / 2`` are fitted with a straig
 1 / sigma^2 when the run has ``displacement_sigma.tif``) and extrapolated to the trace. The offset is the
 difference of the two intercepts; its sigma combines both intercepts' sigmas. An intercept's sigma is its standard
 error, scaled by the reduced chi-square when that exceeds 1 (misfit larger than the stated pixel errors) and by
-``corr_px`` (errors correlated over ``corr_px`` pixels: variance times ``corr_px^2``; 1 = independent pixels), plus
+``corr_px`` (errors correlated over ``corr_px`` pixels: variance times ``corr_px^2``; 1 = independent pixels; by
+default it is measured on the stack itself: variance times f_x f_y with f = 1 + 2 sum_k rho_k from the
+autocorrelation rho_k of the standardised fit residuals across and along the fault, the effective-sample-size rule
+for correlated noise: a network's output is smooth over its windows, so its pixels are not independent), plus
 (in quadrature) the extrapolation's model error: the larger change of the intercept when a parabola is fitted
 instead of the line, or when only the nearer half of the samples is fitted, less what the noise alone explains.
 """
@@ -68,6 +71,32 @@ def _wls(X: np.ndarray, v: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.nd
     return cov @ (X.T @ (w * v)), cov
 
 
+def residual_corr_px(resid: np.ndarray, grid: tuple[int, int], max_lag: int = 60) -> float:
+    """Error correlation of a stack as an equivalent ``corr_px`` (>= 1): the square root of the variance inflation
+    of a mean of correlated samples, f_x f_y, where per direction f = 1 + 2 sum_k rho_k (the residuals' empirical
+    autocorrelation at lags k = 1, 2, ..., summed while it stays above 0.05) and at most the number of samples in
+    that direction (n fully correlated samples count as one). ``resid``: flat standardised residuals on the stack's
+    (along, across) sample grid, NaN = not used."""
+    ny, nx = grid
+    if ny * nx != resid.size or resid.size == 0:
+        return 1.0
+    r = resid.reshape(ny, nx)
+    f = 1.0
+    for axis, n in ((1, nx), (0, ny)):
+        total = 0.0
+        for k in range(1, min(max_lag, n - 1) + 1):
+            a, b = (r[:, k:], r[:, :-k]) if axis == 1 else (r[k:, :], r[:-k, :])
+            ok = np.isfinite(a) & np.isfinite(b)
+            if ok.sum() < 10:
+                break
+            rho = float(np.sum(a[ok] * b[ok]) / math.sqrt(np.sum(a[ok] ** 2) * np.sum(b[ok] ** 2) + 1e-300))
+            if rho <= 0.05:
+                break
+            total += rho
+        f *= min(1.0 + 2.0 * total, float(max(n, 1)))
+    return float(math.sqrt(f))
+
+
 def fit_side(d: np.ndarray, v: np.ndarray, s: np.ndarray | None, corr_px: float = 1.0
              ) -> tuple[float, float, float]:
     """Straight-line fit v = a + b d on one side of the fault; returns (a, sigma_a, b), NaN when fewer than 3
@@ -111,19 +140,29 @@ class Stack:
     sigmas: dict[str, np.ndarray | None]
     t: np.ndarray
     center: np.ndarray
+    grid: tuple[int, int] = (1, 0)  # (samples along the fault, samples across it): the flat arrays' 2-D shape
 
-    def step(self, comp: str, exclude: float, half_length: float, corr_px: float = 1.0) -> dict:
-        """Fitted offset (right minus left at the trace) of one component: value, sigma, both lines."""
+    def step(self, comp: str, exclude: float, half_length: float, corr_px: float | None = None) -> dict:
+        """Fitted offset (right minus left at the trace) of one component: value, sigma, both lines.
+        ``corr_px`` None: measured on this stack's residuals (``residual_corr_px``)."""
         v, s = self.values[comp], self.sigmas[comp]
-        out = {}
-        for side, sel in (("R", (self.d > exclude) & (self.d <= half_length)),
-                          ("L", (self.d < -exclude) & (self.d >= -half_length))):
+        sides = (("R", (self.d > exclude) & (self.d <= half_length)),
+                 ("L", (self.d < -exclude) & (self.d >= -half_length)))
+        if corr_px is None:
+            resid = np.full(self.d.shape, np.nan)
+            for _, sel in sides:
+                a, _, b = fit_side(self.d[sel], v[sel], None if s is None else s[sel], 1.0)
+                if np.isfinite(a):
+                    resid[sel] = (v[sel] - a - b * self.d[sel]) / (1.0 if s is None else s[sel])
+            corr_px = residual_corr_px(resid, self.grid)
+        out: dict = {"corr_px": corr_px}
+        for side, sel in sides:
             out[side] = fit_side(self.d[sel], v[sel], None if s is None else s[sel], corr_px)
             out["n_" + side] = int(np.isfinite(v[sel]).sum())
         aR, sR, _ = out["R"]
         aL, sL, _ = out["L"]
         return {"value": aR - aL, "sigma": math.hypot(sR, sL), "right": out["R"], "left": out["L"],
-                "n_right": out["n_R"], "n_left": out["n_L"]}
+                "n_right": out["n_R"], "n_left": out["n_L"], "corr_px": corr_px}
 
     def binned(self, comp: str, bin_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mean and spread of one component in bins of ``bin_m`` along the profile (for plots and CSV)."""
@@ -161,7 +200,7 @@ def sample_stack(run: RunData, center: np.ndarray, t: np.ndarray, length: float,
         se, sn, su = run.sample(run.sigma, px.ravel(), py.ravel())
         sigmas = {"east": se, "north": sn, "up": su, "vertical": su,
                   "parallel": np.hypot(se * t[0], sn * t[1]), "normal": np.hypot(se * n[0], sn * n[1])}
-    return Stack(d=d, values=values, sigmas=sigmas, t=t, center=np.asarray(center, float))
+    return Stack(d=d, values=values, sigmas=sigmas, t=t, center=np.asarray(center, float), grid=X.shape)
 
 
 @dataclass
@@ -200,7 +239,7 @@ def default_exclude(run: RunData) -> float:
 
 
 def offsets_along_trace(run: RunData, lines: list[np.ndarray], spacing: float, length: float, width: float,
-                        exclude: float | None = None, corr_px: float = 1.0, keep_stacks: bool = False
+                        exclude: float | None = None, corr_px: float | None = None, keep_stacks: bool = False
                         ) -> list[OffsetProfile]:
     """Stacked profiles every ``spacing`` metres along each trace polyline (the first at ``spacing / 2``).
 
@@ -317,7 +356,8 @@ def plot_slip(profiles: list[OffsetProfile], png: str | Path | None = None, ax=N
 
 
 def run_offsets(run_dir: str | Path, spacing: float, length: float, width: float, exclude: float | None = None,
-                trace: str | Path | None = None, trace_params: TraceParams | None = None, corr_px: float = 1.0,
+                trace: str | Path | None = None, trace_params: TraceParams | None = None,
+                corr_px: float | None = None,
                 out_dir: str | Path | None = None, plot: bool = True, new_trace: bool = False) -> dict:
     """The ``offsets`` tool: trace (``trace`` file, else the run's ``rupture_trace.gpkg`` unless ``new_trace``,
     else extracted), stacked profiles, and ``rupture_trace.gpkg`` (unless it is the run's own, left untouched so
@@ -431,7 +471,8 @@ class Profile:
 
 
 def profile_along_line(run: RunData, line: np.ndarray, width: float = 0.0, exclude: float | None = None,
-                       trace: list[np.ndarray] | None = None, fault_m: float | None = None, corr_px: float = 1.0
+                       trace: list[np.ndarray] | None = None, fault_m: float | None = None,
+                       corr_px: float | None = None
                        ) -> Profile:
     """Profile along a drawn line ((k >= 2, 2) map coordinates; its first and last points are used), stacked over
     ``width`` metres. The fault crossing is ``fault_m`` (metres from the line's start) when given, else where the

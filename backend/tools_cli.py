@@ -129,8 +129,9 @@ def register(subparsers) -> None:  # noqa: ANN001 - argparse's _SubParsersAction
     p.add_argument("--width", type=float, required=True, metavar="M", help="stack width along the fault (m)")
     p.add_argument("--exclude", type=float, default=None, metavar="M",
                    help="ignore samples within this distance of the trace (m; default 3 pixels)")
-    p.add_argument("--corr-px", type=float, default=1.0,
-                   help="error correlation length in pixels for the sigmas (default 1 = independent pixels)")
+    p.add_argument("--corr-px", type=float, default=None,
+                   help="error correlation length in pixels for the sigmas (1 = independent pixels; default: "
+                        "measured on each stack's residuals)")
     p.add_argument("--no-plot", action="store_true", help="skip slip_along_strike.png")
     p.add_argument("--out-dir", default=None, metavar="DIR", help="write the files here instead of RUN_DIR")
     p.add_argument("--new-trace", action="store_true",
