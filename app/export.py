@@ -11,6 +11,7 @@ shapefiles (with ``.qml`` styles) for the vectors. Main thread (it makes QGIS la
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ def _raster_tables(run_dir: Path) -> list[tuple[Path, int, str]]:
         ds = gdal.Open(str(tif))
         if ds is None:
             continue
-        names = BAND_NAMES.get(tif.stem, [])
+        base = re.sub(r"_\d+$", "", tif.stem)  # per-interferogram files: los_displacement_2 -> los_displacement
+        names = BAND_NAMES.get(tif.stem, BAND_NAMES.get(base, []))
         for b in range(1, ds.RasterCount + 1):
             suffix = names[b - 1] if b <= len(names) else (f"b{b}" if ds.RasterCount > 1 else "")
             out.append((tif, b, f"{tif.stem}_{suffix}" if suffix else tif.stem))

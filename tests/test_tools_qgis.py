@@ -155,3 +155,21 @@ def test_exported_run_arrows_keep_their_direction_in_a_shapefile(qgis_app, qgis_
     src = QgsVectorLayer(f"{tmp_path / 'e.gpkg'}|layername=displacement_arrows", "s", "ogr")
     g = next(src.getFeatures())
     assert f["azimuth_de"] == pytest.approx(g["azimuth_deg"])
+
+
+def test_export_names_the_bands_of_every_interferogram(qf_plugin_pkg, tmp_path) -> None:
+    """Several interferograms: los_displacement_2.tif's bands are exported as ..._2_fused / ..._2_from_phase like
+    the first interferogram's, not as anonymous b1 / b2."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+    from quakefusion.app.export import _raster_tables
+
+    prof = dict(driver="GTiff", width=4, height=4, dtype="float32", crs="EPSG:32634",
+                transform=Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4400000.0))
+    for name in ("los_displacement.tif", "los_displacement_2.tif"):
+        with rasterio.open(tmp_path / name, "w", count=2, **prof) as ds:
+            ds.write(np.zeros((2, 4, 4), np.float32))
+    tables = [t for _tif, _b, t in _raster_tables(tmp_path)]
+    assert tables == ["los_displacement_fused", "los_displacement_from_phase", "los_displacement_2_fused",
+                      "los_displacement_2_from_phase"]
