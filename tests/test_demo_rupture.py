@@ -2,7 +2,7 @@
 whole pipeline: near the rupture the fused east/north beat OpenCV DIS on the same optical pair and predicting zero,
 and the offset across the fault (fault-parallel, 50-500 m either side) is read within 10 % of the truth.
 
-Measured with model 0.3.0: 0.103 px (1.03 m at 10 m) against DIS 0.137 px and zero 0.329 px; step 5.94 m against
+Measured with model 0.4.0: 0.105 px (1.05 m at 10 m) against DIS 0.137 px and zero 0.329 px; step 5.94 m against
 6.36 m true (-7 %; DIS 6.04 m). (0.2.0: 0.066 px, step 6.39 m.)
 """
 
