@@ -190,7 +190,7 @@ def run_demo(out: Path, device: str = "auto", model: Path | None = None) -> int:
         print(f"    {comp:5s} rmse {rmse:6.1f} cm   (truth rms {rms:.1f} cm)")
     print(f"    (at {b['pixel_size_m']:g} m pixels the true horizontal motion is at most "
           f"{b['truth_horizontal_p99_px']:.3f} px (p99), below the optical/SAR per-pixel noise floor of ~0.02-0.05 px: "
-          f"models since 0.3.0 have no pull towards zero, so the estimate here is that noise and its sigma says so; see "
+          f"since 0.3.0 no model pulls towards zero, so the estimate here is that noise and its sigma says so; see "
               "models/MODEL_CARD.md)")
     print(f"    unwrapping: {b['exact_cycle_share'] * 100:.2f} % of unwrapped pixels with the right cycle "
           f"({b['unwrapped_coverage'] * 100:.1f} % unwrapped, rest masked); cross-rupture cycle error "
