@@ -34,6 +34,13 @@ def test_zip_layout_and_size(tmp_path: Path) -> None:
     if (ROOT / "models" / "quakefusion.onnx").exists():
         assert "quakefusion/models/quakefusion.onnx" in names
     assert not any(n.startswith("quakefusion/models/") and n.endswith(".py") for n in names)
+    # the Help button opens docs/user_guide.md of the installed plugin: every picture it shows is shipped with it
+    import re
+
+    pictures = re.findall(r"\(img/([\w.-]+\.png)\)", (ROOT / "docs" / "user_guide.md").read_text())
+    assert len(pictures) >= 5
+    for pic in pictures:
+        assert f"quakefusion/docs/img/{pic}" in names, pic
 
 
 @pytest.mark.slow

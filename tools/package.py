@@ -22,7 +22,7 @@ MAX_BYTES = 25 * 1024 * 1024
 INCLUDE = [
     "metadata.txt", "__init__.py", "plugin.py", "icon.png", "resources.qrc", "LICENSE", "README.md",
     "requirements.txt", "ui/*", "app/*", "backend/*", "models/quakefusion.onnx", "models/MODEL_CARD.md", "docs/*.md",
-    "resources/*.qpt",
+    "docs/img/*.png", "resources/*.qpt",
 ]
 EXCLUDE = ["tests/*", "benchmarks/*", "tools/*", "data/*", ".ci/*", "*/__pycache__/*", "*.pyc"]
 
