@@ -253,8 +253,9 @@ def _en_metrics(acc: _Acc, en_px: np.ndarray, rec: dict, sel: np.ndarray, near: 
 
 
 def _fault_metrics(acc: _Acc, en_px: np.ndarray, rec: dict, sel: np.ndarray, near: np.ndarray,
-                   frame: dict, cfg: dict) -> None:
-    """Steps on profiles (true and estimated, px and m), jumps across +-3 px, per-scene slope."""
+                   frame: dict, cfg: dict, weights: np.ndarray | None = None) -> None:
+    """Steps on profiles (true and estimated, px and m), jumps across +-3 px, per-scene slope; with ``weights``
+    (network rows: ``_inverse_variance_fp``) also the step as the offsets tool reads it, on the same profiles."""
     ps = rec["pixel_size_m"]
     est = fm.fault_parallel(en_px, frame)
     true = fm.fault_parallel(rec["truth_enu"][:2] / ps, frame)
@@ -273,6 +274,9 @@ def _fault_metrics(acc: _Acc, en_px: np.ndarray, rec: dict, sel: np.ndarray, nea
     acc.keep("step_ps_m", np.full(int(ok.sum()), ps))
     acc.keep("jump3_est_px", (jp - jm)[ok])
     acc.keep("jump3_true_px", (up - um)[ok])
+    if weights is not None:
+        wp, wm = fm.side_means(est, frame, bins, nb, sel, inner, outer, 10, weights=weights)
+        acc.keep("wstep_est_px", (wp - wm)[ok])
     m = sel & near
     if m.sum() >= 50:
         x = true[m]
@@ -280,25 +284,11 @@ def _fault_metrics(acc: _Acc, en_px: np.ndarray, rec: dict, sel: np.ndarray, nea
             acc.keep("slope", fm.robust_slope(x, est[m]))
 
 
-def _weighted_step(acc: _Acc, en_px: np.ndarray, sig_m: np.ndarray, rec: dict, sel: np.ndarray, frame: dict,
-                   cfg: dict) -> None:
-    """The step as the offsets tool reads it (``backend/offsets.py``): side means weighted by 1 / sigma^2 of the
-    fault-parallel component; kept on the same profiles as the unweighted step (network rows only)."""
-    ps = rec["pixel_size_m"]
+def _inverse_variance_fp(sig_m: np.ndarray, frame: dict, ps: float) -> np.ndarray:
+    """1 / sigma^2 (px^-2) of the fault-parallel component, from a (3, H, W) sigma in metres: the weights the
+    offsets tool (``backend/offsets.py``) reads a profile with."""
     te, tn = frame["unit_en"]
-    sig_fp = np.hypot(te * sig_m[0], tn * sig_m[1]) / ps
-    w = 1.0 / np.maximum(sig_fp, 1e-3) ** 2
-    est = fm.fault_parallel(en_px, frame)
-    true = fm.fault_parallel(rec["truth_enu"][:2] / ps, frame)
-    inner, outer = cfg.get("step_window_m", [50.0, 500.0])
-    bins, nb = fm.profile_bins(frame, ps, float(cfg.get("profile_px", 16)))
-    if nb == 0:
-        return
-    sp, sm = fm.side_means(est, frame, bins, nb, sel, inner, outer, 10, weights=w)
-    tp, tm = fm.side_means(true, frame, bins, nb, sel, inner, outer, 10)
-    ok = np.isfinite(tp - tm) & np.isfinite(fm.side_means(est, frame, bins, nb, sel, inner, outer, 10)[0])
-    ok &= np.isfinite(fm.side_means(est, frame, bins, nb, sel, inner, outer, 10)[1])
-    acc.keep("wstep_est_px", np.where(np.isfinite(sp - sm), sp - sm, np.nan)[ok])
+    return 1.0 / np.maximum(np.hypot(te * sig_m[0], tn * sig_m[1]) / ps, 1e-3) ** 2
 
 
 def _sigma_metrics(acc: _Acc, enu: np.ndarray, sig: np.ndarray, rec: dict, sel: np.ndarray) -> None:
@@ -409,10 +399,11 @@ def evaluate(cfg: dict[str, Any], model_path: Path) -> dict[str, Any]:
         near = rec["distance_to_rupture_m"] <= near_m
         frame = fm.fault_frame((H, W), ps, float(rec["strike_deg"]), rec["trace_segments"])
 
-        def score(name: str, en_px: np.ndarray, ctx: tuple = (rec, sel, near, frame)) -> _Acc:
+        def score(name: str, en_px: np.ndarray, weights: np.ndarray | None = None,
+                  ctx: tuple = (rec, sel, near, frame)) -> _Acc:
             acc = accs.setdefault(name, _Acc())
             _en_metrics(acc, en_px, *ctx[:3])
-            _fault_metrics(acc, en_px, *ctx, cfg)
+            _fault_metrics(acc, en_px, *ctx, cfg, weights)
             return acc
 
         # reference: predicting no displacement
@@ -439,7 +430,7 @@ def evaluate(cfg: dict[str, Any], model_path: Path) -> dict[str, Any]:
             out = model.run(rec, combo)
             timing["model_s"] += time.time() - t
             enu, sig = out["displacement"], out["sigma"]
-            acc = score(model_name(combo), enu[:2] / ps)
+            acc = score(model_name(combo), enu[:2] / ps, _inverse_variance_fp(sig, frame, ps))
             err = enu - rec["truth_enu"]
             acc.add("sq3d_m", (err ** 2).sum(0)[sel])
             los_err = enu_to_los(err[0], err[1], err[2], rec["los_unit_vector"])
@@ -449,7 +440,6 @@ def evaluate(cfg: dict[str, Any], model_path: Path) -> dict[str, Any]:
                 acc.add(f"los_ok_{name}", (np.abs(los_err[m]) < lam4).astype(np.float64))
                 acc.add(f"los_sq_lam4_{name}", (los_err[m] / lam4) ** 2)
             _sigma_metrics(acc, enu, sig, rec, sel)
-            _weighted_step(acc, enu[:2] / ps, sig, rec, sel, frame, cfg)
             if "rupture_probability" in out:
                 _rupture_metrics(acc, out["rupture_probability"], rec, sel)
         tf = fm.fault_parallel(rec["truth_enu"][:2] / ps, frame)
