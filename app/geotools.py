@@ -30,7 +30,7 @@ class ToolParams:
 
     trace: str | None = None  # a line layer file, or None (run's trace, else extracted)
     new_trace: bool = False  # extract afresh even when rupture_trace.gpkg exists
-    method: str = "auto"  # trace extraction: auto | probability | step | both
+    method: str = "auto"  # trace extraction: auto | probability | step | both | line
     spacing: float = 500.0
     length: float = 2000.0
     width: float = 200.0
@@ -50,14 +50,15 @@ def _trace_params(p: ToolParams):  # noqa: ANN202
 
 def run_trace(run_dir: Path, p: ToolParams) -> dict[str, Path]:
     from backend.geodata import load_run
-    from backend.trace import TRACE_FILE, extract_trace, read_trace, write_trace
+    from backend.trace import TRACE_FILE, extract_trace_stats, read_trace, write_trace
 
     run = load_run(run_dir)
+    stats = None
     if p.trace:
         lines, source = read_trace(p.trace, run.crs_wkt), "user"
     else:
-        lines, source = extract_trace(run, _trace_params(p))
-    return {"trace": write_trace(Path(run_dir) / TRACE_FILE, lines, run.crs_wkt, source)}
+        lines, source, stats = extract_trace_stats(run, _trace_params(p))
+    return {"trace": write_trace(Path(run_dir) / TRACE_FILE, lines, run.crs_wkt, source, stats)}
 
 
 def run_offsets(run_dir: Path, p: ToolParams) -> dict[str, Path]:

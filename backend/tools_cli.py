@@ -31,30 +31,40 @@ Signs: t = trace direction, n = its right-hand normal, R/L = right/left side:
 
 def _add_trace_args(ap: argparse.ArgumentParser) -> None:
     g = ap.add_argument_group("trace extraction (when no trace is given)")
-    g.add_argument("--method", choices=["auto", "probability", "step", "both"], default="auto",
-                   help="auto = rupture_probability.tif when present, else the displacement step")
+    g.add_argument("--method", choices=["auto", "probability", "step", "both", "line"], default="auto",
+                   help="auto = rupture_probability.tif when it forms a trace, else the line search (the long "
+                        "line with the most significant, consistent displacement step); step = pixel-wise step map")
     g.add_argument("--prob-threshold", type=float, default=0.5, help="rupture probability threshold (0..1)")
     g.add_argument("--step-threshold", type=float, default=None, metavar="M",
                    help="displacement step threshold (m; default automatic)")
     g.add_argument("--min-length", type=float, default=None, metavar="M", help="shortest trace kept (m)")
+    g.add_argument("--min-signif", type=float, default=1.15, metavar="R",
+                   help="line search: a trace's step must be R times the largest of shuffled copies of the data "
+                        "(default 1.15; lower it to see weaker candidates, with their 'signif' attribute)")
 
 
 def _trace_params(a: argparse.Namespace):  # noqa: ANN202
     from .trace import TraceParams
+    from .trace_search import LineSearchParams
 
     return TraceParams(method=a.method, prob_threshold=a.prob_threshold, step_threshold_m=a.step_threshold,
-                       min_length_m=a.min_length)
+                       min_length_m=a.min_length, line=LineSearchParams(min_ratio=a.min_signif))
 
 
 def _cmd_trace(a: argparse.Namespace) -> int:
     from .geodata import load_run
-    from .trace import TRACE_FILE, extract_trace, write_trace
+    from .trace import TRACE_FILE, extract_trace_stats, write_trace
 
     run = load_run(a.run_dir)
-    lines, source = extract_trace(run, _trace_params(a))
+    lines, source, stats = extract_trace_stats(run, _trace_params(a))
     out = Path(a.out) if a.out else Path(a.run_dir) / TRACE_FILE
-    write_trace(out, lines, run.crs_wkt, source)
+    write_trace(out, lines, run.crs_wkt, source, stats)
     print(f"{len(lines)} trace(s) from {source}: {out}")
+    for i, st in enumerate(stats, start=1):
+        if st:
+            print(f"trace {i}: step significance z {st['step_z']:.1f}, {st['signif']:.2f} times the largest of "
+                  "shuffled copies of the data (accepted from 1.15; below 1.3 the data support it only weakly: "
+                  "check it against the maps)")
     return 0
 
 

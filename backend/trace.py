@@ -25,7 +25,7 @@ layer of a user's file (GeoPackage, shapefile, GeoJSON; any CRS, reprojected to 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,7 @@ from .geodata import (
     simplify,
     write_layers,
 )
+from .trace_search import LineSearchParams, search_lines
 
 TRACE_FILE = "rupture_trace.gpkg"
 TRACE_LAYER = "rupture_trace"
@@ -54,7 +55,8 @@ SEGMENT_LAYER = "trace_seg"
 class TraceParams:
     """Parameters of :func:`extract_trace` (see the module docstring). Lengths in pixels unless named ``_m``."""
 
-    method: str = "auto"  # auto (probability when present, else step map) | probability | step | both
+    method: str = "auto"  # auto (probability when it finds a trace, else line search) | probability | step |
+    # both | line
     prob_threshold: float = 0.5
     step_px: int = 2
     smooth_px: float = 1.0  # Gaussian pre-smoothing of the displacement for the step map (noise)
@@ -64,6 +66,7 @@ class TraceParams:
     min_length_m: float | None = None  # default: 20 pixels
     simplify_px: float = 1.0
     join_gap_px: float = 15.0
+    line: LineSearchParams = field(default_factory=LineSearchParams)  # method "line" (backend/trace_search.py)
 
 
 def step_map(disp: np.ndarray, step_px: int = 2, smooth_px: float = 0.0) -> np.ndarray:
@@ -246,7 +249,49 @@ def extract_trace(run: RunData, params: TraceParams | None = None) -> tuple[list
     """Rupture trace polylines ((k, 2) map coordinates of the run's grid, oriented eastwards) and the source used.
 
     Raises :class:`ToolsError` when nothing long enough is found (with the thresholds to try)."""
+    lines, source, _ = extract_trace_stats(run, params)
+    return lines, source
+
+
+def extract_trace_stats(run: RunData, params: TraceParams | None = None
+                        ) -> tuple[list[np.ndarray], str, list[dict]]:
+    """:func:`extract_trace` and, per polyline, what supports it: ``{"step_z": z, "signif": z / z_null}`` for the line
+    search (backend/trace_search.py), empty dicts for the mask methods. ``auto`` uses the rupture probability
+    when the run has it and it yields a trace, else the line search (the source then says why)."""
     p = params or TraceParams()
+    if p.method == "line" or (p.method == "auto" and run.prob is None):
+        return _line_trace(run, p, "line")
+    if p.method == "auto":
+        try:
+            lines, source = _mask_trace(run, replace(p, method="probability"))
+            return lines, source, [{} for _ in lines]
+        except ToolsError:
+            return _line_trace(run, p, f"line (rupture probability never forms a trace at {p.prob_threshold})")
+    lines, source = _mask_trace(run, p)
+    return lines, source, [{} for _ in lines]
+
+
+def _line_trace(run: RunData, p: TraceParams, source: str) -> tuple[list[np.ndarray], str, list[dict]]:
+    pix = run.pixel_size
+    min_px = (p.min_length_m / pix) if p.min_length_m else 20.0
+    found = search_lines(run.disp, run.sigma, p.line)
+    lines, stats = [], []
+    for tr in found:
+        x, y = run.xy(tr.rc[:, 0], tr.rc[:, 1])
+        line = orient(np.column_stack([x, y]))
+        if cumulative_length(line)[-1] >= min_px * pix:
+            lines.append(line)
+            stats.append({"step_z": round(tr.z, 2), "signif": round(tr.signif, 2)})
+    if not lines:
+        raise ToolsError(f"no rupture trace found (line search: no line of at least "
+                         f"{p.line.min_length_frac:.0%} of the raster whose step is {p.line.min_ratio:g} times "
+                         "the largest of shuffled copies of the data, with the same sense of slip all along it). "
+                         "The displacement may be too noisy for its step. "
+                         "Fix: draw or load the trace.", "trace")
+    return lines, source, stats
+
+
+def _mask_trace(run: RunData, p: TraceParams) -> tuple[list[np.ndarray], str]:
     pix = run.pixel_size
     min_px = (p.min_length_m / pix) if p.min_length_m else 20.0
     mask, source = rupture_mask(run, p)
@@ -275,26 +320,31 @@ def segment_strikes(line: np.ndarray) -> np.ndarray:
     return azimuth_deg(d[:, 0], d[:, 1])
 
 
-def trace_layers(lines: list[np.ndarray], source: str) -> list[Layer]:
-    """The ``rupture_trace`` polyline layer and the ``trace_seg`` segment layer."""
+def trace_layers(lines: list[np.ndarray], source: str, stats: list[dict] | None = None) -> list[Layer]:
+    """The ``rupture_trace`` polyline layer and the ``trace_seg`` segment layer. ``stats``: per line, the line
+    search's ``step_z`` (significance of the step over the whole line) and ``signif`` (that z over the largest
+    z of shuffled copies of the data: accepted from 1.15; backend/trace_search.py); empty (NULL) for drawn
+    traces and the mask methods."""
     poly = Layer(TRACE_LAYER, "LineString", {"trace_id": "int", "strike": "real", "length_m": "real",
-                                             "source": "str"})
+                                             "source": "str", "step_z": "real", "signif": "real"})
+    stats = stats or [{} for _ in lines]
     segs = Layer(SEGMENT_LAYER, "LineString", {"trace_id": "int", "seg_id": "int", "strike": "real",
                                                "length_m": "real", "along_m": "real"})
     for i, line in enumerate(lines, start=1):
         cl = cumulative_length(line)
         de, dn = line[-1] - line[0]
         poly.features.append((line, {"trace_id": i, "strike": float(azimuth_deg(de, dn)), "length_m": cl[-1],
-                                     "source": source}))
+                                     "source": source, **stats[i - 1]}))
         for k, s in enumerate(segment_strikes(line)):
             segs.features.append((line[k:k + 2], {"trace_id": i, "seg_id": k + 1, "strike": float(s),
                                                   "length_m": cl[k + 1] - cl[k], "along_m": cl[k]}))
     return [poly, segs]
 
 
-def write_trace(path: str | Path, lines: list[np.ndarray], crs_wkt: str, source: str = "user") -> Path:
+def write_trace(path: str | Path, lines: list[np.ndarray], crs_wkt: str, source: str = "user",
+                stats: list[dict] | None = None) -> Path:
     """Write ``rupture_trace.gpkg`` (layers ``rupture_trace`` and ``trace_seg``) in ``crs_wkt``."""
-    return write_layers(path, trace_layers(lines, source), crs_wkt)[0]
+    return write_layers(path, trace_layers(lines, source, stats), crs_wkt)[0]
 
 
 def read_trace(path: str | Path, crs_wkt: str, layer: str | None = None) -> list[np.ndarray]:

@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="folder for the run folders (default: a temporary one)")
     ap.add_argument("--model", nargs="?", const="models/quakefusion.onnx", default=None,
                     help="also measure on the output of this ONNX model run through the pipeline")
+    ap.add_argument("--reuse", action="store_true", help="reuse OUT/model/results when it holds a finished run")
     a = ap.parse_args(argv)
     pix = a.pixel
     scene = simulate_scene(7, size=(a.size, a.size), pixel_size_m=pix)
@@ -94,10 +95,13 @@ def main(argv: list[str] | None = None) -> int:
                                                                       noise_m=noise, seed=1)))
             for noise in (0.0, 0.05)]
     if a.model:
-        runs.append((f"model {Path(a.model).name}", load_run(model_run(scene, root / "model", Path(a.model)))))
+        done = root / "model" / "results"
+        if not (a.reuse and (done / "run.json").exists()):
+            done = model_run(scene, root / "model", Path(a.model))
+        runs.append((f"model {Path(a.model).name}", load_run(done)))
     true_lines = [np.asarray(seg, float) for seg in true_trace_lines(scene, runs[0][1])]
     for label, run in runs:
-        for method in ("probability", "step", "true trace"):
+        for method in ("probability", "step", "line", "true trace"):
             if method == "true trace":
                 if not label.startswith("model"):
                     continue

@@ -1,0 +1,68 @@
+"""Rupture trace by line search (backend/trace_search.py): finds a long consistent step in correlated noise,
+refuses correlated noise alone, and follows the simulated Mw 6.9 trace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from backend.geodata import ToolsError, load_run
+from backend.trace import TraceParams, extract_trace_stats
+from backend.trace_search import LineSearchParams, search_lines
+
+from .test_trace import share_within
+
+
+def correlated_noise(seed: int, n: int = 384, corr_px: float = 12.0) -> np.ndarray:
+    """(3, n, n) Gaussian noise smoothed over ``corr_px`` pixels (blobs like a correlator's), unit std."""
+    rng = np.random.default_rng(seed)
+    d = np.stack([ndimage.gaussian_filter(rng.normal(size=(n, n)), corr_px) for _ in range(3)])
+    return d / d.std(axis=(1, 2), keepdims=True)
+
+
+def line_distance(rc: np.ndarray, r0: float, slope: float) -> np.ndarray:
+    """Distance (px) of polyline points (row, col) from the line row = r0 + slope * col."""
+    return np.abs(rc[:, 0] - r0 - slope * rc[:, 1]) / np.hypot(1.0, slope)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 9])
+def test_correlated_noise_alone_gives_no_trace(seed):
+    # the most significant line of pure noise is no more significant than those of shuffled copies of it
+    assert search_lines(correlated_noise(seed), None, LineSearchParams(max_traces=1)) == []
+
+
+@pytest.mark.parametrize("seed", [5, 8])
+def test_a_step_in_correlated_noise_is_found_where_it_is(seed):
+    d = correlated_noise(seed)
+    rr, cc = np.mgrid[0:384, 0:384]
+    d[0] += 6.0 * (rr > 150 + 0.4 * cc)  # an east step (6 x the pixel noise) along row = 150 + 0.4 col
+    found = search_lines(d, None, LineSearchParams(max_traces=2))
+    assert len(found) == 1  # and no second trace
+    tr = found[0]
+    assert tr.signif >= 1.15
+    assert np.median(line_distance(tr.rc, 150.0, 0.4)) <= 2.0
+    assert abs(abs(tr.step[0]) - 6.0) < 1.0 and abs(tr.step[1]) < 1.2  # the step vector: east
+    assert np.ptp(tr.rc[:, 1]) > 250  # runs across the raster (its 32-px border excluded)
+
+
+def test_line_method_follows_the_true_mw69_trace(mw69_run, mw69_scene):
+    run = load_run(mw69_run)
+    lines, source, stats = extract_trace_stats(run, TraceParams(method="line"))
+    assert source == "line" and len(lines) == 1
+    assert share_within(run, mw69_scene, lines) >= 0.9
+    de, dn = lines[0][-1] - lines[0][0]
+    assert abs(np.degrees(np.arctan2(de, dn)) - mw69_scene.params["event_params"]["strike_deg"]) < 1.0
+    assert stats[0]["signif"] >= 2
+
+
+def test_auto_falls_back_to_the_line_search_and_says_why(mw69_run):
+    run = load_run(mw69_run)
+    run.prob = np.zeros_like(run.prob)  # a model whose rupture probability never reaches the threshold
+    lines, source, stats = extract_trace_stats(run)
+    assert source.startswith("line (rupture probability never forms a trace")
+    assert stats[0]["signif"] >= 2
+    run.disp = correlated_noise(1, n=run.disp.shape[1])[:, :, :run.disp.shape[2]].astype(np.float32)
+    run.sigma = None
+    with pytest.raises(ToolsError, match="no rupture trace found .line search"):
+        extract_trace_stats(run)
