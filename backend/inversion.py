@@ -36,7 +36,12 @@ LOS offsets ``c_k`` (the InSAR reference, one per unwrapping *region* when ``reg
 since regions have unknown relative cycle counts; region 0 is not used): ``los_offset="far_field"`` (default)
 estimates each as the median of ``d_k - l_k . u_h`` over the region's *far-field* pixels, ``u_h`` = the
 horizontal estimate (U from ``up`` if given, else 0): pixels in ``far_field`` (a boolean raster), else those whose
-horizontal estimate is insignificant (``|u_h| < 2 sigma`` and below 5 cm); a region with fewer than 20 such pixels
+horizontal estimate *averaged over 9 x 9 pixels* is insignificant (``|mean u_h| < 2 sigma / 9`` and below 5 cm).
+The average matters: choosing pixels on their own noisy ``u_h`` and then subtracting that same ``u_h`` keeps the
+true motion of moving pixels whose noise happens to cancel it, a bias of the order of the estimate's sigma times the
+LOS's east component, opposite for ascending and descending, that the offset's sigma does not contain (on the 20
+simulated ruptures of bench_mcf it left east with only 0.56 of its errors within 1 sigma, 0.16-0.48 on some
+scenes, median error 1-2 sigma). A region with fewer than 20 such pixels
 uses all its pixels (then the offset leans on the horizontal/vertical estimate's accuracy, averaged over the
 region). Its uncertainty (1.25 x 1.4826 MAD / sqrt(n)) is added to ``sigma_k`` (common to the region's pixels,
 so the per-pixel sigma stays honest). Without a horizontal estimate and without ``far_field`` the offsets are 0
@@ -49,6 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from .conventions import phase_to_los
 
@@ -57,6 +63,7 @@ PRIOR_SIGMA_M = 10.0
 ATMOSPHERE_SIGMA_M = 0.01
 LOS_SIGMA_FLOOR_M = 1e-3  # no LOS is trusted below 1 mm (and the 3x3 system stays well conditioned)
 PRIOR_DOMINATED = 0.5  # posterior sigma / prior sigma above which a component is set by the prior
+FAR_WINDOW = 9  # px: far-field pixels are chosen on the horizontal estimate averaged over 9 x 9 (noise / 9)
 
 
 def cramer_rao_phase_sigma(coherence: np.ndarray, nlooks: float) -> np.ndarray:
@@ -138,6 +145,14 @@ def _vec(v: np.ndarray, sl: slice, shape: tuple[int, int]) -> np.ndarray:
     return v[:, sl]
 
 
+def _nan_mean_filter(a: np.ndarray, size: int) -> np.ndarray:
+    """Mean of the finite values over ``size`` x ``size`` (NaN where none)."""
+    ok = np.isfinite(a)
+    num = ndimage.uniform_filter(np.where(ok, a, 0.0), size)
+    den = ndimage.uniform_filter(ok.astype(np.float64), size)
+    return np.where(den > 1e-6, num / np.where(den > 1e-6, den, 1.0), np.nan)
+
+
 def _offsets(d: np.ndarray, l: np.ndarray, horiz: Horizontal | None, far: np.ndarray | None,
              regions: np.ndarray | None, min_px: int = 20) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
     """Per-pixel offset and its 1-sigma (m) of one LOS: one value per region (whole raster without regions).
@@ -160,8 +175,12 @@ def _offsets(d: np.ndarray, l: np.ndarray, horiz: Horizontal | None, far: np.nda
         up = np.zeros(shape) if horiz.up is None else np.nan_to_num(np.asarray(horiz.up, np.float64))
         pred = l[0] * e + l[1] * n + l[2] * up
         if far is None:
-            mag = np.hypot(e, n)
-            far = (mag < 2 * np.hypot(se, sn)) & (mag < 0.05)
+            # select on the estimate averaged over FAR_WINDOW x FAR_WINDOW, not on the pixel's own value: selecting
+            # pixels whose *noisy* estimate is small and then subtracting that same estimate leaves the true
+            # horizontal motion of the selected pixels in the offset (noise ~ -truth there), a bias of the order of
+            # the estimate's sigma, of opposite sign for ascending and descending (-> east)
+            mag = np.hypot(_nan_mean_filter(e, FAR_WINDOW), _nan_mean_filter(n, FAR_WINDOW))
+            far = (mag < 2 * np.hypot(se, sn) / FAR_WINDOW) & (mag < 0.05)
     else:
         pred = np.zeros(shape)
     r = d - pred
