@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from affine import Affine
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
@@ -277,3 +278,74 @@ def test_cli_run_uses_the_product_geometry(tmp_path: Path, tiny_model: Path, mon
         assert np.allclose(ds.read(1), 40.0, atol=1e-4)
     with rasterio.open(out / "unwrapped_phase.tif") as ds:
         assert np.isfinite(ds.read(1)).mean() > 0.9
+
+
+def test_cli_asc_licsar_plus_desc_hyp3_equals_the_explicit_options(tmp_path: Path, tiny_model: Path,
+                                                                    monkeypatch) -> None:
+    """Ascending as a LiCSAR folder, descending as a HyP3 product (look-vector angles): the run gives the same
+    east/north/up as the same rasters given with --phase/--coherence/--los-vector (ground -> satellite E/N/U)."""
+    from models.scene import simulate_scene
+    from models.sim_tracks import render_tracks
+
+    monkeypatch.setenv("QUAKEFUSION_CACHE", str(tmp_path / "cache"))
+    s = simulate_scene(3, size=(96, 96), pixel_size_m=60.0, overrides={"mw_range": (6.0, 6.2)})
+    asc, desc = render_tracks(s, tracks=(("ascending", "C"), ("descending", "C")), seed=3)
+    t, crs = Affine(*s.transform), f"EPSG:{s.crs}"
+    ref: dict[str, list[str]] = {"--phase": [], "--coherence": [], "--los-vector": []}
+    for tr, kind in ((asc, "licsar"), (desc, "hyp3")):
+        sign = tr.phase_sign  # the products' sign is +1
+        phase = (tr.wrapped_phase if sign == 1 else -tr.wrapped_phase).astype(np.float32)
+        v = np.broadcast_to(np.asarray(tr.los_unit_vector, np.float32), (3, *phase.shape))
+        if kind == "licsar":
+            d = tmp_path / FRAME / "interferograms" / PAIR
+            ph = _tif(d / f"{PAIR}.geo.diff_pha.tif", phase, transform=t, crs=crs)
+            co = _tif(d / f"{PAIR}.geo.cc.tif", tr.coherence.astype(np.float32), transform=t, crs=crs)
+            enu = [_tif(tmp_path / FRAME / "metadata" / f"{FRAME}.geo.{c}.tif", np.ascontiguousarray(v[i]),
+                        transform=t, crs=crs) for i, c in enumerate("ENU")]
+            lic = d
+        else:
+            d = tmp_path / HYP3
+            ph = _tif(d / f"{HYP3}_wrapped_phase.tif", phase, transform=t, crs=crs)
+            co = _tif(d / f"{HYP3}_corr.tif", tr.coherence.astype(np.float32), transform=t, crs=crs)
+            _tif(d / f"{HYP3}_lv_theta.tif", np.arcsin(v[2]).astype(np.float32), 0.0, t, crs)
+            _tif(d / f"{HYP3}_lv_phi.tif", np.arctan2(v[1], v[0]).astype(np.float32), 0.0, t, crs)
+            enu = [_tif(tmp_path / "ref" / f"desc_{c}.tif", np.ascontiguousarray(v[i]), transform=t, crs=crs)
+                   for i, c in enumerate("ENU")]
+        ref["--phase"].append(str(ph))
+        ref["--coherence"].append(str(co))
+        ref["--los-vector"].append(",".join(map(str, enu)))
+    common = ["--model", str(tiny_model), "--tile", "64", "--overlap", "16", "--quiet"]
+    p = run_backend("estimate", "--insar-product", str(lic), "--insar-product", str(tmp_path / HYP3),
+                    "--out", str(tmp_path / "prod"), *common)
+    assert p.returncode == 0, p.stderr
+    argv = [x for k, vals in ref.items() for v in vals for x in (k, v)]
+    q = run_backend("estimate", *argv, "--wavelength", str(SENTINEL1_WAVELENGTH_M), "--phase-sign", "1",
+                    "--out", str(tmp_path / "ref_out"), *common)
+    assert q.returncode == 0, q.stderr
+    with rasterio.open(tmp_path / "prod" / "displacement.tif") as a, \
+            rasterio.open(tmp_path / "ref_out" / "displacement.tif") as b:
+        da, db = a.read(), b.read()
+    ok = np.isfinite(db[0])
+    assert ok.mean() > 0.8 and np.array_equal(np.isfinite(da[0]), ok)  # asc + desc constrain east
+    assert np.allclose(da[:, ok], db[:, ok], atol=1e-5, equal_nan=True) and np.abs(db[0, ok]).max() > 0.01
+
+
+# ------------------------------------------------------------------------------------------ Processing (app/runner)
+def test_processing_runspec_products_become_interferograms(tmp_path: Path, monkeypatch) -> None:
+    from app.runner import RunSpec, build_config, problems
+
+    monkeypatch.setenv("QUAKEFUSION_CACHE", str(tmp_path / "cache"))
+    pair, hyp = _licsar(tmp_path / "l"), _hyp3(tmp_path / "h")
+    spec = RunSpec(out_root=tmp_path / "out", run_name="r", incidence_deg=39.0, heading_deg=-12.0,
+                   products=[str(pair), str(hyp)])
+    cfg = build_config(spec, tmp_path / "out" / "r")
+    lic, h3 = cfg.ifgs()
+    assert Path(lic.phase.path).name == f"{PAIR}.geo.diff_pha.tif" and isinstance(lic.los_vector, tuple)
+    assert str(h3.incidence_deg.path).endswith(".vrt") and h3.wavelength_m == SENTINEL1_WAVELENGTH_M
+    assert Path(cfg.dem.path).name == f"{FRAME}.geo.hgt.tif"
+    assert problems(spec, str.upper) == []
+    (tmp_path / "h" / HYP3 / f"{HYP3}_lv_theta.tif").unlink()
+    found = problems(spec, str.upper)
+    assert found[0].input == "insar_product" and f"{HYP3}_lv_theta.tif" in found[0].message
+    with pytest.raises(PipelineError, match="lv_theta"):
+        build_config(spec, tmp_path / "out" / "r")
