@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,9 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
                 "MORE_PHASES with their coherences, LOS-vector rasters and comma-separated wavelengths, signs and "
                 "angles (one value applies to all; empty = as the first). Each is unwrapped (MCF) and east/north/up "
                 "are re-estimated from all of them; components the data do not constrain are NaN. "
+                "INSAR_PRODUCTS: LiCSAR interferogram folders or unzipped ASF HyP3 products (';'-separated) add one "
+                "interferogram each, with the product's coherence, line of sight (LiCSAR E/N/U files, HyP3 look "
+                "vectors), Sentinel-1 wavelength and sign +1, and its DEM when no DEM layer is given. "
                 "Writes GeoTIFFs, styles (.qml) and run.json into a new sub-folder of the output folder.")
 
     def icon(self) -> QIcon:
@@ -187,6 +191,9 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
                                                      [s[0] for s in SIGNS], defaultValue=0))
         self.addParameter(QgsProcessingParameterRasterLayer("LOS_VECTOR", "LOS unit-vector raster (3 bands E, N, U; "
                                                             "instead of incidence/heading)", optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            "INSAR_PRODUCTS", "InSAR products: LiCSAR interferogram folders (YYYYMMDD_YYYYMMDD) or unzipped HyP3 "
+            "products, separated by ';' (phase, coherence and line of sight from their files)", optional=True))
         for key, label in MORE_LAYERS.items():
             self.addParameter(QgsProcessingParameterMultipleLayers(key, label, QgsProcessing.TypeRaster,
                                                                    optional=True))
@@ -303,7 +310,9 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
                        device=DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)],
                        tile=self.parameterAsInt(parameters, "TILE", context),
                        model_path=Path(model) if model else None, extent=extent, intersection=True,
-                       more_ifgs=self._more_ifgs(parameters, context))
+                       more_ifgs=self._more_ifgs(parameters, context),
+                       products=[x.strip() for x in re.split(r"[;\n]", self.parameterAsString(
+                           parameters, "INSAR_PRODUCTS", context) or "") if x.strip()])
 
     def processAlgorithm(self, parameters: dict, context: QgsProcessingContext, feedback: Any) -> dict:  # noqa: N802
         with no_aux_xml():

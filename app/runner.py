@@ -31,6 +31,7 @@ from backend.config import (
     check,
     interferograms_from_lists,
 )
+from backend.errors import PipelineError
 
 MODALITIES = MODALITY_INPUTS
 LOG_TAG = "QuakeFusion"
@@ -49,6 +50,9 @@ class RunSpec:
     ``inputs["phase"]`` & co. are the first interferogram (the one the network sees; ``inputs["los_vector"]``: its
     3-band E/N/U LOS raster instead of the angles). ``more_ifgs``: the 2nd, 3rd... interferograms as
     :class:`MoreIfgs` (per-option lists, an option given once applies to all of them, empty = as the first).
+    ``products``: LiCSAR interferogram folders / HyP3 product folders or files (``backend.sarproducts``): one
+    interferogram each, with the product's phase, coherence, geometry, wavelength and sign, after the others (the
+    first when no phase layer is given); the product's DEM when no DEM layer is given.
     """
 
     out_root: Path
@@ -64,6 +68,7 @@ class RunSpec:
     extent: tuple[float, float, float, float, str] | None = None
     intersection: bool = True
     more_ifgs: MoreIfgs | None = None
+    products: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -112,8 +117,9 @@ def unique_run_dir(out_root: Path, run_name: str) -> Path:
     return cand
 
 
-def build_config(spec: RunSpec, out_dir: Path) -> EstimateConfig:
-    """The backend's settings for a run (overlap: the backend's default for the tile and the model)."""
+def build_config(spec: RunSpec, out_dir: Path, found: list[Problem] | None = None) -> EstimateConfig:
+    """The backend's settings for a run (overlap: the backend's default for the tile and the model). A product that
+    cannot be read raises :class:`PipelineError`, or is added to ``found`` when a list is given."""
     kw: dict[str, Any] = {}
     for name in MODALITIES:
         if name in spec.inputs:
@@ -131,9 +137,37 @@ def build_config(spec: RunSpec, out_dir: Path) -> EstimateConfig:
                          extent=spec.extent, intersection=spec.intersection, device=spec.device,
                          tile=int(spec.tile), model_path=spec.model_path, **kw)
     more, _ = _more_ifgs(spec, cfg)
-    if more:
-        cfg = EstimateConfig(**{**cfg.__dict__, "interferograms": cfg.ifgs() + more})
+    prod_ifgs, prod_dem, prod_problems, _ = _product_ifgs(spec)
+    if prod_problems and found is None:
+        p = prod_problems[0]
+        raise PipelineError(p.text, p.input)
+    if found is not None:
+        found += prod_problems
+    if more or prod_ifgs:
+        cfg = EstimateConfig(**{**cfg.__dict__, "interferograms": cfg.ifgs() + more + prod_ifgs})
+    if cfg.dem is None and prod_dem is not None:
+        cfg.dem = prod_dem
     return cfg
+
+
+def _product_ifgs(spec: RunSpec) -> tuple[list[Interferogram], InputRaster | None, list[Problem], list[str]]:
+    """(interferograms, the first product's DEM, problems, notes) of ``spec.products``."""
+    if not spec.products:
+        return [], None, [], []
+    from backend.sarproducts import ProductError, read_product
+
+    ifgs, dem, found, notes = [], None, [], []
+    for path in spec.products:
+        try:
+            prod = read_product(path)
+        except ProductError as err:
+            found.append(Problem("insar_product", err.problem, err.fix))
+            continue
+        ifgs.append(Interferogram(phase=prod.phase, coherence=prod.coherence, wavelength_m=prod.wavelength_m,
+                                  phase_sign=prod.phase_sign, **prod.geometry()))
+        dem = prod.dem if dem is None else dem
+        notes += prod.notes
+    return ifgs, dem, found, notes
 
 
 def _raster(v: Any) -> InputRaster | None:
@@ -163,8 +197,9 @@ def _more_ifgs(spec: RunSpec, cfg: EstimateConfig) -> tuple[list[Interferogram],
 def problems(spec: RunSpec, label: Callable[[str], str]) -> list[Problem]:
     """The backend's :func:`backend.config.check` of what the user chose (``label`` names the widgets), and the
     per-interferogram option counts of the 2nd, 3rd... interferograms."""
-    cfg = build_config(spec, Path(spec.out_root) / "_")
-    return _more_ifgs(spec, cfg)[1] + check(cfg, label)
+    found: list[Problem] = []
+    cfg = build_config(spec, Path(spec.out_root) / "_", found)
+    return found + _more_ifgs(spec, cfg)[1] + check(cfg, label)
 
 
 def execute(spec: RunSpec, progress: ProgressFn | None = None, cancel: CancelFn | None = None,
@@ -176,6 +211,9 @@ def execute(spec: RunSpec, progress: ProgressFn | None = None, cancel: CancelFn 
     out_dir = unique_run_dir(spec.out_root, spec.run_name)
     if progress is not None:
         progress(0.0, "preparing the output grid")
+    if log is not None:
+        for note in _product_ifgs(spec)[3]:
+            log(f"note: {note}")
     res = run_estimate(build_config(spec, out_dir), progress=progress, cancel=cancel)
     secs = time.perf_counter() - t0
     valid = float(res.run["valid_fraction"])

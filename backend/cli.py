@@ -33,6 +33,14 @@ Units and conventions (docs/conventions.md):
   heading     flight-direction azimuth, degrees clockwise from north (S1 ascending ~ -12, descending ~ -168);
               right-looking SAR; a number or a raster
 
+Products (--insar-product PATH, repeatable; docs/user_guide.md): a LiCSAR/COMET interferogram folder
+(YYYYMMDD_YYYYMMDD/ with .geo.diff_pha.tif, .geo.cc.tif; the frame's .geo.E/N/U.tif next to it or in metadata/) or
+an unzipped ASF HyP3 InSAR product (*_wrapped_phase.tif or *_unw_phase.tif, *_corr.tif, *_lv_theta.tif,
+*_lv_phi.tif) gives one interferogram: phase, coherence (LiCSAR 0..255 scaled to 0..1), line of sight, Sentinel-1
+wavelength, phase sign +1, and the product's DEM unless --dem is given. Options given explicitly win: once = all
+interferograms, once per interferogram = in order (first the --phase ones, then the products); any geometry option
+given for an interferogram replaces the product's geometry.
+
 Outputs in --out (float32 GeoTIFF, NaN = no data), moved in only when the run succeeds (Ctrl+C, SIGTERM: nothing
 left). One run per folder at a time (locked); a new run replaces the previous run's output files, other files stay;
 inputs are never written (docs/robustness.md):
@@ -68,6 +76,10 @@ def _add_estimate_args(ap: argparse.ArgumentParser) -> None:
                         "descending, C/L band): the network sees the first, all are unwrapped and inverted")
     g.add_argument("--coherence", metavar="RASTER", action="append",
                    help="interferometric coherence (0..1); once for all, or once per --phase in that order")
+    g.add_argument("--insar-product", metavar="PATH", action="append",
+                   help="a LiCSAR interferogram folder (YYYYMMDD_YYYYMMDD/) or an unzipped ASF HyP3 InSAR product "
+                        "(folder or one of its files): phase, coherence and line of sight from the product's files; "
+                        "repeat for several (they follow the --phase ones)")
     s = ap.add_argument_group("InSAR geometry (each: once for all interferograms, or once per --phase in that order)")
     s.add_argument("--wavelength", type=float, metavar="M", action="append",
                    help="radar wavelength in metres (needed with --phase)")
@@ -127,26 +139,72 @@ def _los_vector(spec: str):  # noqa: ANN202
     return tuple(_raster(x.strip()) for x in parts) if len(parts) > 1 else _raster(spec)
 
 
+def _read_products(paths: list[str] | None) -> tuple[list, list[C.Problem], list[str]]:
+    """(products read, problems of those that cannot be read, notes) of the --insar-product paths."""
+    from .sarproducts import ProductError, read_product
+
+    products, problems, notes = [], [], []
+    for path in paths or []:
+        try:
+            prod = read_product(path)
+        except ProductError as err:
+            problems.append(C.Problem("insar_product", err.problem, err.fix))
+            continue
+        products.append(prod)
+        notes += prod.notes
+    return products, problems, notes
+
+
+def _fill_from_products(ifgs: list[C.Interferogram], products: list, a: argparse.Namespace) -> None:
+    """The products' values where the options did not set them (in place): explicit options win; any geometry
+    option set for an interferogram replaces the product's geometry."""
+    for ifg, prod in zip(ifgs, products):
+        if ifg.coherence is None:
+            ifg.coherence = prod.coherence
+        if ifg.wavelength_m is None:
+            ifg.wavelength_m = prod.wavelength_m
+        if not a.phase_sign:
+            ifg.phase_sign = prod.phase_sign
+        if ifg.incidence_deg is None and ifg.heading_deg is None and ifg.los_vector is None:
+            for k, v in prod.geometry().items():
+                setattr(ifg, k, v)
+
+
 def config_from_args(a: argparse.Namespace) -> tuple[C.EstimateConfig, list[C.Problem]]:
     """EstimateConfig from parsed arguments, and the problems of per-interferogram options given a wrong number of
     times (once = all interferograms, once per --phase = in that order)."""
+    cfg, problems, _ = config_and_notes(a)
+    return cfg, problems
+
+
+def config_and_notes(a: argparse.Namespace) -> tuple[C.EstimateConfig, list[C.Problem], list[str]]:
+    """:func:`config_from_args` and the notes of the --insar-product products (what was found and converted)."""
+    products, problems, notes = _read_products(getattr(a, "insar_product", None))
     phases = [_raster(x) for x in (a.phase or [])]
-    ifgs, problems = C.interferograms_from_lists(
+    n_explicit = len(phases)
+    phases += [p.phase for p in products]
+    ifgs, more = C.interferograms_from_lists(
         phases, coherence=[_raster(x) for x in a.coherence or []], wavelength=a.wavelength,
         incidence=[_angle(x) for x in a.incidence or []], heading=[_angle(x) for x in a.heading or []],
         phase_sign=a.phase_sign, los_vector=[_los_vector(x) for x in a.los_vector or []])
+    problems += more
+    _fill_from_products(ifgs[n_explicit:], products, a)
+    dem = _raster(a.dem)
+    if dem is None and products and products[0].dem is not None:
+        dem = products[0].dem
+        notes.append(f"DEM from the {products[0].kind} product: {dem.path} (give --dem to use another)")
     single = {} if phases else dict(  # no phase: the options still reach check() (e.g. coherence without phase)
         coherence=_raster((a.coherence or [None])[0]), wavelength_m=(a.wavelength or [None])[0],
         incidence_deg=_angle((a.incidence or [None])[0]), heading_deg=_angle((a.heading or [None])[0]),
         phase_sign=(a.phase_sign or [1])[0])
     cfg = C.EstimateConfig(
         out_dir=Path(a.out), optical_pre=_raster(a.optical_pre), optical_post=_raster(a.optical_post),
-        sar_pre=_raster(a.sar_pre), sar_post=_raster(a.sar_post), interferograms=ifgs, dem=_raster(a.dem),
+        sar_pre=_raster(a.sar_pre), sar_post=_raster(a.sar_post), interferograms=ifgs, dem=dem,
         **single, grid_like=_raster(a.grid_like), extent=None if a.extent is None else (*a.extent, a.extent_crs),
         device=a.device, tile=a.tile, overlap=a.overlap, batch=a.batch,
         threads=a.threads, model_path=Path(a.model) if a.model else None, unwrap=not a.no_unwrap,
         coh_min=a.coh_min)
-    return cfg, problems
+    return cfg, problems, notes
 
 
 def _progress_printer(quiet: bool):  # noqa: ANN202
@@ -199,8 +257,10 @@ def _signals_as_interrupt():  # noqa: ANN202
 
 
 def cmd_estimate(a: argparse.Namespace) -> int:
-    cfg, problems = config_from_args(a)
+    cfg, problems, notes = config_and_notes(a)
     problems += C.check(cfg)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     if problems:
         for p in problems:
             print(f"error: {p.text}", file=sys.stderr)
