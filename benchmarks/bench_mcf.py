@@ -39,6 +39,7 @@ from backend import conventions as cv  # noqa: E402
 from backend.inversion import Horizontal, LosObservation, invert_enu  # noqa: E402
 from backend.mcf import unwrap_residual  # noqa: E402
 from backend.unwrap import pseudo_coherence  # noqa: E402
+from models.demo import thessaly_reference_phase  # noqa: E402
 from models.metrics import (  # noqa: E402
     agreement_within_pi,
     exact_cycle_share,
@@ -97,7 +98,7 @@ def licsar_reference_phase(los_reference: np.ndarray, wavelength_m: float) -> np
     data/thessaly2021/README.md). Before this correction the agreement measure mixed a 26 % scale error into every
     method's score (e.g. whirlwind 97.81 % instead of 98.51 %).
     """
-    return 10.0 / float(wavelength_m) * np.asarray(los_reference, np.float64)
+    return thessaly_reference_phase(los_reference)
 
 
 def thessaly_inputs() -> tuple[np.ndarray, np.ndarray]:

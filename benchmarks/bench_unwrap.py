@@ -35,6 +35,7 @@ from backend.conventions import los_to_phase  # noqa: E402
 from backend.io import InputRaster  # noqa: E402
 from backend.pipeline import EstimateConfig, run_estimate  # noqa: E402
 from backend.unwrap import joint_unwrap, pseudo_coherence  # noqa: E402
+from models.demo import thessaly_reference_phase  # noqa: E402
 from models.metrics import (  # noqa: E402
     agreement_within_pi,
     cross_rupture_cycle_error,
@@ -145,7 +146,7 @@ def bench_thessaly() -> list[str]:
     with rasterio.open(d / "phase_wrapped.tif") as ds:
         phi = ds.read(1).astype(np.float64)
     with rasterio.open(d / "los_reference.tif") as ds:
-        ref = 4 * np.pi / lam * ds.read(1).astype(np.float64)
+        ref = thessaly_reference_phase(ds.read(1))
     phi[phi == 0] = np.nan  # LiCSAR fill value
     coh = pseudo_coherence(phi).astype(np.float64)
     rows = []

@@ -58,6 +58,14 @@ def _progress(tag: str):  # noqa: ANN202
     return f
 
 
+def thessaly_reference_phase(los_reference: np.ndarray) -> np.ndarray:
+    """LiCSAR's unwrapped solution of the Thessaly interferogram in the wrapped input's phase units (rad):
+    ``los_reference.tif`` times ``reference_phase_per_m`` of ``event.json`` (10 / wavelength, measured: the file
+    holds the phase x wavelength / 10; data/thessaly2021/README.md)."""
+    ev = json.loads((THESSALY / "event.json").read_text())
+    return float(ev["reference_phase_per_m"]) * np.asarray(los_reference, np.float64)
+
+
 def demo_thessaly(out: Path, device: str = "auto", model: Path | None = None) -> dict:
     ev = json.loads((THESSALY / "event.json").read_text())
     lam = float(ev["wavelength_m"])
@@ -66,8 +74,8 @@ def demo_thessaly(out: Path, device: str = "auto", model: Path | None = None) ->
                          device=device, model_path=model)
     res = run_estimate(cfg, progress=_progress("thessaly"), cancel=CancelToken())
     unw = _read(res.outputs["unwrapped_phase"])
-    ref_los = _read(THESSALY / "los_reference.tif")  # range increase positive
-    ref_phase = +4.0 * np.pi / lam * ref_los  # phase_sign +1
+    ref_phase = thessaly_reference_phase(_read(THESSALY / "los_reference.tif"))  # phase_sign +1
+    ref_los = ref_phase * lam / (4.0 * np.pi)  # range increase positive (m)
     share, n = agreement_within_pi(unw, ref_phase)
     coverage = float(np.mean(np.isfinite(unw[np.isfinite(ref_phase)])))
     rms_model = None  # InSAR only: the network is not run (no fused LOS estimate; los_displacement = unwrapped)

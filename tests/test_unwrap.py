@@ -11,6 +11,7 @@ from scipy import ndimage
 
 from backend.conventions import TWO_PI, wrap
 from backend.unwrap import UnwrapParams, joint_unwrap, pseudo_coherence
+from models.demo import thessaly_reference_phase
 from models.metrics import agreement_within_pi, cross_rupture_cycle_error, true_cross_rupture_cycles
 
 LAM = 0.05546576
@@ -88,16 +89,16 @@ def test_pseudo_coherence_separates_fringes_from_noise() -> None:
 
 def test_thessaly_agreement_with_licsar_zero_model() -> None:
     # Real interferogram, no model information (phi_model = 0): the unwrapper alone must match LiCSAR's solution
-    # at least as well as SNAPHU does there (97.8 %, see BENCHMARKS.md).
+    # at least as well as whirlwind does there (98.5 %, see BENCHMARKS.md; the target of issue #12 is 98.0 %).
     with rasterio.open(ROOT / "data" / "thessaly2021" / "phase_wrapped.tif") as ds:
         phi = ds.read(1).astype(np.float64)
     with rasterio.open(ROOT / "data" / "thessaly2021" / "los_reference.tif") as ds:
-        ref = 4 * np.pi / LAM * ds.read(1).astype(np.float64)
+        ref = thessaly_reference_phase(ds.read(1))
     phi[phi == 0] = np.nan
     unw, _, _ = joint_unwrap(phi, np.zeros_like(phi), None, UnwrapParams())
     share, n = agreement_within_pi(unw, ref)
     assert n > 0.95 * np.isfinite(ref).sum()
-    assert share >= 0.978
+    assert share >= 0.985
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 50), (64, 2)])
