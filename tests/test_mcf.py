@@ -28,8 +28,9 @@ def _thessaly() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_thessaly_reference_is_congruent_with_the_input_at_10_over_lambda():
-    # the measured scale of los_reference.tif (event.json reference_phase_per_m, models.demo.thessaly_reference_phase): LiCSAR's solution
-    # is the wrapped input + 2 pi k to 1e-4 rad with 10 / lambda; with 4 pi / lambda it is not (0.6 rad median)
+    # the measured scale of los_reference.tif (event.json reference_phase_per_m, read by
+    # models.demo.thessaly_reference_phase): LiCSAR's solution is the wrapped input + 2 pi k to 1e-4 rad with
+    # 10 / lambda; with 4 pi / lambda it is not (0.6 rad median)
     phi, ref = _thessaly()
     m = np.isfinite(phi) & np.isfinite(ref)
     w = cv.wrap(phi[m] - ref[m])
