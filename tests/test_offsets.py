@@ -12,7 +12,7 @@ import pytest
 from backend.geodata import load_run, read_table, write_layers
 from backend.offsets import CSV_COLUMNS, offset_layers, offsets_along_trace, profile_along_line
 from backend.tools_cli import main
-from backend.trace import extract_trace, trace_layers
+from backend.trace import TraceParams, extract_trace, trace_layers
 from backend.vectors import ARROW_FIELDS, arrow_layers, make_arrows
 
 
@@ -86,7 +86,7 @@ def test_right_lateral_is_negative_whatever_the_trace_direction(tmp_path, rake, 
             assert sign * v == pytest.approx(1.5, rel=0.03)
             assert abs(p.offsets["vertical"][0]) < 0.01 and abs(p.offsets["normal"][0]) < 0.01
     # the trace extracted from the displacement step, and a single profile drawn across the fault either way
-    lines, source = extract_trace(run)
+    lines, source = extract_trace(run, TraceParams(method="step"))
     assert source == "step" and len(lines) == 1
     n = np.array([t[1], -t[0]])
     for a, b in (([x0, y0] - 800 * n, [x0, y0] + 800 * n), ([x0, y0] + 800 * n, [x0, y0] - 800 * n)):
