@@ -235,22 +235,26 @@ def _pair_dir_of(folder: Path) -> Path:
                "give a LiCSAR interferogram folder (YYYYMMDD_YYYYMMDD/) or an unzipped HyP3 product folder")
 
 
+def _pick_phase(res: ProductInputs, wrapped: Path, unwrapped: Path, work: Path, folder: Path, why_nan: str,
+                fix: str) -> None:
+    """The product's wrapped phase, else a wrapped copy of its unwrapped phase (with a note), else an error."""
+    if wrapped.is_file():
+        res.phase, res.files["phase"] = InputRaster(wrapped), wrapped
+    elif unwrapped.is_file():
+        res.phase, res.files["phase"] = InputRaster(wrapped_copy(unwrapped, work)), unwrapped
+        res.notes.append(f"{res.kind} {res.name}: no {wrapped.name}; using the wrapped {unwrapped.name} "
+                         f"({res.phase.path}{why_nan})")
+    else:
+        raise _err(folder, f"neither {wrapped.name} nor {unwrapped.name} is in the folder", fix)
+
+
 def read_licsar(pair_dir: Path, work: Path) -> ProductInputs:
     pair = pair_dir.name
     files = {k: pair_dir / f"{pair}.geo.{k}.tif" for k in ("diff_pha", "unw", "cc")}
     res = ProductInputs(kind="LiCSAR", name=pair, phase=InputRaster(""))
-    if files["diff_pha"].is_file():
-        res.phase = InputRaster(files["diff_pha"])
-        res.files["phase"] = files["diff_pha"]
-    elif files["unw"].is_file():
-        res.phase = InputRaster(wrapped_copy(files["unw"], work))
-        res.files["phase"] = files["unw"]
-        res.notes.append(f"LiCSAR {pair}: no {files['diff_pha'].name}; using the wrapped {files['unw'].name} "
-                         f"({res.phase.path})")
-    else:
-        raise _err(pair_dir, f"neither {files['diff_pha'].name} nor {files['unw'].name} is in the folder",
-                   "download the interferogram's .geo.diff_pha.tif (wrapped phase) from the COMET-LiCS portal "
-                   "into this folder (LiCSBAS01_get_geotiff.py --get_pha does it)")
+    _pick_phase(res, files["diff_pha"], files["unw"], work, pair_dir, "",
+                "download the interferogram's .geo.diff_pha.tif (wrapped phase) from the COMET-LiCS portal "
+                "into this folder (LiCSBAS01_get_geotiff.py --get_pha does it)")
     if files["cc"].is_file():
         res.files["coherence"] = files["cc"]
         with rasterio.open(files["cc"]) as ds:
@@ -300,18 +304,9 @@ def _hyp3_heading(txt: Path) -> float | None:
 def read_hyp3(folder: Path, name: str, work: Path) -> ProductInputs:
     f = {r: folder / f"{name}_{r}.tif" for r in HYP3_ROLES}
     res = ProductInputs(kind="HyP3", name=name, phase=InputRaster(""))
-    if f["wrapped_phase"].is_file():
-        res.phase = InputRaster(f["wrapped_phase"])
-        res.files["phase"] = f["wrapped_phase"]
-    elif f["unw_phase"].is_file():
-        res.phase = InputRaster(wrapped_copy(f["unw_phase"], work))
-        res.files["phase"] = f["unw_phase"]
-        res.notes.append(f"HyP3 {name}: no {f['wrapped_phase'].name}; using the wrapped {f['unw_phase'].name} "
-                         f"({res.phase.path}; pixels HyP3 did not unwrap are no data)")
-    else:
-        raise _err(folder, f"neither {f['wrapped_phase'].name} nor {f['unw_phase'].name} is in the folder",
-                   "unzip the whole HyP3 product into one folder (order it with include_wrapped_phase=True for the "
-                   "wrapped phase)")
+    _pick_phase(res, f["wrapped_phase"], f["unw_phase"], work, folder, "; pixels HyP3 did not unwrap are no data",
+                "unzip the whole HyP3 product into one folder (order it with include_wrapped_phase=True for the "
+                "wrapped phase)")
     if f["corr"].is_file():
         res.coherence = InputRaster(f["corr"])
         res.files["coherence"] = f["corr"]

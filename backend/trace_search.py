@@ -18,7 +18,7 @@ strike. This module does the same, with numbers a user can check:
    is accepted only when its ``z`` is at least ``min_ratio`` times the largest ``z`` of any surrogate
    (``signif = z / z_null``), and the step has the line's sense in at least ``min_share`` of its pieces
    (``chunk_px`` long, at least 4, each at least ``band_px``): one noise blob does not make a fault. Measured
-   in tests/test_trace_search.py and BENCHMARKS.md: 16 correlated-noise fields without a step: largest ratio
+   in tests/test_trace_search.py and docs/geologist_tools.md: 16 correlated-noise fields without a step: largest ratio
    1.12 (none accepted at 1.15); with a step of 4-6 times the pixel noise: 1.3-1.9.
 4. **Geometry**: each piece's offset is refined within ``+-band_px / 2`` (the bend of a curved trace), a running
    median of three removes single-piece jumps, and the polyline runs through the pieces' centres, from the first

@@ -1,8 +1,8 @@
 """MCF joint unwrapping (backend.mcf) and 3-D inversion (backend.inversion) -> benchmarks/results/mcf.{json,md}.
 
 * Thessaly 2021 (real Sentinel-1, LiCSAR): agreement with LiCSAR's unwrapped solution (same measure as
-  bench_unwrap.py, but the reference read with ``licsar_reference_phase``), ours on raw phase (with and without the
-  opt-in Goldstein prefilter) vs whirlwind alone, SNAPHU, scikit-image and the path-following unwrapper.
+  bench_unwrap.py; the reference read with ``models.demo.thessaly_reference_phase``), ours on raw phase (with and
+  without the opt-in Goldstein prefilter) vs whirlwind alone, SNAPHU, scikit-image and the path-following unwrapper.
 * Mexico City 2018 (30 real unwrapped PyRate/GAMMA interferograms, re-wrapped): share of pixels with the original
   ambiguity (after removing the median integer offset).
 * Simulated surface ruptures (models.scene + models.sim_tracks: ascending + descending, C and L band): the
@@ -42,6 +42,7 @@ from backend.unwrap import pseudo_coherence  # noqa: E402
 from models.demo import thessaly_reference_phase  # noqa: E402
 from models.metrics import (  # noqa: E402
     agreement_within_pi,
+    classify_cross_rupture,
     exact_cycle_share,
     rupture_sides,
     true_cross_rupture_cycles,
@@ -86,27 +87,11 @@ def read(path: Path) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ Thessaly
-def licsar_reference_phase(los_reference: np.ndarray, wavelength_m: float) -> np.ndarray:
-    """LiCSAR's unwrapped solution in the wrapped input's phase units: ``10 / lambda * los_reference``.
-
-    Measured, not assumed: with the textbook ``4 pi / lambda`` the reference's phase gradients are exactly
-    ``4 pi / 10`` (1.2566) times those of ``phase_wrapped.tif`` on every coherent pixel, and ``wrap(phi - ref)``
-    spreads by 0.6 rad (median); with ``10 / lambda`` the reference is congruent with the wrapped input to 1e-4
-    rad (median; 99.0 % of pixels within 0.1 rad, the rest are the resampling artefacts on fringe edges). So the
-    file holds LiCSAR's unwrapped phase x lambda / 10, not x lambda / (4 pi); the LOS in metres is
-    ``10 / (4 pi) * los_reference`` if the wrapped input is the true interferometric phase (see
-    data/thessaly2021/README.md). Before this correction the agreement measure mixed a 26 % scale error into every
-    method's score (e.g. whirlwind 97.81 % instead of 98.51 %).
-    """
-    return thessaly_reference_phase(los_reference)
-
-
 def thessaly_inputs() -> tuple[np.ndarray, np.ndarray]:
     d = ROOT / "data" / "thessaly2021"
-    lam = float(json.loads((d / "event.json").read_text())["wavelength_m"])
     phi = read(d / "phase_wrapped.tif")
     phi[phi == 0] = np.nan  # LiCSAR fill value
-    return phi, licsar_reference_phase(read(d / "los_reference.tif"), lam)
+    return phi, thessaly_reference_phase(read(d / "los_reference.tif"))
 
 
 def bench_thessaly() -> dict:
@@ -196,32 +181,6 @@ def standin_enu(rng: np.random.Generator, truth_enu: np.ndarray, zone: np.ndarra
     return np.stack([truth_enu[i] + side_noise(rng, truth_enu.shape[1:], zone, sigma) for i in range(3)])
 
 
-def classify(unw: np.ndarray, regions: np.ndarray, truth: np.ndarray, trace: np.ndarray,
-             gap_px: float) -> tuple[str, float]:
-    """'exact' / 'separate' / 'wrong' for the cross-rupture count, and the cycle error (NaN if separate).
-
-    Sides: pixels ``gap_px + 2`` to ``gap_px + 10`` px from the trace (outside the damage zone), central 80 % of its
-    length (models.metrics.rupture_sides). Each side's region = its most common id; a side less than half
-    trusted, or different ids, = separate. Else the error is the difference of the sides' median cycle errors.
-    """
-    sides = rupture_sides(trace, band_px=(gap_px + 2, gap_px + 10))
-    if sides is None:
-        return "no trace", float("nan")
-    ids = []
-    for s in sides:
-        r = regions[s & np.isfinite(unw)]
-        r = r[r > 0]
-        if r.size < 0.5 * s.sum() or r.size == 0:
-            return "separate", float("nan")
-        ids.append(np.bincount(r).argmax())
-    if ids[0] != ids[1]:
-        return "separate", float("nan")
-    e = (unw - truth) / (2 * np.pi)
-    med = [np.median(e[s & (regions == ids[0])]) for s in sides]
-    err = float(np.rint(med[0]) - np.rint(med[1]))
-    return ("exact" if err == 0 else "wrong"), err
-
-
 def bench_simulated(n_scenes: int) -> dict:
     from models.scene import simulate_scene
     from models.sim_tracks import render_tracks
@@ -249,12 +208,12 @@ def bench_simulated(n_scenes: int) -> dict:
                     "true_cycles": true_cross_rupture_cycles(truth, trace)}
             t0 = time.perf_counter()
             unw, reg, _ = unwrap_residual(t.wrapped_phase, t.coherence, None, None, t.nlooks)
-            cls, err = classify(unw, reg, truth, trace, gap)
+            cls, err = classify_cross_rupture(unw, reg, truth, trace, gap)
             rows.append({**base, "method": "ours, raw phase", "class": cls, "cycle_error": err,
                          "exact_share": exact_cycle_share(unw, truth)[0], "time_s": time.perf_counter() - t0})
             t0 = time.perf_counter()
             unw, reg, _ = unwrap_residual(t.wrapped_phase, t.coherence, None, None, t.nlooks, prefilter="goldstein")
-            cls, err = classify(unw, reg, truth, trace, gap)
+            cls, err = classify_cross_rupture(unw, reg, truth, trace, gap)
             rows.append({**base, "method": "ours, raw phase + Goldstein", "class": cls, "cycle_error": err,
                          "exact_share": exact_cycle_share(unw, truth)[0], "time_s": time.perf_counter() - t0})
             for sg, est in standins.items():
@@ -263,7 +222,7 @@ def bench_simulated(n_scenes: int) -> dict:
                 msig = 4 * np.pi / t.wavelength_m * sg * np.sqrt((l**2).sum(0))
                 t0 = time.perf_counter()
                 unw, reg, summ = unwrap_residual(t.wrapped_phase, t.coherence, model, msig, t.nlooks)
-                cls, err = classify(unw, reg, truth, trace, gap)
+                cls, err = classify_cross_rupture(unw, reg, truth, trace, gap)
                 rows.append({**base, "method": f"ours, model sigma {sg * 100:g} cm", "class": cls,
                              "cycle_error": err, "exact_share": exact_cycle_share(unw, truth)[0],
                              "time_s": time.perf_counter() - t0, "links": summ["links_made"],
@@ -272,7 +231,7 @@ def bench_simulated(n_scenes: int) -> dict:
                     t0 = time.perf_counter()
                     ug, rg, _ = unwrap_residual(t.wrapped_phase, t.coherence, model, msig, t.nlooks,
                                                 prefilter="goldstein")
-                    cls, err = classify(ug, rg, truth, trace, gap)
+                    cls, err = classify_cross_rupture(ug, rg, truth, trace, gap)
                     rows.append({**base, "method": f"ours, model sigma {sg * 100:g} cm + Goldstein", "class": cls,
                                  "cycle_error": err, "exact_share": exact_cycle_share(ug, truth)[0],
                                  "time_s": time.perf_counter() - t0})
@@ -282,7 +241,7 @@ def bench_simulated(n_scenes: int) -> dict:
             for name in ("whirlwind", "SNAPHU", "scikit-image"):
                 u, cc, dt = classical(name, t.wrapped_phase.astype(np.float64), t.coherence.astype(np.float64),
                                       float(t.nlooks))
-                cls, err = classify(u, cc, truth, trace, gap)
+                cls, err = classify_cross_rupture(u, cc, truth, trace, gap)
                 rows.append({**base, "method": name, "class": cls, "cycle_error": err,
                              "exact_share": exact_cycle_share(u, truth)[0], "time_s": dt})
         inv_rows.append(bench_inversion(seed, u_true, inv_los, rng))
@@ -405,8 +364,9 @@ def markdown(res: dict) -> str:
                   f"{g['trusted_share'] * 100:.1f} %, agreement on trusted pixels "
                   f"{g['trusted_agreement'] * 100:.2f} %.",
                   ""]
-        L += ["Reference: `los_reference.tif` converted with `10 / lambda` (benchmarks/bench_mcf.py "
-              "`licsar_reference_phase`): measured, it is then congruent with the wrapped input to 1e-4 rad; the "
+        L += ["Reference: `los_reference.tif` converted with `10 / lambda` "
+              "(`models.demo.thessaly_reference_phase`): measured, it is then congruent with the wrapped input to "
+              "1e-4 rad; the "
               "former `4 pi / lambda` put a 26 % scale error into every score (whirlwind read 97.81 %, SNAPHU 97.87 %, "
               "path-following 97.95 %). Where the disagreeing pixels are (default, raw phase): 22 of them in the "
               "main region (587,530 px), 3,043 in the five small regions that our labelling already separates "

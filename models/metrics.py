@@ -81,3 +81,29 @@ def true_cross_rupture_cycles(truth: np.ndarray, trace: np.ndarray) -> float:
     if sides is None:
         return float("nan")
     return float((np.median(truth[sides[0]]) - np.median(truth[sides[1]])) / TWO_PI)
+
+
+def classify_cross_rupture(unw: np.ndarray, regions: np.ndarray, truth: np.ndarray, trace: np.ndarray,
+             gap_px: float) -> tuple[str, float]:
+    """'exact' / 'separate' / 'wrong' for the cross-rupture count, and the cycle error (NaN if separate).
+
+    Sides: pixels ``gap_px + 2`` to ``gap_px + 10`` px from the trace (outside the damage zone), central 80 % of its
+    length (models.metrics.rupture_sides). Each side's region = its most common id; a side less than half
+    trusted, or different ids, = separate. Else the error is the difference of the sides' median cycle errors.
+    """
+    sides = rupture_sides(trace, band_px=(gap_px + 2, gap_px + 10))
+    if sides is None:
+        return "no trace", float("nan")
+    ids = []
+    for s in sides:
+        r = regions[s & np.isfinite(unw)]
+        r = r[r > 0]
+        if r.size < 0.5 * s.sum() or r.size == 0:
+            return "separate", float("nan")
+        ids.append(np.bincount(r).argmax())
+    if ids[0] != ids[1]:
+        return "separate", float("nan")
+    e = (unw - truth) / (2 * np.pi)
+    med = [np.median(e[s & (regions == ids[0])]) for s in sides]
+    err = float(np.rint(med[0]) - np.rint(med[1]))
+    return ("exact" if err == 0 else "wrong"), err
