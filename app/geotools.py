@@ -86,7 +86,7 @@ def run_components(run_dir: Path, p: ToolParams) -> dict[str, Path]:
     from backend.geodata import load_run
     from backend.trace import trace_for_run
 
-    lines, _source = trace_for_run(load_run(run_dir), p.trace, _trace_params(p), reuse=not p.new_trace)
+    lines, _source, _stats = trace_for_run(load_run(run_dir), p.trace, _trace_params(p), reuse=not p.new_trace)
     return write_component_rasters(run_dir, lines, local=not p.mean_strike)
 
 

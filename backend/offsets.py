@@ -362,16 +362,18 @@ def run_offsets(run_dir: str | Path, spacing: float, length: float, width: float
     """The ``offsets`` tool: trace (``trace`` file, else the run's ``rupture_trace.gpkg`` unless ``new_trace``,
     else extracted), stacked profiles, and ``rupture_trace.gpkg`` (unless it is the run's own, left untouched so
     that a copy open in QGIS is not rewritten), ``fault_offsets.gpkg``, ``fault_offsets.csv`` and
-    ``slip_along_strike.png`` written into ``out_dir`` (default the run folder). Returns
-    {"profiles", "trace", "files", "source", "notes"}."""
+    ``slip_along_strike.png`` written into ``out_dir`` (default the run folder); an extracted trace keeps what
+    supports it (``step_z``, ``signif``) as attributes. Returns {"profiles", "trace", "stats", "files", "source",
+    "notes"}."""
     run = load_run(run_dir)
     out = Path(out_dir) if out_dir else Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)
-    lines, source = trace_for_run(run, trace, trace_params, reuse=not new_trace)
+    lines, source, stats = trace_for_run(run, trace, trace_params, reuse=not new_trace)
     exclude = default_exclude(run) if exclude is None else float(exclude)
     profiles = offsets_along_trace(run, lines, spacing, length, width, exclude, corr_px)
     same = source == "run" and (out / TRACE_FILE).resolve() == (Path(run_dir) / TRACE_FILE).resolve()
-    files = {"trace": out / TRACE_FILE if same else write_trace(out / TRACE_FILE, lines, run.crs_wkt, source),
+    files = {"trace": out / TRACE_FILE if same else write_trace(out / TRACE_FILE, lines, run.crs_wkt, source,
+                                                                        stats),
              "gpkg": write_layers(out / OFFSETS_GPKG, offset_layers(profiles, length, width, exclude),
                                   run.crs_wkt)[0],
              "csv": write_csv(out / OFFSETS_CSV, profiles)}
@@ -382,7 +384,7 @@ def run_offsets(run_dir: str | Path, spacing: float, length: float, width: float
             files["png"] = out / SLIP_PNG
         except ToolsError as exc:
             notes.append(str(exc))
-    return {"profiles": profiles, "trace": lines, "files": files, "source": source, "notes": notes}
+    return {"profiles": profiles, "trace": lines, "stats": stats, "files": files, "source": source, "notes": notes}
 
 
 # ------------------------------------------------------------------------------------------- single profile

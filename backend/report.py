@@ -163,7 +163,7 @@ def make_report(run_dir: str | Path, out_pdf: str | Path, trace: str | Path | No
     out_pdf.parent.mkdir(parents=True, exist_ok=True)
     notes = []
     try:
-        lines, source = trace_for_run(run, trace)
+        lines, source, _stats = trace_for_run(run, trace)
     except ToolsError as exc:
         lines, source = [], "none"
         notes.append(str(exc))

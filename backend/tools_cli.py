@@ -60,12 +60,17 @@ def _cmd_trace(a: argparse.Namespace) -> int:
     out = Path(a.out) if a.out else Path(a.run_dir) / TRACE_FILE
     write_trace(out, lines, run.crs_wkt, source, stats)
     print(f"{len(lines)} trace(s) from {source}: {out}")
+    _print_support(stats)
+    return 0
+
+
+def _print_support(stats: list[dict]) -> None:
+    """What supports each line-search trace (nothing for drawn traces and the mask methods)."""
     for i, st in enumerate(stats, start=1):
         if st:
             print(f"trace {i}: step significance z {st['step_z']:.1f}, {st['signif']:.2f} times the largest of "
                   "shuffled copies of the data (accepted from 1.15; below 1.3 the data support it only weakly: "
                   "check it against the maps)")
-    return 0
 
 
 def _cmd_offsets(a: argparse.Namespace) -> int:
@@ -75,6 +80,7 @@ def _cmd_offsets(a: argparse.Namespace) -> int:
                       trace_params=_trace_params(a), corr_px=a.corr_px, out_dir=a.out_dir, plot=not a.no_plot,
                       new_trace=a.new_trace)
     print(f"{len(res['profiles'])} profiles on {len(res['trace'])} trace(s) ({res['source']})")
+    _print_support(res["stats"])
     for k, p in res["files"].items():
         print(f"{k}: {p}")
     for n in res["notes"]:
@@ -101,7 +107,7 @@ def _cmd_components(a: argparse.Namespace) -> int:
     from .geodata import load_run
     from .trace import trace_for_run
 
-    lines, source = trace_for_run(load_run(a.run_dir), a.trace)
+    lines, source, _stats = trace_for_run(load_run(a.run_dir), a.trace)
     for k, p in write_component_rasters(a.run_dir, lines, a.out_dir, local=not a.mean_strike).items():
         print(f"{k}: {p}")
     print(f"trace: {source}")

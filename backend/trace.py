@@ -353,12 +353,14 @@ def read_trace(path: str | Path, crs_wkt: str, layer: str | None = None) -> list
 
 
 def trace_for_run(run: RunData, trace: str | Path | None = None, params: TraceParams | None = None,
-                  reuse: bool = True) -> tuple[list[np.ndarray], str]:
+                  reuse: bool = True) -> tuple[list[np.ndarray], str, list[dict]]:
     """The trace a tool uses: the user's file when given, else (with ``reuse``) ``rupture_trace.gpkg`` of the run
     folder when it exists (it may have been edited; source ``"run"``), else an extracted one. Returns
-    (polylines, source)."""
+    (polylines, source, per-line stats as :func:`extract_trace_stats`; empty dicts for a file)."""
     if trace is not None:
-        return read_trace(trace, run.crs_wkt), "user"
+        lines = read_trace(trace, run.crs_wkt)
+        return lines, "user", [{} for _ in lines]
     if reuse and run.run_dir is not None and (run.run_dir / TRACE_FILE).exists():
-        return read_trace(run.run_dir / TRACE_FILE, run.crs_wkt, TRACE_LAYER), "run"
-    return extract_trace(run, params)
+        lines = read_trace(run.run_dir / TRACE_FILE, run.crs_wkt, TRACE_LAYER)
+        return lines, "run", [{} for _ in lines]
+    return extract_trace_stats(run, params)

@@ -22,7 +22,10 @@ strike. This module does the same, with numbers a user can check:
    1.12 (none accepted at 1.15); with a step of 4-6 times the pixel noise: 1.3-1.9.
 4. **Geometry**: each piece's offset is refined within ``+-band_px / 2`` (the bend of a curved trace), a running
    median of three removes single-piece jumps, and the polyline runs through the pieces' centres, from the first
-   to the last piece with data on both sides.
+   to the last piece with data on both sides. Each end is then carried on in its direction across the ignored
+   rim to the raster's edge, but only where the rim's own data (all pixels) step in the same sense as the last
+   piece inside and by at least half as much, with data on both sides along at least half of the extension:
+   a rupture that ends inside the scene keeps its end.
 5. Further traces: the band around an accepted trace is removed and the search repeated (``max_traces``).
 
 Every accepted trace carries its ``z`` and ``signif`` (``LineTrace``); the tools write them as attributes so that a
@@ -174,7 +177,9 @@ def search_lines(disp: np.ndarray, sigma: np.ndarray | None = None,
         rc = (rc_grid + 0.5) * f - 0.5
         if full is None:
             full = _weighted_grid(disp, sig, p.border_px, 1) if f > 1 else (vw, wt)
-        found.append(LineTrace(rc=_refine(rc, *full, p, 2 * f + 2), z=zb, signif=zb / z_null, step=step))
+            rim = _weighted_grid(disp, sig, 0, 1)
+        rc = _extend_to_edges(_refine(rc, *full, p, 2 * f + 2), *rim, p)
+        found.append(LineTrace(rc=rc, z=zb, signif=zb / z_null, step=step))
         removed |= _line_band(rc_grid, vw.shape[1:], band + gap)
     return found
 
@@ -352,6 +357,68 @@ def _refine(rc: np.ndarray, vw: np.ndarray, wt: np.ndarray, p: LineSearchParams,
     if len(offs) >= 3:
         offs[1:-1] = np.median(np.stack([offs[:-2], offs[1:-1], offs[2:]]), axis=0)
     return np.asarray(pts) + offs[:, None] * np.asarray(normals)
+
+
+def _side_step(vw: np.ndarray, wt: np.ndarray, a: np.ndarray, b: np.ndarray, band: int, gap: int
+                ) -> tuple[np.ndarray, float]:
+    """Right-minus-left weighted band means (C,) of the strip along the segment a -> b (row/col), bands
+    ``gap``..``gap + band`` either side, and the share of the segment with data on both sides."""
+    seg = b - a
+    n = float(np.hypot(*seg))
+    if n < 1.0:
+        return np.full(len(vw), np.nan), 0.0
+    t = seg / n
+    u = np.arange(0.0, n + 1e-9)
+    vv = np.arange(-(gap + band), gap + band + 1.0)
+    V, U = np.meshgrid(vv, u, indexing="ij")
+    rr, cc = a[0] + U * t[0] + V * t[1], a[1] + U * t[1] - V * t[0]
+    sv = np.stack([ndimage.map_coordinates(x, [rr, cc], order=1, cval=0.0) for x in vw])  # (C, v, u)
+    sm = np.stack([ndimage.map_coordinates(x, [rr, cc], order=1, cval=0.0) for x in wt])
+    left, right = slice(0, band), slice(2 * gap + band + 1, None)
+    lw, rw = sm[:, left].sum(axis=1), sm[:, right].sum(axis=1)  # (C, u)
+    covered = float(np.mean(((lw > 0) & (rw > 0)).any(axis=0)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = sv[:, right].sum(axis=(1, 2)) / rw.sum(axis=1) - sv[:, left].sum(axis=(1, 2)) / lw.sum(axis=1)
+    return d, covered
+
+
+def _extend_to_edges(rc: np.ndarray, vw: np.ndarray, wt: np.ndarray, p: LineSearchParams) -> np.ndarray:
+    """The polyline ``rc`` carried on from each end, along a line fitted to its last ``2 chunk_px``, to the edge of
+    the raster (full-resolution ``vw``/``wt``, rim included), when the extension's strip steps in the sense of the
+    fitted piece before it, by at least half its step vector projected on it, and has data on both sides along at
+    least half of it."""
+    h, w = vw.shape[1:]
+    band, gap = max(2, int(round(p.band_px))), max(0, int(round(p.gap_px)))
+    seg = np.diff(rc, axis=0)
+    cum = np.concatenate([[0.0], np.cumsum(np.hypot(seg[:, 0], seg[:, 1]))])
+    if len(rc) < 2 or cum[-1] <= 0:
+        return rc
+    back = min(2.0 * p.chunk_px, cum[-1])
+    out = [rc]
+    for end, (s0, s1) in ((0, (0.0, back)), (-1, (cum[-1] - back, cum[-1]))):
+        # the end's direction: a straight line fitted to the last ``2 chunk_px`` of the trace (every pixel), so
+        # that the across-strike noise of the last vertex does not turn the extension
+        ss = np.linspace(s0, s1, max(3, int(back) + 1))
+        pts = np.column_stack([np.interp(ss, cum, rc[:, 0]), np.interp(ss, cum, rc[:, 1])])
+        centre = pts.mean(axis=0)
+        t = np.linalg.svd(pts - centre, full_matrices=False)[2][0]
+        if float(t @ (rc[end] - centre)) < 0:
+            t = -t
+        tip = centre + float(t @ (rc[end] - centre)) * t
+        inner = centre + float(t @ (pts[0 if end else -1] - centre)) * t
+        reach = [((0.0 if t[k] < 0 else lim) - tip[k]) / t[k] for k, lim in ((0, h - 1.0), (1, w - 1.0))
+                 if abs(t[k]) > 1e-9]
+        s_max = min(reach) if reach else 0.0
+        if s_max < 1.0:
+            continue
+        edge = tip + s_max * t
+        # both strips run inner -> outer, so "right" is the same side of the trace in each
+        d_in, _ = _side_step(vw, wt, inner, tip, band, gap)
+        d_rim, covered = _side_step(vw, wt, tip, edge, band, gap)
+        ok = covered >= 0.5 and np.all(np.isfinite(d_in)) and np.all(np.isfinite(d_rim))
+        if ok and float(d_in @ d_rim) >= 0.5 * float(d_in @ d_in):
+            out = [edge[None], *out] if end == 0 else [*out, edge[None]]
+    return np.concatenate(out)
 
 
 def _line_band(rc: np.ndarray, shape: tuple[int, int], half_width: float) -> np.ndarray:

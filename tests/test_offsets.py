@@ -264,3 +264,13 @@ def test_sigma_of_stacked_offsets_covers_spatially_correlated_noise(tmp_path):
     # measured: 0.88 (a little conservative) against 0.53 when the pixels are taken as independent
     assert 0.68 <= share["auto"] <= 0.95, share
     assert share["independent"] < 0.6 and share["auto"] > share["independent"] + 0.2, share
+
+
+def test_offsets_keep_what_supports_a_line_search_trace(mw69_run, tmp_path, capsys):
+    # offsets that extract their own trace by line search write its step_z / signif into their rupture_trace.gpkg
+    args = ["offsets", str(mw69_run), "--spacing", "1000", "--length", "2000", "--width", "200", "--no-plot",
+            "--new-trace", "--method", "line", "--out-dir", str(tmp_path)]
+    assert main(args) == 0
+    assert "times the largest of shuffled copies" in capsys.readouterr().out
+    _, rows = read_table(tmp_path / "rupture_trace.gpkg", "rupture_trace")
+    assert rows[0]["source"] == "line" and rows[0]["signif"] >= 2.0 and rows[0]["step_z"] > 0

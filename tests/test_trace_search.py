@@ -43,7 +43,21 @@ def test_a_step_in_correlated_noise_is_found_where_it_is(seed):
     assert tr.signif >= 1.15
     assert np.median(line_distance(tr.rc, 150.0, 0.4)) <= 2.0
     assert abs(abs(tr.step[0]) - 6.0) < 1.0 and abs(tr.step[1]) < 1.2  # the step vector: east
-    assert np.ptp(tr.rc[:, 1]) > 250  # runs across the raster (its 32-px border excluded)
+    # runs across the raster: on from the searched area across the 32-px rim to both edges, where the step goes on
+    assert tr.rc[:, 1].min() <= 1.0 and tr.rc[:, 1].max() >= 382.0
+    # along the end pieces' direction: the new ends are no further off the true line than the pieces they continue
+    dist = line_distance(tr.rc, 150.0, 0.4)
+    assert dist[0] <= dist[1] + 3.0 and dist[-1] <= dist[-2] + 3.0
+
+
+@pytest.mark.parametrize("seed", [5, 8])
+def test_a_trace_that_ends_before_the_raster_edge_is_not_carried_to_it(seed):
+    d = correlated_noise(seed)
+    rr, cc = np.mgrid[0:384, 0:384]
+    d[0] += 6.0 * (rr > 150 + 0.4 * cc) * (cc < 345)  # the rupture ends 39 px before the right edge
+    (tr,) = search_lines(d, None, LineSearchParams(max_traces=1))
+    assert tr.rc[:, 1].min() <= 1.0  # carried on at the left, where the step goes on
+    assert 330.0 <= tr.rc[:, 1].max() <= 352.0  # and not across the right rim, where it has stopped
 
 
 def test_line_method_follows_the_true_mw69_trace(mw69_run, mw69_scene):
