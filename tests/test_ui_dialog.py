@@ -187,3 +187,36 @@ def test_more_interferogram_rows(dialog, tmp_path: Path) -> None:
     dlg.tbl_ifgs.selectRow(0)
     dlg.remove_ifg_rows()
     assert dlg.tbl_ifgs.rowCount() == 0 and dlg.spec(with_extent=False).more_ifgs.phases == []
+
+
+def test_insar_product_folders(dialog, tmp_path: Path) -> None:
+    """A LiCSAR interferogram folder added in the dialog becomes an interferogram with the product's phase,
+    coherence, line of sight and Sentinel-1 wavelength; a folder that cannot be read disables Run and is named."""
+    from quakefusion.app.runner import build_config
+
+    from backend.conventions import SENTINEL1_WAVELENGTH_M
+    from tests.test_sarproducts import FRAME, _licsar
+
+    dlg, _layers = dialog
+    dlg.fw_output.setFilePath(str(tmp_path / "out"))
+    dlg.le_run_name.setText("licsar")
+    pair = _licsar(tmp_path / "good")
+    dlg.add_product(str(pair))
+    dlg.add_product(str(pair))  # the same folder twice is one product
+    assert dlg.lst_products.count() == 1
+    assert dlg.problems() == []
+    spec = dlg.spec(with_extent=False)
+    assert spec.products == [str(pair)]
+    (ifg,) = build_config(spec, tmp_path / "x").ifgs()  # no phase layer: the product is the first interferogram
+    assert Path(ifg.phase.path).name.endswith(".geo.diff_pha.tif")
+    assert ifg.wavelength_m == pytest.approx(SENTINEL1_WAVELENGTH_M) and ifg.phase_sign == 1
+    assert [Path(x.path).name for x in ifg.los_vector] == [f"{FRAME}.geo.{c}.tif" for c in "ENU"]
+    assert Path(ifg.coherence.path).suffix == ".vrt"  # LiCSAR's uint8 coherence scaled by 1/255
+    bad = _licsar(tmp_path / "bad", skip=("E",))
+    dlg.add_product(str(bad))
+    msgs = dlg.problems()
+    assert not dlg.btn_run.isEnabled()
+    assert any(FRAME in m and ".geo.E.tif" in m for m in msgs), msgs
+    dlg.lst_products.setCurrentRow(1)
+    dlg.remove_products()
+    assert dlg.products() == [str(pair)] and dlg.problems() == []

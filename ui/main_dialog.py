@@ -31,6 +31,7 @@ from qgis.PyQt.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QListWidget,
     QPushButton,
     QScrollArea,
     QTableWidget,
@@ -240,6 +241,56 @@ class MainDialog(QDialog, FORM_CLASS):
         self.grid_insar.addWidget(lbl, 4, 0, 1, 3)
         self.grid_insar.addWidget(self.tbl_ifgs, 5, 0, 1, 3)
         self.grid_insar.addLayout(row, 6, 0, 1, 3)
+        self._setup_products()
+
+    def _setup_products(self) -> None:
+        """InSAR product folders (LiCSAR/COMET interferograms, unzipped ASF HyP3 products): one interferogram each,
+        with the phase, coherence, line of sight, wavelength and sign read from the product's own files
+        (``backend.sarproducts``); its DEM when no DEM layer is chosen."""
+        lbl = QLabel("InSAR products as downloaded: a LiCSAR interferogram folder (YYYYMMDD_YYYYMMDD) or an unzipped "
+                     "ASF HyP3 folder per row. Phase, coherence, line of sight, wavelength and sign come from the "
+                     "product's files; each is one more interferogram (the first when no phase layer is chosen).")
+        lbl.setWordWrap(True)
+        self.lst_products = QListWidget()
+        self.lst_products.setObjectName("lst_products")
+        self.lst_products.setMinimumHeight(48)
+        self.lst_products.setMaximumHeight(72)
+        self.btn_add_product = QPushButton("Add product folder…")
+        self.btn_add_product.setObjectName("btn_add_product")
+        self.btn_add_product.clicked.connect(self.browse_product)
+        self.btn_remove_product = QPushButton("Remove selected")
+        self.btn_remove_product.setObjectName("btn_remove_product")
+        self.btn_remove_product.clicked.connect(self.remove_products)
+        row = QHBoxLayout()
+        row.addWidget(self.btn_add_product)
+        row.addWidget(self.btn_remove_product)
+        row.addStretch(1)
+        self.grid_insar.addWidget(lbl, 7, 0, 1, 3)
+        self.grid_insar.addWidget(self.lst_products, 8, 0, 1, 3)
+        self.grid_insar.addLayout(row, 9, 0, 1, 3)
+
+    def add_product(self, path: str) -> None:
+        """Append a product folder (or one of its files); the validation names it if it cannot be read."""
+        if path and path not in self.products():
+            self.lst_products.addItem(path)
+        self.validate()
+
+    def browse_product(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "LiCSAR interferogram folder or unzipped HyP3 product", "")
+        if path:
+            self.add_product(path)
+
+    def remove_products(self) -> None:
+        rows = sorted({i.row() for i in self.lst_products.selectedIndexes()} or {self.lst_products.count() - 1},
+                      reverse=True)
+        for r in rows:
+            if r >= 0:
+                self.lst_products.takeItem(r)
+        self.validate()
+
+    def products(self) -> list[str]:
+        lst = getattr(self, "lst_products", None)  # validation during set-up, before the list exists
+        return [] if lst is None else [lst.item(i).text() for i in range(lst.count())]
 
     def add_ifg_row(self, phase: str, coherence: str = "", los_vector: str = "", wavelength: float | None = None,
                     sign: int | None = None, incidence: float | None = None, heading: float | None = None) -> int:
@@ -575,7 +626,7 @@ class MainDialog(QDialog, FORM_CLASS):
                        wavelength_m=self.wavelength_m() if "phase" in inputs else None,
                        phase_sign=self.phase_sign(), device=str(self.cb_device.currentData()),
                        tile=int(self.spin_tile.value()), model_path=Path(model) if model else None,
-                       extent=extent, intersection=True, more_ifgs=self.more_ifgs())
+                       extent=extent, intersection=True, more_ifgs=self.more_ifgs(), products=self.products())
 
     def remember(self) -> None:
         s = QgsSettings()
