@@ -151,9 +151,9 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
                 "MORE_PHASES with their coherences, LOS-vector rasters and comma-separated wavelengths, signs and "
                 "angles (one value applies to all; empty = as the first). Each is unwrapped (MCF) and east/north/up "
                 "are re-estimated from all of them; components the data do not constrain are NaN. "
-                "INSAR_PRODUCTS: LiCSAR interferogram folders or unzipped ASF HyP3 products (';'-separated) add one "
-                "interferogram each, with the product's coherence, line of sight (LiCSAR E/N/U files, HyP3 look "
-                "vectors), Sentinel-1 wavelength and sign +1, and its DEM when no DEM layer is given. "
+                "INSAR_PRODUCTS: LiCSAR interferogram folders or ASF HyP3 products (zip or folder; ';'-separated) "
+                "add one interferogram each, with the product's coherence, line of sight (LiCSAR E/N/U files, HyP3 "
+                "look vectors), Sentinel-1 wavelength and sign +1, and its DEM when no DEM layer is given. "
                 "Writes GeoTIFFs, styles (.qml) and run.json into a new sub-folder of the output folder.")
 
     def icon(self) -> QIcon:
@@ -192,8 +192,8 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer("LOS_VECTOR", "LOS unit-vector raster (3 bands E, N, U; "
                                                             "instead of incidence/heading)", optional=True))
         self.addParameter(QgsProcessingParameterString(
-            "INSAR_PRODUCTS", "InSAR products: LiCSAR interferogram folders (YYYYMMDD_YYYYMMDD) or unzipped HyP3 "
-            "products, separated by ';' (phase, coherence and line of sight from their files)", optional=True))
+            "INSAR_PRODUCTS", "InSAR products: LiCSAR interferogram folders (YYYYMMDD_YYYYMMDD) or HyP3 products "
+            "(zip or folder), separated by ';' (phase, coherence and line of sight from their files)", optional=True))
         for key, label in MORE_LAYERS.items():
             self.addParameter(QgsProcessingParameterMultipleLayers(key, label, QgsProcessing.TypeRaster,
                                                                    optional=True))

@@ -35,11 +35,11 @@ Units and conventions (docs/conventions.md):
 
 Products (--insar-product PATH, repeatable; docs/user_guide.md): a LiCSAR/COMET interferogram folder
 (YYYYMMDD_YYYYMMDD/ with .geo.diff_pha.tif, .geo.cc.tif; the frame's .geo.E/N/U.tif next to it or in metadata/) or
-an unzipped ASF HyP3 InSAR product (*_wrapped_phase.tif or *_unw_phase.tif, *_corr.tif, *_lv_theta.tif,
-*_lv_phi.tif) gives one interferogram: phase, coherence (LiCSAR 0..255 scaled to 0..1), line of sight, Sentinel-1
-wavelength, phase sign +1, and the product's DEM unless --dem is given. Options given explicitly win: once = all
-interferograms, once per interferogram = in order (first the --phase ones, then the products); any geometry option
-given for an interferogram replaces the product's geometry.
+an ASF HyP3 InSAR product (its zip as downloaded, or the unzipped folder: *_wrapped_phase.tif or *_unw_phase.tif,
+*_corr.tif, *_lv_theta.tif, *_lv_phi.tif) gives one interferogram: phase, coherence (LiCSAR 0..255 scaled to
+0..1), line of sight, Sentinel-1 wavelength, phase sign +1, and the product's DEM unless --dem is given. Options
+given explicitly win: once = all interferograms, once per interferogram = in order (first the --phase ones, then
+the products); any geometry option given for an interferogram replaces the product's geometry.
 
 Outputs in --out (float32 GeoTIFF, NaN = no data), moved in only when the run succeeds (Ctrl+C, SIGTERM: nothing
 left). One run per folder at a time (locked); a new run replaces the previous run's output files, other files stay;
@@ -77,8 +77,9 @@ def _add_estimate_args(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--coherence", metavar="RASTER", action="append",
                    help="interferometric coherence (0..1); once for all, or once per --phase in that order")
     g.add_argument("--insar-product", metavar="PATH", action="append",
-                   help="a LiCSAR interferogram folder (YYYYMMDD_YYYYMMDD/) or an unzipped ASF HyP3 InSAR product "
-                        "(folder or one of its files): phase, coherence and line of sight from the product's files; "
+                   help="a LiCSAR interferogram folder (YYYYMMDD_YYYYMMDD/) or an ASF HyP3 InSAR product "
+                        "(its zip, folder or one of its files): phase, coherence and line of sight from the "
+                        "product's files; "
                         "repeat for several (they follow the --phase ones)")
     s = ap.add_argument_group("InSAR geometry (each: once for all interferograms, or once per --phase in that order)")
     s.add_argument("--wavelength", type=float, metavar="M", action="append",

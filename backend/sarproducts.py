@@ -47,6 +47,7 @@ import hashlib
 import os
 import re
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -342,6 +343,42 @@ def read_hyp3(folder: Path, name: str, work: Path) -> ProductInputs:
     return res
 
 
+HYP3_ZIP_ROLES = ("wrapped_phase", "unw_phase", "corr", "lv_theta", "lv_phi", "inc_map_ell", "dem")
+
+
+def read_hyp3_zip(zp: Path, work: Path) -> ProductInputs:
+    """A HyP3 product zip as downloaded: the files the pipeline reads (and ``<name>.txt``) are extracted once into
+    the cache folder ``work`` (keyed by the zip's path, size and time; the zip itself is only read), then read as
+    the unzipped folder."""
+    try:
+        with zipfile.ZipFile(zp) as z:
+            members = {Path(m).name: m for m in z.namelist() if not m.endswith("/")}
+            names = sorted({mt.group(1) for n in members if (mt := HYP3_FILE.match(n)) is not None
+                            and mt.group(2).lower() in ("wrapped_phase", "unw_phase", "corr")})
+            if len(names) != 1:
+                raise _err(zp, f"holds {len(names)} HyP3 products" if names else "holds no HyP3 interferogram "
+                           "(<name>_wrapped_phase.tif / _unw_phase.tif / _corr.tif)",
+                           "give the zip of one ASF HyP3 InSAR product as downloaded, or its unzipped folder")
+            name = names[0]
+            folder = work / _key(zp, "unzipped")
+            wanted = [f"{name}_{r}.tif" for r in HYP3_ZIP_ROLES] + [f"{name}.txt"]
+            for fn in wanted:
+                dst = folder / fn
+                if fn in members and not dst.is_file():
+                    folder.mkdir(parents=True, exist_ok=True)
+                    tmp = folder / f".{fn}.{os.getpid()}.tmp"
+                    with z.open(members[fn]) as src, tmp.open("wb") as out:
+                        while chunk := src.read(1 << 22):
+                            out.write(chunk)
+                    os.replace(tmp, dst)
+    except zipfile.BadZipFile:
+        raise _err(zp, "is not a readable zip archive (incomplete download?)",
+                   f"download it again, or unzip it and give the folder: {FLAG} {zp.with_suffix('')}") from None
+    res = read_hyp3(folder, name, work)
+    res.notes.append(f"HyP3 {name}: read from {zp.name} (files extracted to {folder})")
+    return res
+
+
 def _hyp3_names(folder: Path) -> list[str]:
     names = {m.group(1) for p in folder.glob("*.tif") if (m := HYP3_FILE.match(p.name)) is not None
              and m.group(2).lower() in ("wrapped_phase", "unw_phase", "corr")}
@@ -360,7 +397,7 @@ def read_product(path: str | os.PathLike, work: str | os.PathLike | None = None)
         raise _err(p, "not found", "give a LiCSAR interferogram folder (YYYYMMDD_YYYYMMDD/) or one of its files, "
                    "or an unzipped HyP3 product folder or one of its *_unw_phase.tif / *_wrapped_phase.tif")
     if p.is_file() and p.suffix.lower() == ".zip":
-        raise _err(p, "is a zip archive", f"unzip it and give the folder: {FLAG} {p.with_suffix('')}")
+        return read_hyp3_zip(p, work_dir)
     if p.is_file():
         if LICSAR_PAIR.match(p.name):
             return read_licsar(p.parent, work_dir)

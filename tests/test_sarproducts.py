@@ -207,11 +207,37 @@ def test_unreadable_product_paths_say_what_to_give(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     zp = tmp_path / f"{HYP3}.zip"
     zp.write_bytes(b"PK")
-    cases[zp] = "unzip it"
+    cases[zp] = "not a readable zip archive"
     for path, text in cases.items():
         with pytest.raises(PipelineError) as e:
             read_product(path, tmp_path / "cache")
         assert text in str(e.value) and "Fix:" in str(e.value), (path, str(e.value))
+
+
+def test_a_hyp3_zip_is_read_as_downloaded_without_touching_it(tmp_path: Path) -> None:
+    import zipfile
+
+    folder = _hyp3(tmp_path / "src")
+    zp = tmp_path / "dl" / f"{HYP3}.zip"
+    zp.parent.mkdir()
+    with zipfile.ZipFile(zp, "w") as z:  # the ASF layout: <name>/<name>_*.tif
+        for f in sorted(folder.iterdir()):
+            z.write(f, f"{HYP3}/{f.name}")
+    before = zp.read_bytes()
+    from_zip = read_product(zp, tmp_path / "cache")
+    from_dir = read_product(folder, tmp_path / "cache")
+    assert from_zip.kind == "HyP3" and from_zip.name == HYP3
+    np.testing.assert_array_equal(_read(from_zip.phase), _read(from_dir.phase))
+    np.testing.assert_array_equal(_read(from_zip.coherence), _read(from_dir.coherence))
+    np.testing.assert_allclose(_read(from_zip.incidence_deg), _read(from_dir.incidence_deg))
+    assert any("read from" in n for n in from_zip.notes)
+    assert zp.read_bytes() == before and sorted(p.name for p in zp.parent.iterdir()) == [zp.name]
+    assert read_product(zp, tmp_path / "cache").phase.path == from_zip.phase.path  # extracted once
+    empty = tmp_path / "other.zip"
+    with zipfile.ZipFile(empty, "w") as z:
+        z.writestr("readme.txt", "x")
+    with pytest.raises(PipelineError, match="holds no HyP3 interferogram"):
+        read_product(empty, tmp_path / "cache")
 
 
 # ------------------------------------------------------------------------------------------ CLI

@@ -244,12 +244,13 @@ class MainDialog(QDialog, FORM_CLASS):
         self._setup_products()
 
     def _setup_products(self) -> None:
-        """InSAR product folders (LiCSAR/COMET interferograms, unzipped ASF HyP3 products): one interferogram each,
+        """InSAR product folders (LiCSAR/COMET interferograms, ASF HyP3 products): one interferogram each,
         with the phase, coherence, line of sight, wavelength and sign read from the product's own files
         (``backend.sarproducts``); its DEM when no DEM layer is chosen."""
-        lbl = QLabel("InSAR products as downloaded: a LiCSAR interferogram folder (YYYYMMDD_YYYYMMDD) or an unzipped "
-                     "ASF HyP3 folder per row. Phase, coherence, line of sight, wavelength and sign come from the "
-                     "product's files; each is one more interferogram (the first when no phase layer is chosen).")
+        lbl = QLabel("InSAR products as downloaded: a LiCSAR interferogram folder (YYYYMMDD_YYYYMMDD) or an ASF "
+                     "HyP3 product (zip or folder) per row. Phase, coherence, line of sight, wavelength and sign "
+                     "come from the product's files; each is one more interferogram (the first when no phase layer "
+                     "is chosen).")
         lbl.setWordWrap(True)
         self.lst_products = QListWidget()
         self.lst_products.setObjectName("lst_products")
@@ -258,11 +259,16 @@ class MainDialog(QDialog, FORM_CLASS):
         self.btn_add_product = QPushButton("Add product folder…")
         self.btn_add_product.setObjectName("btn_add_product")
         self.btn_add_product.clicked.connect(self.browse_product)
+        self.btn_add_product_file = QPushButton("Add zip or file…")
+        self.btn_add_product_file.setObjectName("btn_add_product_file")
+        self.btn_add_product_file.setToolTip("A HyP3 product zip as downloaded, or any file of a product")
+        self.btn_add_product_file.clicked.connect(self.browse_product_file)
         self.btn_remove_product = QPushButton("Remove selected")
         self.btn_remove_product.setObjectName("btn_remove_product")
         self.btn_remove_product.clicked.connect(self.remove_products)
         row = QHBoxLayout()
         row.addWidget(self.btn_add_product)
+        row.addWidget(self.btn_add_product_file)
         row.addWidget(self.btn_remove_product)
         row.addStretch(1)
         self.grid_insar.addWidget(lbl, 7, 0, 1, 3)
@@ -277,6 +283,12 @@ class MainDialog(QDialog, FORM_CLASS):
 
     def browse_product(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "LiCSAR interferogram folder or unzipped HyP3 product", "")
+        if path:
+            self.add_product(path)
+
+    def browse_product_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "HyP3 product zip, or a file of a LiCSAR/HyP3 product", "",
+                                              "Products (*.zip *.tif);;All files (*)")
         if path:
             self.add_product(path)
 
