@@ -1,0 +1,113 @@
+"""Where the step across the fault is lost: the learned mix against the network's own fixed candidates.
+
+    .venv/bin/python tools/diagnose_step.py CONFIG VARIANTS [COUNT] [--ckpt runs/warp_fusion_blind/best.pt]
+
+``CONFIG`` is an evaluation config name (``models/configs/<CONFIG>.json``, e.g. ``eval_real_texture_large``),
+``VARIANTS`` a comma-separated list, each read on the first ``COUNT`` scenes (optical only) by
+``models.evaluate`` with its baselines, results in ``runs/diag2/<CONFIG>_<variant>/``:
+
+* ``full``: the checkpoint as trained (the learned mix); ``gainK``: the same with the residual score times K;
+* ``soft``: the parameter-free residual-weighted mix of the candidates (``models.fusion.soft_select``);
+* ``hard``: per pixel, the candidate with the best residual score;
+* ``cK``: candidate K alone (0 the 15-px window, 1-4 its halves, 5 the 7-px window, 6 the 31-px window);
+* an ``itN_`` prefix: the front end with N full-resolution iterations.
+
+Prints, per variant, the near-rupture median EPE, the slope, the noise floor and the step error / share of the
+step within +-3 px (median over profiles). Numbers of 0.4.0 are in models/MODEL_CARD.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from backend.features import build_features, compute_stats  # noqa: E402
+from models import evaluate as ev  # noqa: E402
+from models import fusion as fu  # noqa: E402
+from models.dataset import COMBOS, arrays_for  # noqa: E402
+from models.export import load_checkpoint  # noqa: E402
+
+
+class Variant:
+    """Stands in for ``models.evaluate.OnnxModel``: the checkpoint read one way (see the module docstring)."""
+
+    def __init__(self, model: torch.nn.Module, variant: str) -> None:
+        self.model, self.variant = model, variant
+        self.meta = {"channels": list(model.channels), "model_version": f"diag-{variant}"}
+
+    def _measure(self, x: torch.Tensor, v: str) -> tuple[dict, str]:
+        old = self.model.iters
+        if v.startswith("it"):
+            self.model.iters, v = int(v[2:v.index("_")]), v.split("_", 1)[1]
+        try:
+            return self.model.measure(x), v
+        finally:
+            self.model.iters = old
+
+    @torch.no_grad()
+    def run(self, rec: dict, combo: str) -> dict[str, np.ndarray]:
+        arrays = arrays_for(rec, COMBOS[combo])
+        x = build_features(self.meta["channels"], arrays, stats=compute_stats(arrays),
+                           pixel_size_m=rec["pixel_size_m"], wavelength_m=rec["wavelength_m"],
+                           phase_sign=int(rec["phase_sign"]))
+        x = torch.from_numpy(x[None]).float()
+        m, v = self._measure(x, self.variant)
+        ldets, lress = list(m["ldet_o"].split(1, 1)), list(m["lres_o"].split(1, 1))
+        if v == "full" or v.startswith("gain"):
+            g0 = self.model.score_gain.data.clone()
+            if v.startswith("gain"):
+                self.model.score_gain.data *= float(v[4:])
+            dxy = self.model.fuse(x, m)[0][:, :2]
+            self.model.score_gain.data.copy_(g0)
+        elif v == "soft":
+            dxy = fu.soft_select(list(m["cand_o"].unbind(1)), ldets, lress)
+        elif v == "hard":
+            idx = fu.residual_score(ldets, lress).argmax(1, keepdim=True)
+            dxy = torch.gather(m["cand_o"], 1, idx.unsqueeze(2).expand(-1, -1, 2, -1, -1))[:, 0]
+        elif v.startswith("c"):
+            dxy = m["cand_o"][:, int(v[1:])]
+        else:
+            raise SystemExit(f"unknown variant {self.variant!r}")
+        ps = rec["pixel_size_m"]
+        dx, dy = dxy[0, 0].numpy(), dxy[0, 1].numpy()
+        enu = np.stack([dx * ps, -dy * ps, np.zeros_like(dx)]).astype(np.float64)
+        return {"displacement": enu, "sigma": np.ones_like(enu)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("config")
+    ap.add_argument("variants")
+    ap.add_argument("count", type=int, nargs="?", default=12)
+    ap.add_argument("--ckpt", type=Path, default=Path("runs/warp_fusion_blind/best.pt"))
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    model, _ = load_checkpoint(a.ckpt)
+    model.eval()
+    cfg = json.loads(Path(f"models/configs/{a.config}.json").read_text())
+    cfg.update(count=a.count, combos=["optical"], lk_row=False)
+    for i, v in enumerate(a.variants.split(",")):
+        ev.OnnxModel = lambda _path, v=v: Variant(model, v)
+        cfg["out_dir"] = f"runs/diag2/{a.config}_{v}"
+        with contextlib.redirect_stdout(io.StringIO()):
+            res = ev.evaluate(dict(cfg), Path("unused"))
+        for name, r in res["methods"].items():
+            if "QuakeFusion" in name or i == 0:
+                st = {t: (round(b.get("error_pct_median", float("nan")), 1),
+                          round(b.get("share_within_3px_median", float("nan")), 2), b["profiles"])
+                      for t, b in r["step"].items()}
+                print(f"{v:8s} {name[:40]:40s} near median {r['epe_px_near_median']:.3f} slope "
+                      f"{r['slope_median']:.3f} floor {r['noise_floor_px_median']:.3f} step {st}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
