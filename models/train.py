@@ -107,6 +107,23 @@ def l1_nll_loss(d_px: torch.Tensor, logb: torch.Tensor, target_enu_px: torch.Ten
     return l1 + (nll_b * v).sum() / n, mae
 
 
+def local_bias_loss(d_px: torch.Tensor, target_enu_px: torch.Tensor, valid: torch.Tensor, k: int,
+                    weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean |E/N error averaged over k x k neighbourhoods| (px): the local *bias* of the estimate.
+
+    A per-pixel L1 lets a mix trade bias for noise: near a rupture the wide windows that straddle it are less noisy
+    and read a smaller step, and the per-pixel loss prefers them. The step a geologist reads averages over hundreds
+    of pixels, where noise cancels and bias does not; this term penalises what survives the averaging (issue #11:
+    unbiased before smooth). ``weight`` (B, H, W) weights it like the L1 (near the rupture)."""
+    err = (enu_px_from_d(d_px) - target_enu_px)[:, :2] * valid.unsqueeze(1)
+    num = F.avg_pool2d(err, k, 1, k // 2, count_include_pad=False)
+    den = F.avg_pool2d(valid.unsqueeze(1), k, 1, k // 2, count_include_pad=False)
+    ok = (den > 0.5).float()[:, 0]
+    bias = (num / den.clamp(min=1e-3)).abs().sum(1) * ok
+    w = ok if weight is None else ok * weight
+    return (bias * (w / ok.clamp(min=1.0))).sum() / w.sum().clamp(min=1.0) / 2.0
+
+
 def batch_tensors(items: list[tuple[np.ndarray, ...]]) -> tuple[torch.Tensor, ...]:
     return tuple(torch.from_numpy(np.stack([i[k] for i in items])) for k in range(len(items[0])))
 
@@ -225,6 +242,8 @@ def train(cfg: dict[str, Any], resume: bool = False) -> Path:
         dp, lb, rupt = model.fuse(x, stack_measurements([i[4] for i in items]))
         wgt = near_rupture_weight(r, float(tr.get("w_near", 0.0)), int(tr.get("near_px", 0)))
         loss, l1 = l1_nll_loss(dp, lb, t, v, wgt)
+        if float(tr.get("w_bias", 0.0)) > 0.0:
+            loss = loss + float(tr["w_bias"]) * local_bias_loss(dp, t, v, int(tr.get("bias_px", 7)), wgt)
         pos_w = torch.tensor(float(tr.get("pos_weight", 5.0)))
         bce = F.binary_cross_entropy_with_logits(rupt[:, 0], r, pos_weight=pos_w)
         loss = loss + w_rupt * bce

@@ -110,3 +110,23 @@ def test_candidate_choice_does_not_depend_on_the_size_of_the_motion(offset_invar
         np.testing.assert_allclose(moved, 0.7, atol=1e-4)
     else:
         assert np.abs(moved - 0.7).max() > 0.01
+
+
+def test_local_bias_loss_reads_bias_not_noise() -> None:
+    """The training term against shrinkage: a 0.5-px offset of one component costs 0.25 px (mean of E and N);
+    zero-mean pixel noise of 0.3 px costs ~0.3 / 7 (averaged over 7 x 7 pixels), far less than the per-pixel L1."""
+    import torch
+
+    from models.train import local_bias_loss
+
+    torch.manual_seed(0)
+    t = torch.zeros(2, 3, 48, 48)
+    v = torch.ones(2, 48, 48)
+    d = torch.zeros(2, 3, 48, 48)
+    d[:, 0] = 0.5
+    assert float(local_bias_loss(d, t, v, 7)) == pytest.approx(0.25, abs=1e-6)
+    noise = 0.3 * torch.randn(2, 3, 48, 48)
+    assert float(local_bias_loss(noise, t, v, 7)) < 0.05 < float(noise[:, :2].abs().mean())
+    v[:, :, :24] = 0.0  # invalid pixels count neither in the mean nor in the loss
+    d[:, 0, :, :24] = 5.0
+    assert float(local_bias_loss(d, t, v, 7)) == pytest.approx(0.25, abs=1e-6)
