@@ -1,6 +1,6 @@
 """Screenshots of the real QGIS desktop under Xvfb: the filled-in dialog and the result layers over the rupture.
 
-    .venv/bin/python tests/screenshots.py            # -> docs/img/qgis_dialog.png, docs/img/qgis_results.png
+    .venv/bin/python tests/screenshots.py            # -> docs/img/qgis_dialog(_insar).png, qgis_results.png
 
 Starts Xvfb, then ``qgis`` with a throw-away profile in which the plugin (a ``quakefusion`` symlink on
 QGIS_PLUGINPATH) is enabled, and a ``--code`` script that simulates a scene (models.scene), loads it, fills the
@@ -105,7 +105,18 @@ def step1():
 
 def step2():
     try:
-        shot("qgis_dialog.png", STATE["dlg"])
+        from qgis.PyQt.QtWidgets import QScrollArea
+        dlg = STATE["dlg"]
+        print("dialog width", dlg.width(), "minimum", dlg.minimumWidth(), "settings need",
+              dlg.scroll.widget().minimumSizeHint().width(), flush=True)
+        area = dlg.findChild(QScrollArea)
+        if area is not None:  # the inputs first, then the InSAR section with the product list
+            area.verticalScrollBar().setValue(0)
+        shot("qgis_dialog.png", dlg)
+        if area is not None:
+            area.ensureWidgetVisible(dlg.lst_products, 50, 150)
+            shot("qgis_dialog_insar.png", dlg)
+            area.verticalScrollBar().setValue(0)
         shot("qgis_dialog_desktop.png")
         task = STATE["dlg"].run()
         task.done.connect(lambda ok, text: QTimer.singleShot(500, lambda: step3(ok, text)))

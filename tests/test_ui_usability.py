@@ -41,6 +41,11 @@ def test_dialog_fits_a_768_px_screen(dlg, capsys) -> None:
     assert dlg.scroll.verticalScrollBar().maximum() > 0
     dlg.grp_advanced.setCollapsed(False)
     assert dlg.sizeHint().height() <= FIT_HEIGHT
+    # as wide as its content up to 780 px (layer names are not cut; the interferogram table scrolls): fits 1024 px
+    assert dlg.scroll.viewport().width() >= min(dlg.scroll.widget().sizeHint().width(), 780) - 60
+    assert dlg.width() <= 1000
+    dlg.adjustSize()  # on an 800-px screen Qt caps this at 533 px: the minimum width keeps every column
+    assert dlg.scroll.viewport().width() >= dlg.scroll.widget().minimumSizeHint().width()
 
 
 def test_help_opens_the_shipped_user_guide(dlg) -> None:

@@ -23,7 +23,7 @@ from qgis.core import (
 )
 from qgis.gui import QgsFileWidget, QgsMapToolExtent
 from qgis.PyQt import uic
-from qgis.PyQt.QtCore import Qt, QUrl
+from qgis.PyQt.QtCore import QEvent, Qt, QUrl
 from qgis.PyQt.QtGui import QDesktopServices
 from qgis.PyQt.QtWidgets import (
     QComboBox,
@@ -96,11 +96,32 @@ def available_devices() -> tuple[bool, str]:
 
 
 class _SettingsScroll(QScrollArea):
-    """The settings' scroll area: asks for at most 420 px (the rest of the dialog needs ~250 px)."""
+    """The settings' scroll area: asks for at most 420 px (the rest of the dialog needs ~250 px), and for the width of
+    its content (at most 780 px: enough for the layer rows; the interferogram table scrolls), so that layer names
+    are not cut."""
 
     def sizeHint(self) -> Any:  # noqa: N802 (Qt API)
         h = super().sizeHint()
+        inner = self.widget()
+        if inner is not None:
+            need = inner.sizeHint().width() + self.verticalScrollBar().sizeHint().width() + 4
+            h.setWidth(min(max(h.width(), need), 780))
         h.setHeight(min(h.height(), 420))
+        return h
+
+    def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 (Qt API)
+        if obj is self.widget() and event.type() == QEvent.LayoutRequest:
+            self.updateGeometry()  # the content's size changed: the dialog asks for our hints again
+        return super().eventFilter(obj, event)
+
+    def minimumSizeHint(self) -> Any:  # noqa: N802 (Qt API)
+        """Never narrower than the settings' rows: this area does not scroll sideways, and a top-level adjustSize
+        (capped at 2/3 of the screen) would otherwise cut the columns off. Followed live (a long layer name)."""
+        h = super().minimumSizeHint()
+        inner = self.widget()
+        if inner is not None:
+            need = inner.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() + 4
+            h.setWidth(min(max(h.width(), need), 900))
         return h
 
 
@@ -143,6 +164,9 @@ class MainDialog(QDialog, FORM_CLASS):
         QgsProject.instance().layersAdded.connect(self.validate)
         QgsProject.instance().layersRemoved.connect(self.validate)
         self.validate()
+        # now that every row exists: as wide as the settings ask
+        self.resize(max(self.width(), self.scroll.sizeHint().width() + 2 * self.main_layout.spacing() + 24),
+                    self.height())
 
     # ------------------------------------------------------------------ set-up
     def _wrap_in_scroll_area(self) -> None:
@@ -160,6 +184,7 @@ class MainDialog(QDialog, FORM_CLASS):
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QScrollArea.NoFrame)
         self.scroll.setWidget(inner)
+        inner.installEventFilter(self.scroll)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.main_layout.insertWidget(0, self.scroll, 1)
         self.resize(max(self.width(), inner.sizeHint().width() + 30), FIT_HEIGHT - 40)
@@ -174,8 +199,10 @@ class MainDialog(QDialog, FORM_CLASS):
             cb.setAllowEmptyLayer(True)
             cb.setShowCrs(True)
             cb.setLayer(None)
+            cb.setMinimumWidth(250)  # "optical_pre [EPSG:32645]" readable, not "optical_p"
             band = getattr(self, f"band_{key}")
             band.setLayer(None)
+            band.setMinimumWidth(120)
             cb.layerChanged.connect(band.setLayer)
             cb.layerChanged.connect(self.validate)
             band.bandChanged.connect(self.validate)
