@@ -117,8 +117,11 @@ class WarpFusionNet(FusionBase):
                  levels: tuple[int, ...] = (4, 4, 2, 2), iters: int = 1, sar_iters: int = 1, sar_r_full: int = 5,
                  widths: tuple[int, int, int, int] = (32, 48, 64, 96), c_stem: int = 32, c_full: int = 16,
                  eps: float = 1e-3, mode: str = "bilinear", sigma_fine: float = 0.5,
-                 offset_invariant_inputs: bool = False) -> None:
+                 offset_invariant_inputs: bool = False, drop_wide: bool = False) -> None:
         super().__init__(channels)
+        # True (experiment, not shipped): the optical 31-px candidates are replaced by the 15-px ones before the
+        # fusion (read with the learned mix of 0.4.0 they cost 6 points of the fault step: tools/diagnose_step.py)
+        self.drop_wide = bool(drop_wide)
         # True (0.4): the U-Net sees each pair's full-window candidate *minus* the residual-weighted estimate, never
         # the displacement itself, so its choice among candidates cannot depend on how large the motion is (0.3.0
         # saw the value and learnt to prefer the smaller candidates: selection-induced shrinkage, issue #11)
@@ -192,6 +195,8 @@ class WarpFusionNet(FusionBase):
     def fuse(self, x: torch.Tensor, m: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The learned part: (d = (dx, dy, up) px, log b (3) px, rupture logit (1)), (B, ., H, W)."""
         c = self.c
+        if self.drop_wide:
+            m = {**m, **{k: torch.cat([m[k][:, :6], m[k][:, :5]], 1) for k in ("cand_o", "ldet_o", "lres_o")}}
         mo, ms = c(x, "mask_optical"), c(x, "mask_sar")
         score = torch.cat([residual_score(list(m["ldet_o"].split(1, 1)), list(m["lres_o"].split(1, 1))) * mo,
                            residual_score(list(m["ldet_s"].split(1, 1)), list(m["lres_s"].split(1, 1))) * ms], 1)

@@ -7,6 +7,7 @@
 ``models.evaluate`` with its baselines, results in ``runs/diag2/<CONFIG>_<variant>/``:
 
 * ``full``: the checkpoint as trained (the learned mix); ``gainK``: the same with the residual score times K;
+  ``no31``: the learned mix with the 31-px candidates replaced by the 15-px ones;
 * ``soft``: the parameter-free residual-weighted mix of the candidates (``models.fusion.soft_select``);
 * ``hard``: per pixel, the candidate with the best residual score;
 * ``cK``: candidate K alone (0 the 15-px window, 1-4 its halves, 5 the 7-px window, 6 the 31-px window);
@@ -62,6 +63,12 @@ class Variant:
         x = torch.from_numpy(x[None]).float()
         m, v = self._measure(x, self.variant)
         ldets, lress = list(m["ldet_o"].split(1, 1)), list(m["lres_o"].split(1, 1))
+        if v == "no31":  # the learned mix with the 31-px set replaced by the 15-px one (same order of windows)
+            m = dict(m)
+            for k in ("cand_o", "ldet_o", "lres_o"):
+                m[k] = m[k].clone()
+                m[k][:, 6:11] = m[k][:, 0:5]
+            v = "full"
         if v == "full" or v.startswith("gain"):
             g0 = self.model.score_gain.data.clone()
             if v.startswith("gain"):
