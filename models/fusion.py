@@ -117,11 +117,13 @@ class WarpFusionNet(FusionBase):
                  levels: tuple[int, ...] = (4, 4, 2, 2), iters: int = 1, sar_iters: int = 1, sar_r_full: int = 5,
                  widths: tuple[int, int, int, int] = (32, 48, 64, 96), c_stem: int = 32, c_full: int = 16,
                  eps: float = 1e-3, mode: str = "bilinear", sigma_fine: float = 0.5,
-                 offset_invariant_inputs: bool = False, drop_wide: bool = False) -> None:
+                 offset_invariant_inputs: bool = False, drop_wide: bool = False,
+                 between: str = "soft") -> None:
         super().__init__(channels)
         # True (experiment, not shipped): the optical 31-px candidates are replaced by the 15-px ones before the
         # fusion (read with the learned mix of 0.4.0 they cost 6 points of the fault step: tools/diagnose_step.py)
         self.drop_wide = bool(drop_wide)
+        self.between = between  # see _between
         # True (0.4): the U-Net sees each pair's full-window candidate *minus* the residual-weighted estimate, never
         # the displacement itself, so its choice among candidates cannot depend on how large the motion is (0.3.0
         # saw the value and learnt to prefer the smaller candidates: selection-induced shrinkage, issue #11)
@@ -174,8 +176,20 @@ class WarpFusionNet(FusionBase):
         for it in range(iters):
             cands, ldets, lress = lk_windows(*half_warps(a, b, d, self.mode), m, d, rects, self.eps)
             if it < iters - 1:
-                d = soft_select(cands, ldets, lress) * m
+                d = self._between(cands, ldets, lress) * m
         return torch.stack(cands, 1) * m.unsqueeze(1), torch.cat(ldets, 1) * m, torch.cat(lress, 1) * m, a
+
+    def _between(self, cands: list, ldets: list, lress: list) -> torch.Tensor:
+        """The estimate carried from one full-resolution iteration to the next (``between``): ``soft`` (the
+        residual-weighted mix of all windows, 0.4.0), ``hard`` (the best-residual window per pixel) or ``sharp``
+        (the residual-weighted mix of the 7-px window, its halves and the small window: never a 31-px window)."""
+        if self.between == "hard":
+            sc = residual_score(ldets, lress)
+            idx = sc.argmax(1, keepdim=True)
+            return torch.gather(torch.stack(cands, 1), 1, idx.unsqueeze(2).expand(-1, -1, 2, -1, -1))[:, 0]
+        if self.between == "sharp":
+            return soft_select(cands[:6], ldets[:6], lress[:6])
+        return soft_select(cands, ldets, lress)
 
     # ------------------------------------------------------------------ network
     def measure(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -11,7 +11,8 @@
 * ``soft``: the parameter-free residual-weighted mix of the candidates (``models.fusion.soft_select``);
 * ``hard``: per pixel, the candidate with the best residual score;
 * ``cK``: candidate K alone (0 the 15-px window, 1-4 its halves, 5 the 7-px window, 6 the 31-px window);
-* an ``itN_`` prefix: the front end with N full-resolution iterations.
+* an ``itN_`` prefix: the front end with N full-resolution iterations (``itNh_``: the best-residual window carried
+  between iterations, ``itNs_``: the mix of the sharp windows, never a 31-px one; see ``WarpFusionNet._between``).
 
 Prints, per variant, the near-rupture median EPE, the slope, the noise floor and the step error / share of the
 step within +-3 px (median over profiles). Numbers of 0.4.0 are in models/MODEL_CARD.md.
@@ -46,13 +47,16 @@ class Variant:
         self.meta = {"channels": list(model.channels), "model_version": f"diag-{variant}"}
 
     def _measure(self, x: torch.Tensor, v: str) -> tuple[dict, str]:
-        old = self.model.iters
+        old = self.model.iters, self.model.between
         if v.startswith("it"):
-            self.model.iters, v = int(v[2:v.index("_")]), v.split("_", 1)[1]
+            head, v = v.split("_", 1)
+            n = "".join(ch for ch in head[2:] if ch.isdigit())
+            self.model.iters = int(n)
+            self.model.between = {"h": "hard", "s": "sharp"}.get(head[2 + len(n):], "soft")
         try:
             return self.model.measure(x), v
         finally:
-            self.model.iters = old
+            self.model.iters, self.model.between = old
 
     @torch.no_grad()
     def run(self, rec: dict, combo: str) -> dict[str, np.ndarray]:
