@@ -118,12 +118,17 @@ class WarpFusionNet(FusionBase):
                  widths: tuple[int, int, int, int] = (32, 48, 64, 96), c_stem: int = 32, c_full: int = 16,
                  eps: float = 1e-3, mode: str = "bilinear", sigma_fine: float = 0.5,
                  offset_invariant_inputs: bool = False, drop_wide: bool = False,
-                 between: str = "soft") -> None:
+                 between: str = "soft", wide_gate_px: float = 0.0, wide_gate_k: float = 0.0,
+                 wide_gate_set: bool = True) -> None:
         super().__init__(channels)
         # True (experiment, not shipped): the optical 31-px candidates are replaced by the 15-px ones before the
         # fusion (read with the learned mix of 0.4.0 they cost 6 points of the fault step: tools/diagnose_step.py)
         self.drop_wide = bool(drop_wide)
         self.between = between  # see _between
+        # > 0 (experiment): the wide (31-px) candidates of a pair lose their weight where their own halves disagree
+        # by more than this many px (a discontinuity within 15 px: the full 31-px window straddles it); see _wide_gate
+        self.wide_gate_px, self.wide_gate_k, self.wide_gate_set = float(wide_gate_px), float(wide_gate_k), \
+            bool(wide_gate_set)
         # True (0.4): the U-Net sees each pair's full-window candidate *minus* the residual-weighted estimate, never
         # the displacement itself, so its choice among candidates cannot depend on how large the motion is (0.3.0
         # saw the value and learnt to prefer the smaller candidates: selection-induced shrinkage, issue #11)
@@ -191,6 +196,26 @@ class WarpFusionNet(FusionBase):
             return soft_select(cands[:6], ldets[:6], lress[:6])
         return soft_select(cands, ldets, lress)
 
+    def _wide_gate(self, cand: torch.Tensor, lres: torch.Tensor) -> torch.Tensor:
+        """Log-weights (B, N_WINDOWS, H, W) that close a window where its own halves disagree by more than their
+        noise allows (the window then holds a discontinuity: its mean mixes both sides). The allowance is
+        ``wide_gate_px`` + ``wide_gate_k`` x the predicted std of the halves' difference (each half's variance
+        ~ its normalised fit residual / (area / 4)). ``wide_gate_set`` False: only the full 31-px window; True: the
+        whole 31-px set, and the full 15-px window by its halves. Parameter-free; the 7-px window is never gated."""
+        def pen(i: int, r: int) -> torch.Tensor:  # windows i (full), i+1..i+4 (left, right, up, down), radius r
+            n_eff = (2 * r + 1) * (r + 1) / 4.0
+            v = torch.exp(lres[:, i + 1:i + 5]) / n_eff
+            t_lr = self.wide_gate_px + self.wide_gate_k * torch.sqrt(v[:, 0:1] + v[:, 1:2])
+            t_ud = self.wide_gate_px + self.wide_gate_k * torch.sqrt(v[:, 2:3] + v[:, 3:4])
+            ex = torch.maximum((cand[:, i + 1] - cand[:, i + 2]).abs().amax(1, keepdim=True) / t_lr,
+                               (cand[:, i + 3] - cand[:, i + 4]).abs().amax(1, keepdim=True) / t_ud)
+            return -8.0 * torch.relu(ex - 1.0)  # 0 within the allowance, -8 (weight x 3e-4) at twice it
+        p31 = pen(6, 2 * self.r_full + 1)
+        zero = p31.new_zeros(p31.shape)
+        if not self.wide_gate_set:
+            return torch.cat([zero.expand(-1, 6, -1, -1), p31, zero.expand(-1, 4, -1, -1)], 1)
+        return torch.cat([pen(0, self.r_full), zero.expand(-1, 5, -1, -1), p31.expand(-1, 5, -1, -1)], 1)
+
     # ------------------------------------------------------------------ network
     def measure(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The fixed (parameter-free) measurement layers: per pair, offset candidates (B,K,2,H,W), log dets and
@@ -227,6 +252,9 @@ class WarpFusionNet(FusionBase):
         fine = self.fine(torch.cat([out[:, k + 5:], 0.1 * score, mo, ms], 1))
         avail = torch.cat([mo.expand(-1, N_WINDOWS, -1, -1), ms.expand(-1, N_WINDOWS, -1, -1)], 1)
         logits = out[:, :k] + fine[:, :k] + self.score_gain * score - 30.0 * (1.0 - avail)
+        if self.wide_gate_px > 0:
+            logits = logits + torch.cat([self._wide_gate(m["cand_o"], m["lres_o"]),
+                                         self._wide_gate(m["cand_s"], m["lres_s"])], 1)
         # softmax over the K candidates by hand (ORT's softmax over a non-last axis transposes: slow)
         e = torch.exp(logits - logits.max(1, keepdim=True)[0])
         cand = torch.cat([m["cand_o"], m["cand_s"]], 1)  # (B, K, 2, H, W)
