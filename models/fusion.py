@@ -119,12 +119,13 @@ class WarpFusionNet(FusionBase):
                  eps: float = 1e-3, mode: str = "bilinear", sigma_fine: float = 0.5,
                  offset_invariant_inputs: bool = False, drop_wide: bool = False,
                  between: str = "soft", wide_gate_px: float = 0.0, wide_gate_k: float = 0.0,
-                 wide_gate_set: bool = True) -> None:
+                 wide_gate_set: bool = True, exact_mask: bool = False) -> None:
         super().__init__(channels)
         # True (experiment, not shipped): the optical 31-px candidates are replaced by the 15-px ones before the
         # fusion (read with the learned mix of 0.4.0 they cost 6 points of the fault step: tools/diagnose_step.py)
         self.drop_wide = bool(drop_wide)
         self.between = between  # see _between
+        self.exact_mask = bool(exact_mask)  # see fuse (False in 0.4.0, whose weights on absent pairs are ~0 anyway)
         # > 0 (experiment): the wide (31-px) candidates of a pair lose their weight where their own halves disagree
         # by more than this many px (a discontinuity within 15 px: the full 31-px window straddles it); see _wide_gate
         self.wide_gate_px, self.wide_gate_k, self.wide_gate_set = float(wide_gate_px), float(wide_gate_k), \
@@ -209,7 +210,7 @@ class WarpFusionNet(FusionBase):
             t_ud = self.wide_gate_px + self.wide_gate_k * torch.sqrt(v[:, 2:3] + v[:, 3:4])
             ex = torch.maximum((cand[:, i + 1] - cand[:, i + 2]).abs().amax(1, keepdim=True) / t_lr,
                                (cand[:, i + 3] - cand[:, i + 4]).abs().amax(1, keepdim=True) / t_ud)
-            return -8.0 * torch.relu(ex - 1.0)  # 0 within the allowance, -8 (weight x 3e-4) at twice it
+            return -8.0 * torch.clamp(ex - 1.0, 0.0, 1.0)  # 0 within the allowance, -8 (weight x 3e-4) from twice it
         p31 = pen(6, 2 * self.r_full + 1)
         zero = p31.new_zeros(p31.shape)
         if not self.wide_gate_set:
@@ -255,8 +256,15 @@ class WarpFusionNet(FusionBase):
         if self.wide_gate_px > 0:
             logits = logits + torch.cat([self._wide_gate(m["cand_o"], m["lres_o"]),
                                          self._wide_gate(m["cand_s"], m["lres_s"])], 1)
-        # softmax over the K candidates by hand (ORT's softmax over a non-last axis transposes: slow)
-        e = torch.exp(logits - logits.max(1, keepdim=True)[0])
+        # softmax over the K candidates by hand (ORT's softmax over a non-last axis transposes: slow). With
+        # ``exact_mask`` an unavailable pair's candidates (zeros) get exactly no weight, whatever the logits: a
+        # soft -30 alone can be outbid, and a fine-tune did learn to (0.97 of the weight on the zeros of the absent
+        # SAR pair in an optical-only scene: a path to zero, issue #11)
+        if self.exact_mask:  # the max over available candidates only (nothing can underflow them)
+            e = torch.exp(logits - (logits - 1e4 * (1.0 - avail)).max(1, keepdim=True)[0]).clamp(max=1.0) * avail
+            e = e + 1e-12
+        else:
+            e = torch.exp(logits - logits.max(1, keepdim=True)[0])
         cand = torch.cat([m["cand_o"], m["cand_s"]], 1)  # (B, K, 2, H, W)
         dxy = (e.unsqueeze(2) * cand).sum(1) / e.sum(1, keepdim=True) * torch.clamp(mo + ms, max=1.0)
         logb = (out[:, k:k + 3] + fine[:, k:k + 3]).clamp(LOGB_MIN, LOGB_MAX)

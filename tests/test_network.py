@@ -130,3 +130,40 @@ def test_local_bias_loss_reads_bias_not_noise() -> None:
     v[:, :, :24] = 0.0  # invalid pixels count neither in the mean nor in the loss
     d[:, 0, :, :24] = 5.0
     assert float(local_bias_loss(d, t, v, 7)) == pytest.approx(0.25, abs=1e-6)
+
+
+def test_absent_pair_gets_no_weight_with_exact_mask() -> None:
+    """An optical-only scene: the absent SAR pair's candidates are zeros. However large the logits the network
+    gives them (a fine-tune learnt to put 0.97 of the weight there: a path to zero, issue #11), with
+    ``exact_mask`` the estimate stays a mix of the optical candidates: all set to 0.6 px, it reads 0.6 px."""
+    torch.manual_seed(0)
+    model = build_model({"exact_mask": True, "wide_gate_px": 0.15}).eval()
+    k = model.n_cand
+    with torch.no_grad():
+        model.head.bias[k // 2:k] = 200.0  # the SAR candidates' logits far above the optical ones
+    x, _, _ = features_and_target(standin_scene(5, (64, 64), pixel_size_m=10.0), COMBOS["optical"])
+    xt = torch.from_numpy(x[None])
+    with torch.no_grad():
+        m = model.measure(xt)
+        m = dict(m, cand_o=torch.full_like(m["cand_o"], 0.6))
+        d = model.fuse(xt, m)[0][0, :2]
+        model.exact_mask = False
+        d_soft = model.fuse(xt, m)[0][0, :2]
+    np.testing.assert_allclose(d.numpy(), 0.6, atol=1e-5)
+    assert float(d_soft.abs().max()) < 0.01  # the soft -30 mask alone is outbid: the estimate collapses to zero
+
+
+def test_wide_gate_closes_straddling_windows_only() -> None:
+    """Halves of the 31-px window that disagree by 0.5 px (a discontinuity within 15 px) close the whole 31-px set
+    (log-weight -8); agreeing halves (or a 0.1-px disagreement, under the 0.15-px gate) leave it open; the 7-px
+    window is never closed."""
+    from models.fusion import N_WINDOWS
+
+    model = build_model({"wide_gate_px": 0.15})
+    cand = torch.zeros(1, N_WINDOWS, 2, 4, 4)
+    lres = torch.full((1, N_WINDOWS, 4, 4), -7.0)
+    cand[:, 8, 1, :, :2] = 0.5  # right half of the 31-px window reads 0.5 px more (left columns)
+    cand[:, 8, 1, :, 2:] = 0.1  # ... or 0.1 px more (right columns)
+    g = model._wide_gate(cand, lres)[0]
+    assert torch.all(g[6:11, :, :2] == -8.0) and torch.all(g[6:11, :, 2:] == 0.0)
+    assert torch.all(g[:6] == 0.0)  # 15-px halves agree: the 15-px full window stays open; 7-px never gated
