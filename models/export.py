@@ -27,7 +27,7 @@ import torch
 from models.channels import channel_specs
 from models.fusion import build_model
 
-MODEL_VERSION = "0.4.0"
+MODEL_VERSION = "0.5.0"
 OPSET = 17
 TILE_MULTIPLE = 32  # 1/4-resolution U-Net with 4 levels
 # Context the network draws on each side of a pixel (px): 1/4-resolution U-Net (4 levels, ~130 px) + the fixed front
@@ -38,6 +38,12 @@ DEFAULT_CKPTS = (Path("runs/warp_fusion_blind/best.pt"), Path("runs/warp_fusion/
                  Path("runs/warp_fusion/last.pt"))
 DEFAULT_OUT = Path("models/quakefusion.onnx")
 OUTPUT_NAMES = ("displacement_enu_m", "sigma_enu_m", "rupture_probability")
+# Parameter-free settings of the fusion applied at export, whatever the checkpoint's config says (they have no
+# weights): 0.5.0 = the 0.4.0 weights with the wide windows closed at a detected discontinuity and an exact mask for
+# absent pairs (models/fusion.py ``_wide_gate`` / ``exact_mask``; numbers in models/MODEL_CARD.md), and sigma x 1.29:
+# the gate's extra error on the validation scenes (tools/sigma_scale.py), so that sigma says so.
+EXPORT_SETTINGS = {"wide_gate_px": 0.15, "wide_gate_k": 0.0, "wide_gate_set": True, "exact_mask": True,
+                   "sigma_scale": 1.29}
 
 
 def build_metadata(model: torch.nn.Module, ckpt: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -64,7 +70,7 @@ def build_metadata(model: torch.nn.Module, ckpt: dict[str, Any] | None = None) -
                             if k in ckpt}
         meta["training"]["data"] = {k: data.get(k) for k in ("backend", "train_seeds", "scene_size", "crop")
                                     if k in data}
-        meta["network"] = ckpt.get("config", {}).get("model", {})
+        meta["network"] = {**ckpt.get("config", {}).get("model", {}), **EXPORT_SETTINGS}
     return meta
 
 
@@ -162,6 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     ckpt_path = args.ckpt or default_checkpoint()
     model, ckpt = load_checkpoint(ckpt_path)
+    for key, value in EXPORT_SETTINGS.items():
+        setattr(model, key, value)
     out = export_onnx(model, args.out, build_metadata(model, ckpt))
     res = check_export(model, out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) from {ckpt_path} (step {ckpt.get('step')}); "

@@ -119,13 +119,16 @@ class WarpFusionNet(FusionBase):
                  eps: float = 1e-3, mode: str = "bilinear", sigma_fine: float = 0.5,
                  offset_invariant_inputs: bool = False, drop_wide: bool = False,
                  between: str = "soft", wide_gate_px: float = 0.0, wide_gate_k: float = 0.0,
-                 wide_gate_set: bool = True, exact_mask: bool = False) -> None:
+                 wide_gate_set: bool = True, exact_mask: bool = False, sigma_scale: float = 1.0) -> None:
         super().__init__(channels)
         # True (experiment, not shipped): the optical 31-px candidates are replaced by the 15-px ones before the
         # fusion (read with the learned mix of 0.4.0 they cost 6 points of the fault step: tools/diagnose_step.py)
         self.drop_wide = bool(drop_wide)
         self.between = between  # see _between
         self.exact_mask = bool(exact_mask)  # see fuse (False in 0.4.0, whose weights on absent pairs are ~0 anyway)
+        # sigma x this in the outputs: a setting changed after training (the wide gate) changes the error the sigma
+        # head learnt; tools/sigma_scale.py measures the factor on the validation scenes
+        self.sigma_scale = float(sigma_scale)
         # > 0 (experiment): the wide (31-px) candidates of a pair lose their weight where their own halves disagree
         # by more than this many px (a discontinuity within 15 px: the full 31-px window straddles it); see _wide_gate
         self.wide_gate_px, self.wide_gate_k, self.wide_gate_set = float(wide_gate_px), float(wide_gate_k), \
@@ -261,7 +264,7 @@ class WarpFusionNet(FusionBase):
         # soft -30 alone can be outbid, and a fine-tune did learn to (0.97 of the weight on the zeros of the absent
         # SAR pair in an optical-only scene: a path to zero, issue #11)
         if self.exact_mask:  # the max over available candidates only (nothing can underflow them)
-            e = torch.exp(logits - (logits - 1e4 * (1.0 - avail)).max(1, keepdim=True)[0]).clamp(max=1.0) * avail
+            e = torch.exp((logits - (logits - 1e4 * (1.0 - avail)).max(1, keepdim=True)[0]).clamp(max=0.0)) * avail
             e = e + 1e-12
         else:
             e = torch.exp(logits - logits.max(1, keepdim=True)[0])
@@ -283,7 +286,7 @@ class WarpFusionNet(FusionBase):
         """features -> displacement_enu_m, sigma_enu_m (B,3,H,W), rupture_probability (B,1,H,W)."""
         d, logb, rupt = self.forward_all(x)
         ps = self.c(x, "pixel_size_m")
-        return enu_px_from_d(d) * ps, SQRT2 * torch.exp(logb) * ps, torch.sigmoid(rupt)
+        return enu_px_from_d(d) * ps, SQRT2 * torch.exp(logb) * ps * self.sigma_scale, torch.sigmoid(rupt)
 
 
 def count_params(model: nn.Module) -> int:

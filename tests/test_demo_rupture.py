@@ -1,9 +1,10 @@
 """The demo's simulated surface rupture (models.demo.demo_strong_rupture) with the shipped model, through the
 whole pipeline: near the rupture the fused east/north beat OpenCV DIS on the same optical pair and predicting zero,
-and the offset across the fault (fault-parallel, 50-500 m either side) is read within 10 % of the truth.
+and the offset across the fault (fault-parallel, 50-500 m either side) is read within 5 % of the truth.
 
-Measured with model 0.4.0: 0.105 px (1.05 m at 10 m) against DIS 0.137 px and zero 0.329 px; step 5.94 m against
-6.36 m true (-7 %; DIS 6.04 m). (0.2.0: 0.066 px, step 6.39 m.)
+Measured with model 0.5.0: 0.118 px (1.18 m at 10 m) against DIS 0.137 px and zero 0.329 px; step 6.23 m against
+6.36 m true (-2 %; DIS 6.04 m). (0.4.0: 0.105 px, step 5.94 m = -7 %; 0.2.0: 0.066 px, step 6.39 m.) 0.5.0 closes
+the wide windows at the rupture: the step is read sharper and less biased at the price of some noise.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ def test_simulated_rupture_demo_beats_dis_and_zero_and_reads_the_offset(tmp_path
     c = demo_strong_rupture(tmp_path / "demo", device="cpu", model=qf_model)
     assert 7.3 < c["mw"] < 7.5 and c["pixel_size_m"] == 10.0
     assert c["truth_horizontal_p99_m"] > 3.0  # metres of motion: a few tenths of a pixel
-    assert c["epe_px_near"] < 0.12
-    assert c["epe_px_near"] < 0.85 * c["dis_epe_px_near"]
-    assert c["epe_px_near"] < 0.35 * c["zero_epe_px_near"]
+    assert c["epe_px_near"] < 0.125
+    assert c["epe_px_near"] < 0.9 * c["dis_epe_px_near"]
+    assert c["epe_px_near"] < 0.4 * c["zero_epe_px_near"]
     assert 6.0 < c["step_true_m"] < 6.8
-    assert abs(c["step_model_m"] - c["step_true_m"]) < 0.1 * c["step_true_m"]
+    assert abs(c["step_model_m"] - c["step_true_m"]) < 0.05 * c["step_true_m"]
     with rasterio.open(Path(c["out"]) / "displacement.tif") as ds:
         assert ds.crs is not None and ds.res == (10.0, 10.0) and ds.count == 3
