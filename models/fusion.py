@@ -102,6 +102,12 @@ def soft_select(cands: list[torch.Tensor], ldets: list[torch.Tensor], lress: lis
     return sum(ei * c for ei, c in zip(e, cands)) / tot
 
 
+def hard_select(cands: list[torch.Tensor], ldets: list[torch.Tensor], lress: list[torch.Tensor]) -> torch.Tensor:
+    """Per pixel, the candidate with the best residual score (``window_scores``)."""
+    idx = residual_score(ldets, lress).argmax(1, keepdim=True)
+    return torch.gather(torch.stack(cands, 1), 1, idx.unsqueeze(2).expand(-1, -1, 2, -1, -1))[:, 0]
+
+
 def window_scores(ldets: list[torch.Tensor], lress: list[torch.Tensor]) -> list[torch.Tensor]:
     """Parameter-free preference per window: low fit residual first, then more texture."""
     return [GAIN * (-r + 0.125 * d.clamp(-8.0, 4.0)) for r, d in zip(lress, ldets)]
@@ -193,9 +199,7 @@ class WarpFusionNet(FusionBase):
         residual-weighted mix of all windows, 0.4.0), ``hard`` (the best-residual window per pixel) or ``sharp``
         (the residual-weighted mix of the 7-px window, its halves and the small window: never a 31-px window)."""
         if self.between == "hard":
-            sc = residual_score(ldets, lress)
-            idx = sc.argmax(1, keepdim=True)
-            return torch.gather(torch.stack(cands, 1), 1, idx.unsqueeze(2).expand(-1, -1, 2, -1, -1))[:, 0]
+            return hard_select(cands, ldets, lress)
         if self.between == "sharp":
             return soft_select(cands[:6], ldets[:6], lress[:6])
         return soft_select(cands, ldets, lress)

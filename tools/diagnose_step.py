@@ -91,8 +91,7 @@ class Variant:
         elif v == "soft":
             dxy = fu.soft_select(list(m["cand_o"].unbind(1)), ldets, lress)
         elif v == "hard":
-            idx = fu.residual_score(ldets, lress).argmax(1, keepdim=True)
-            dxy = torch.gather(m["cand_o"], 1, idx.unsqueeze(2).expand(-1, -1, 2, -1, -1))[:, 0]
+            dxy = fu.hard_select(list(m["cand_o"].unbind(1)), ldets, lress)
         elif v.startswith("c"):
             dxy = m["cand_o"][:, int(v[1:])]
         else:

@@ -35,12 +35,12 @@ def ratios(model: torch.nn.Module, val: list, meas: list) -> np.ndarray:
     for i, (_combo, (x, t, v, _r)) in enumerate(val):
         if len(meas) <= i:
             meas.append(model.measure(x))
+        if float(model.c(x, "mask_optical").max() + model.c(x, "mask_sar").max()) == 0:
+            continue  # InSAR only: the horizontal is not observed
         d, logb, _ = model.fuse(x, meas[i])
         err = (enu_px_from_d(d)[:, :2] - t[:, :2]).abs()
         sig = SQRT2 * torch.exp(logb[:, :2])
         keep = (v > 0.5).unsqueeze(1).expand_as(err)
-        if float(model.c(x, "mask_optical").max() + model.c(x, "mask_sar").max()) == 0:
-            continue  # InSAR only: the horizontal is not observed
         out.append((err / sig)[keep].numpy())
     return np.concatenate(out)
 
