@@ -133,6 +133,7 @@ def _real_texture(name: str) -> tuple[np.ndarray, float]:
 # Real two-date Sentinel-2 pair (tools/make_s2_pair.py), (rows, cols) of each split; the training window avoids
 # the first date's nodata wedge (columns < 541 above row 1810).
 PAIR_SPLIT = {"train": ((0, 1700), (560, 1792)), "test": ((1820, 2560), (0, 1792))}
+EFFECTS = ("real_change", "sun", "psf", "coreg", "scan_band", "gain", "clouds", "noise", "quant", "gaps")  # effects_off
 
 
 @functools.cache
@@ -152,7 +153,8 @@ def _blobs(rng: np.random.Generator, shape: tuple[int, int], cover: float, beta:
     return np.clip((f - thr) / (0.3 * f.std() + 1e-9), 0.0, 1.0)
 
 
-def _nuisance_coords(rng: np.random.Generator, H: int, W: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+def _nuisance_coords(rng: np.random.Generator, H: int, W: int, off: set[str] = frozenset()
+                     ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Apparent shifts of the post image that are NOT ground motion (rows, cols, in output pixels): residual
     co-registration (shift + small affine) and scan-band / jitter misregistration (line-wise offsets)."""
     rr, cc = np.mgrid[0:H, 0:W].astype(np.float64)
@@ -160,38 +162,47 @@ def _nuisance_coords(rng: np.random.Generator, H: int, W: int) -> tuple[np.ndarr
     aff = rng.normal(0.0, 3e-5, 4)
     dr = sh[0] + aff[0] * (rr - H / 2) + aff[1] * (cc - W / 2)
     dc = sh[1] + aff[2] * (rr - H / 2) + aff[3] * (cc - W / 2)
+    if "coreg" in off:
+        dr, dc = np.zeros_like(rr), np.zeros_like(cc)
     info: dict[str, Any] = {"coreg_shift_px": [float(sh[0]), float(sh[1])]}
     if rng.random() < 0.5:  # scan bands: blocks of rows with their own offset
         amp = float(rng.uniform(0.05, 0.3))
         hb = int(rng.integers(8, 64))
         nb = H // hb + 2
-        off = rng.uniform(-amp, amp, (nb, 2))
+        band_off = rng.uniform(-amp, amp, (nb, 2))
         k = ((rr + rng.integers(0, hb)) // hb).astype(int)
-        dr = dr + off[k, 0] * 0.5
-        dc = dc + off[k, 1]
+        if "scan_band" not in off:
+            dr = dr + band_off[k, 0] * 0.5
+            dc = dc + band_off[k, 1]
         info["scan_band"] = {"amplitude_px": amp, "rows": hb}
     return dr, dc, info
 
 
 def _sensor_effects(rng: np.random.Generator, im: np.ndarray, dn_scale: float, which: str,
-                    info: dict[str, Any]) -> np.ndarray:
+                    info: dict[str, Any], off: set[str] = frozenset()) -> np.ndarray:
     """Cross-sensor radiometry of one image (reflectance in, DN out): gain/offset, clouds + shadows, noise,
     8/12/16-bit quantisation, nodata gaps (NaN)."""
     H, W = im.shape
     if which == "post":
-        im = im * float(np.exp(rng.normal(0, 0.15))) + float(rng.normal(0, 0.01))
+        g, o = float(np.exp(rng.normal(0, 0.15))), float(rng.normal(0, 0.01))
+        if "gain" not in off:
+            im = im * g + o
+    im0 = im
     if rng.random() < 0.25:  # clouds and their shadows
         cl = _blobs(rng, (H, W), float(rng.uniform(0.02, 0.2)))
         sy, sx = rng.integers(-30, 31, 2)
         shadow = np.roll(cl, (int(sy), int(sx)), (0, 1))
         im = im * (1.0 - float(rng.uniform(0.4, 0.7)) * shadow)
         im = im * (1.0 - cl) + cl * float(rng.uniform(0.4, 0.9)) * (1 + 0.05 * _fractal(rng, (H, W), beta=2.5))
+        im = im0 if "clouds" in off else im
     bits = int(rng.choice([8, 12, 16], p=[0.3, 0.3, 0.4]))
     full = {8: 255.0, 12: 4095.0, 16: 65535.0}[bits]
     scale = {8: 255.0 / 0.6, 12: 4095.0 / 1.0, 16: dn_scale}[bits]
     sig = float(rng.uniform(0.002, 0.012))
-    im = im + rng.normal(0.0, 1.0, im.shape) * np.sqrt(sig ** 2 + 2e-4 * np.maximum(im, 0) * 0.02)
-    out = np.round(np.clip(im * scale, 1, full)) / scale * dn_scale
+    noise = rng.normal(0.0, 1.0, im.shape) * np.sqrt(sig ** 2 + 2e-4 * np.maximum(im, 0) * 0.02)
+    im = im if "noise" in off else im + noise
+    dn = np.clip(im * scale, 1, full)
+    out = (dn if "quant" in off else np.round(dn)) / scale * dn_scale
     if rng.random() < 0.2:  # nodata gaps with sharp edges (SLC-off stripes, swath edges, masks)
         if rng.random() < 0.5:
             gap = _blobs(rng, (H, W), float(rng.uniform(0.02, 0.15)), beta=2.5) > 0.5
@@ -201,7 +212,7 @@ def _sensor_effects(rng: np.random.Generator, im: np.ndarray, dn_scale: float, w
             t = xx * math.cos(ang) + yy * math.sin(ang)
             period, width = rng.uniform(20, 80), rng.uniform(2, 8)
             gap = (t % period) < width
-        out = np.where(gap, np.nan, out)
+        out = out if "gaps" in off else np.where(gap, np.nan, out)
     info[which] = {"bits": bits, "noise": sig}
     return out
 
@@ -437,9 +448,17 @@ def simulate_scene(
     ``texture="s2_pair"`` with ``texture_region`` ("train" / "test": the real two-date Sentinel-2 pair),
     ``sensor_effects`` (bool: cross-sensor optical radiometry and non-ground misregistration, see
     ``_sensor_effects`` / ``_nuisance_coords``), ``offfault_px`` (Gaussian width of distributed off-fault
-    deformation, px) and ``displacement_scale`` (slip multiplier).
+    deformation, px) and ``displacement_scale`` (slip multiplier); ``effects_off`` (list, diagnosis: which of the
+    two-date / cross-sensor effects to switch off, one name each: ``real_change`` (the second real date replaced
+    by the first), ``sun``, ``psf`` (post blurred like pre), ``coreg`` (residual shift + affine), ``scan_band``,
+    ``gain``, ``clouds``, ``noise``, ``quant``, ``gaps``; the random stream is the same, so the scene is otherwise
+    identical).
     """
     ov = dict(overrides or {})
+    off = set(ov.get("effects_off", ()))
+    unknown = off - set(EFFECTS)
+    if unknown:
+        raise ValueError(f"effects_off: unknown {sorted(unknown)}; known: {', '.join(EFFECTS)}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 20240611]))
     H, W = int(size[0]), int(size[1])
     if pixel_size_m is None:
@@ -589,7 +608,7 @@ def simulate_scene(
         st = rng.bit_generator.state
         alb = _sample_rotated(t1, (Hs, Ws), stept, ang, flip, rng, order=1)
         rng.bit_generator.state = st  # same window for the second date
-        alb_post = _sample_rotated(t2, (Hs, Ws), stept, ang, flip, rng, order=1)
+        alb_post = _sample_rotated(t1 if "real_change" in off else t2, (Hs, Ws), stept, ang, flip, rng, order=1)
     elif tex_src == "procedural":
         # agricultural parcels on a rotated lattice (random sizes in metres), per-parcel albedo, + fractal
         ang = rng.uniform(0, math.pi)
@@ -621,6 +640,8 @@ def simulate_scene(
         sun[1] = sun[0]
     elif alb_post is not None:  # the real second date already carries its own illumination change: repeat-pass
         sun[1] = (sun[0][0] + float(rng.uniform(-8, 8)), sun[0][1] + float(rng.uniform(-4, 4)))  # weeks apart
+        if "sun" in off:
+            sun[1] = sun[0]
     ambient = float(rng.uniform(0.15, 0.35))
     rad = []
     for k in range(2):
@@ -641,10 +662,11 @@ def simulate_scene(
     dn_scale = 10000.0 if tex_src != "landsat_everest" else 255.0 / 0.6
     if effects:  # cross-sensor: each image its own PSF, radiometry, quantisation; apparent non-ground shifts
         psf_post = float(rng.uniform(0.4, 1.0)) * os_
+        psf_post = psf if "psf" in off else psf_post
         rad = [ndimage.gaussian_filter(rad[0], psf), ndimage.gaussian_filter(rad[1], psf_post)]
-        ndr, ndc, eff = _nuisance_coords(rng, H, W)
+        ndr, ndc, eff = _nuisance_coords(rng, H, W, off)
         opt_post = ndimage.map_coordinates(rad[1], [r_post + ndr * os_, c_post + ndc * os_], order=3, mode="mirror")
-        opt = [_sensor_effects(rng, im, dn_scale, w, eff).astype(F32)
+        opt = [_sensor_effects(rng, im, dn_scale, w, eff, off).astype(F32)
                for im, w in ((rad[0][sl], "pre"), (opt_post, "post"))]
         params["optical_effects"] = eff
     else:

@@ -4,7 +4,8 @@
 
 ``CONFIG`` is an evaluation config name (``models/configs/<CONFIG>.json``, e.g. ``eval_real_texture_large``),
 ``VARIANTS`` a comma-separated list, each read on the first ``COUNT`` scenes (optical only) by
-``models.evaluate`` with its baselines, results in ``runs/diag2/<CONFIG>_<variant>/``:
+``models.evaluate`` with its baselines, results in ``runs/diag2/<CONFIG>_<variant>/``; ``--off`` switches simulator
+effects off one at a time (``effects_off`` in ``models/scene.py``; results in ``<CONFIG>_off-<effects>_<variant>``):
 
 * ``full``: the checkpoint as trained (the learned mix); ``gainK``: the same with the residual score times K;
   ``no31``: the learned mix with the 31-px candidates replaced by the 15-px ones;
@@ -15,7 +16,8 @@
 * ``hard``: per pixel, the candidate with the best residual score;
 * ``cK``: candidate K alone (0 the 15-px window, 1-4 its halves, 5 the 7-px window, 6 the 31-px window);
 * an ``itN_`` prefix: the front end with N full-resolution iterations (``itNh_``: the best-residual window carried
-  between iterations, ``itNs_``: the mix of the sharp windows, never a 31-px one; see ``WarpFusionNet._between``).
+  between iterations, ``itNs_``: the mix of the sharp windows, never a 31-px one; see ``WarpFusionNet._between``);
+* an ``mw_`` prefix (before any ``itN_``): the front end with ``mask_warp`` (fits on warped-valid pixels only).
 
 Prints, per variant, the near-rupture median EPE, the slope, the noise floor and the step error / share of the
 step within +-3 px (median over profiles). Numbers of 0.4.0 are in models/MODEL_CARD.md.
@@ -50,7 +52,9 @@ class Variant:
         self.meta = {"channels": list(model.channels), "model_version": f"diag-{variant}"}
 
     def _measure(self, x: torch.Tensor, v: str) -> tuple[dict, str]:
-        old = self.model.iters, self.model.between
+        old = self.model.iters, self.model.between, self.model.mask_warp
+        if v.startswith("mw_"):
+            self.model.mask_warp, v = True, v[3:]
         if v.startswith("it"):
             head, v = v.split("_", 1)
             n = "".join(ch for ch in head[2:] if ch.isdigit())
@@ -59,7 +63,7 @@ class Variant:
         try:
             return self.model.measure(x), v
         finally:
-            self.model.iters, self.model.between = old
+            self.model.iters, self.model.between, self.model.mask_warp = old
 
     @torch.no_grad()
     def run(self, rec: dict, combo: str) -> dict[str, np.ndarray]:
@@ -108,15 +112,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("variants")
     ap.add_argument("count", type=int, nargs="?", default=12)
     ap.add_argument("--ckpt", type=Path, default=Path("runs/warp_fusion_blind/best.pt"))
+    ap.add_argument("--off", default="", help="comma-separated simulator effects switched off (``effects_off`` in "
+                    "models/scene.py: real_change, sun, psf, coreg, scan_band, gain, clouds, noise, quant, gaps)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     model, _ = load_checkpoint(a.ckpt)
     model.eval()
     cfg = json.loads(Path(f"models/configs/{a.config}.json").read_text())
     cfg.update(count=a.count, combos=["optical"], lk_row=False)
+    tag = ""
+    if a.off:
+        cfg["overrides"] = {**cfg["overrides"], "effects_off": a.off.split(",")}
+        tag = "_off-" + a.off.replace(",", "+")
+        cfg["cache_dir"] = cfg["cache_dir"] + tag
+        cfg["correlator"] = False
     for i, v in enumerate(a.variants.split(",")):
         ev.OnnxModel = lambda _path, v=v: Variant(model, v)
-        cfg["out_dir"] = f"runs/diag2/{a.config}_{v}"
+        cfg["out_dir"] = f"runs/diag2/{a.config}{tag}_{v}"
         with contextlib.redirect_stdout(io.StringIO()):
             res = ev.evaluate(dict(cfg), Path("unused"))
         for name, r in res["methods"].items():
@@ -124,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
                 st = {t: (round(b.get("error_pct_median", float("nan")), 1),
                           round(b.get("share_within_3px_median", float("nan")), 2), b["profiles"])
                       for t, b in r["step"].items()}
-                print(f"{v:8s} {name[:40]:40s} near median {r['epe_px_near_median']:.3f} slope "
+                print(f"{tag or 'all effects'} {v:8s} {name[:40]:40s} near median {r['epe_px_near_median']:.3f} slope "
                       f"{r['slope_median']:.3f} floor {r['noise_floor_px_median']:.3f} step {st}", flush=True)
 
 
