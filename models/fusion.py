@@ -81,7 +81,7 @@ def lk_windows(a: torch.Tensor, b: torch.Tensor, m: torch.Tensor, d: torch.Tenso
     window mean of the remaining misfit, so each candidate is the window mean of ``d`` plus that increment: exact
     in the linear regime even where ``d`` varies from pixel to pixel (``d(x) + increment`` would keep that noise).
 
-    ``valid`` (see ``warped_valid``): the pixels whose warped pre and post both hold data; only they enter the fit,
+    ``valid`` (see ``warp_pair``): the pixels whose warped pre and post both hold data; only they enter the fit,
     and the mean of ``d`` is taken over the pixels of ``m`` only. Without it (0.5.0 and before) the zero fill of
     nodata gaps enters both: gap edges, fixed in image coordinates, pull the fit towards no motion, and the gap
     pixels' zero ``d`` dilutes the mean (measured: the step on real texture with gaps -10 %, without them -3 %)."""
@@ -99,17 +99,24 @@ def lk_windows(a: torch.Tensor, b: torch.Tensor, m: torch.Tensor, d: torch.Tenso
     return cands, ldets, lress
 
 
-def warped_valid(m: torch.Tensor, d: torch.Tensor, hard: bool = True) -> torch.Tensor:
-    """Weight 0..1 of each pixel in the LK fit: where the pre image warped by -d/2 and the post warped by +d/2
-    (``half_warps``) both hold data, eroded by one pixel (the gradient stencil must not reach the zero fill).
-    ``m`` is the pair's data mask: 0/1 at full resolution (``hard``: the warped product must be ~1), or the share
-    of data pixels in a cell at coarse levels (the product as a weight: a threshold would close most cells
-    around narrow stripes of nodata, and the coarse estimate with them)."""
-    ma, mb = half_warps(m, m, d)
+def _valid_from(ma: torch.Tensor, mb: torch.Tensor, hard: bool) -> torch.Tensor:
+    """Weight 0..1 of each pixel in the LK fit from the pair's data mask warped with each date (``ma``, ``mb``):
+    where both hold data, eroded by one pixel (the gradient stencil must not reach the zero fill). At full
+    resolution the mask is 0/1 (``hard``: the warped product must be ~1); at coarse levels it is the share of data
+    pixels in a cell and the product is the weight (a threshold would close most cells around narrow stripes of
+    nodata, and the coarse estimate with them)."""
     v = ma * mb
     if hard:
         v = (v > 0.99).float()
     return -F.max_pool2d(-v, 3, 1, 1)
+
+
+def warp_pair(a: torch.Tensor, b: torch.Tensor, m: torch.Tensor, d: torch.Tensor, mode: str = "bilinear",
+              hard: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``half_warps`` of the images, and the fit weights (``_valid_from``) from their data mask ``m`` warped the
+    same way, in one pass (the mask as a second channel: one grid, one GridSample per date)."""
+    wa, wb = half_warps(torch.cat([a, m], 1), torch.cat([b, m], 1), d, mode)
+    return wa[:, 0:1], wb[:, 0:1], _valid_from(wa[:, 1:2], wb[:, 1:2], hard)
 
 
 def soft_select(cands: list[torch.Tensor], ldets: list[torch.Tensor], lress: list[torch.Tensor]) -> torch.Tensor:
@@ -150,7 +157,7 @@ class WarpFusionNet(FusionBase):
                  wide_gate_set: bool = True, exact_mask: bool = False, sigma_scale: float = 1.0,
                  mask_warp: bool = False) -> None:
         super().__init__(channels)
-        # True (0.6): the LK fits use only pixels whose *warped* pre and post both hold data (``warped_valid``) and
+        # True (0.6): the LK fits use only pixels whose *warped* pre and post both hold data (``warp_pair``) and
         # the mean offset of a window is taken over its data pixels; False (0.5.0 and before): nodata gaps biased
         # the offsets towards zero (see ``lk_windows``)
         self.mask_warp = bool(mask_warp)
@@ -212,17 +219,20 @@ class WarpFusionNet(FusionBase):
             if self.mask_warp:  # means over the cell's data pixels (the zero fill would dim / shrink them)
                 inv = (m_s > 0).float() / (m_s + 1e-6)
                 a_s, b_s, d_s = (a_s * inv, b_s * inv, _pool(d, s) * inv / s) if s > 1 else (a_s, b_s, d)
-                v_s = warped_valid(m_s, d_s, hard=s == 1)
+                wa, wb, v_s = warp_pair(a_s, b_s, m_s, d_s, hard=s == 1)
             else:
                 d_s, v_s = _pool(d, s) / s, None
-            cands, ldets, lress = lk_windows(*half_warps(a_s, b_s, d_s), m_s, d_s, fe.one_sided_rects(self.r_coarse),
-                                             self.eps, v_s)
+                wa, wb = half_warps(a_s, b_s, d_s)
+            cands, ldets, lress = lk_windows(wa, wb, m_s, d_s, fe.one_sided_rects(self.r_coarse), self.eps, v_s)
             d = _up(soft_select(cands, ldets, lress) * s, s) * m
         rs = self.r_small
         rects = fe.one_sided_rects(r_full) + ((-rs, rs, -rs, rs),) + fe.one_sided_rects(2 * r_full + 1)
         for it in range(iters):
-            v = warped_valid(m, d) if self.mask_warp else None
-            cands, ldets, lress = lk_windows(*half_warps(a, b, d, self.mode), m, d, rects, self.eps, v)
+            if self.mask_warp:
+                wa, wb, v = warp_pair(a, b, m, d, self.mode)
+            else:
+                (wa, wb), v = half_warps(a, b, d, self.mode), None
+            cands, ldets, lress = lk_windows(wa, wb, m, d, rects, self.eps, v)
             if it < iters - 1:
                 d = self._between(cands, ldets, lress) * m
         return torch.stack(cands, 1) * m.unsqueeze(1), torch.cat(ldets, 1) * m, torch.cat(lress, 1) * m, a

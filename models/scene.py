@@ -133,7 +133,9 @@ def _real_texture(name: str) -> tuple[np.ndarray, float]:
 # Real two-date Sentinel-2 pair (tools/make_s2_pair.py), (rows, cols) of each split; the training window avoids
 # the first date's nodata wedge (columns < 541 above row 1810).
 PAIR_SPLIT = {"train": ((0, 1700), (560, 1792)), "test": ((1820, 2560), (0, 1792))}
-EFFECTS = ("real_change", "sun", "psf", "coreg", "scan_band", "gain", "clouds", "noise", "quant", "gaps")  # effects_off
+# effects_off (diagnosis); "cloud_nodata" is not an effect switched off but clouds set to nodata (a cloud mask applied)
+EFFECTS = ("real_change", "sun", "psf", "coreg", "scan_band", "gain", "clouds", "noise", "quant", "gaps",
+           "cloud_nodata")
 
 
 @functools.cache
@@ -187,7 +189,7 @@ def _sensor_effects(rng: np.random.Generator, im: np.ndarray, dn_scale: float, w
         g, o = float(np.exp(rng.normal(0, 0.15))), float(rng.normal(0, 0.01))
         if "gain" not in off:
             im = im * g + o
-    im0 = im
+    im0, cloud = im, None
     if rng.random() < 0.25:  # clouds and their shadows
         cl = _blobs(rng, (H, W), float(rng.uniform(0.02, 0.2)))
         sy, sx = rng.integers(-30, 31, 2)
@@ -195,6 +197,7 @@ def _sensor_effects(rng: np.random.Generator, im: np.ndarray, dn_scale: float, w
         im = im * (1.0 - float(rng.uniform(0.4, 0.7)) * shadow)
         im = im * (1.0 - cl) + cl * float(rng.uniform(0.4, 0.9)) * (1 + 0.05 * _fractal(rng, (H, W), beta=2.5))
         im = im0 if "clouds" in off else im
+        cloud = cl > 0.05
     bits = int(rng.choice([8, 12, 16], p=[0.3, 0.3, 0.4]))
     full = {8: 255.0, 12: 4095.0, 16: 65535.0}[bits]
     scale = {8: 255.0 / 0.6, 12: 4095.0 / 1.0, 16: dn_scale}[bits]
@@ -213,6 +216,8 @@ def _sensor_effects(rng: np.random.Generator, im: np.ndarray, dn_scale: float, w
             period, width = rng.uniform(20, 80), rng.uniform(2, 8)
             gap = (t % period) < width
         out = out if "gaps" in off else np.where(gap, np.nan, out)
+    if "cloud_nodata" in off and cloud is not None:  # the user's cloud mask applied: clouds (not shadows) nodata
+        out = np.where(cloud, np.nan, out)
     info[which] = {"bits": bits, "noise": sig}
     return out
 
@@ -451,8 +456,8 @@ def simulate_scene(
     deformation, px) and ``displacement_scale`` (slip multiplier); ``effects_off`` (list, diagnosis: which of the
     two-date / cross-sensor effects to switch off, one name each: ``real_change`` (the second real date replaced
     by the first), ``sun``, ``psf`` (post blurred like pre), ``coreg`` (residual shift + affine), ``scan_band``,
-    ``gain``, ``clouds``, ``noise``, ``quant``, ``gaps``; the random stream is the same, so the scene is otherwise
-    identical).
+    ``gain``, ``clouds``, ``noise``, ``quant``, ``gaps``, or ``cloud_nodata`` (clouds set to nodata, as a user's
+    cloud mask would; shadows stay); the random stream is the same, so the scene is otherwise identical).
     """
     ov = dict(overrides or {})
     off = set(ov.get("effects_off", ()))

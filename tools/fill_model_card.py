@@ -22,7 +22,8 @@ from models.evaluate import CORR, DIS_FS0, ZERO, model_name  # noqa: E402
 
 SETS = {  # placeholder -> runs/ folder
     "TABLE_RANDOM": "eval", "TABLE_STRONG": "eval_strong", "TABLE_REAL": "eval_real_texture",
-    "TABLE_REAL_LARGE": "eval_real_texture_large", "TABLE_REAL_CLEAN": "eval_real_pair_clean",
+    "TABLE_REAL_LARGE": "eval_real_texture_large", "TABLE_REAL_CLOUDMASK": "eval_real_texture_large_cloudmask",
+    "TABLE_REAL_CLEAN": "eval_real_pair_clean",
     "TABLE_SAME": "eval_same_image",
     "TABLE_NOMOTION": "eval_no_motion", "TABLE_NOMOTION_REAL": "eval_no_motion_real",
 }
@@ -101,7 +102,8 @@ def _verdict(ok: bool | None) -> str:
 
 def targets_step7(sets: dict[str, dict | None]) -> str:
     """Issue #11 (Step 7) targets, network with optical only (the baselines' input), from every evaluated set."""
-    named = {"strong": "simulated strong", "real": "real texture", "real_large": "real texture, Mw 7.5–7.9"}
+    named = {"strong": "simulated strong", "real": "real texture", "real_large": "real texture, Mw 7.5–7.9",
+             "real_cloudmask": "the same with clouds masked as nodata"}
     geo = {k: sets.get(k) for k in named}
     rows = ["| target (issue #11) | measured, QuakeFusion [optical] | verdict |", "|---|---|---|"]
 
@@ -150,7 +152,7 @@ def targets_step7(sets: dict[str, dict | None]) -> str:
     rows.append(f"| ≥ 90 % of the step within ±3 px of the trace (median over profiles) | {'; '.join(parts)} "
                 f"| {_verdict(ok)} |")
     parts, oks, useless = [], [], False
-    for k in ("real", "real_large"):
+    for k in ("real", "real_large", "real_cloudmask"):
         res = geo.get(k)
         if res is None:
             continue
@@ -184,7 +186,7 @@ def targets_step7(sets: dict[str, dict | None]) -> str:
     if sets.get("no_motion") is None and sets.get("no_motion_real") is None:
         rows.append("| noise floor ≤ 0.05 px and no false step > 0.1 px | – | not measured |")
     parts, oks = [], []
-    for k in ("real", "real_large"):
+    for k in ("real", "real_large", "real_cloudmask"):
         res = geo.get(k)
         if res is None:
             continue
@@ -215,6 +217,7 @@ def main() -> None:
     rnd, strong = _load("eval"), _load("eval_strong")
     out = out.replace("{{TARGETS}}", targets(rnd, strong) if rnd and strong else "*(not evaluated)*")
     sets = {"strong": strong, "real": _load("eval_real_texture"), "real_large": _load("eval_real_texture_large"),
+            "real_cloudmask": _load("eval_real_texture_large_cloudmask"),
             "no_motion": _load("eval_no_motion"), "no_motion_real": _load("eval_no_motion_real")}
     out = out.replace("{{TARGETS_STEP7}}", targets_step7(sets))
     out = out.replace("* {{FINETUNE}}\n", f"* {a.finetune}\n" if a.finetune else "")
