@@ -155,12 +155,15 @@ class WarpFusionNet(FusionBase):
                  offset_invariant_inputs: bool = False, drop_wide: bool = False,
                  between: str = "soft", wide_gate_px: float = 0.0, wide_gate_k: float = 0.0,
                  wide_gate_set: bool = True, exact_mask: bool = False, sigma_scale: float = 1.0,
-                 mask_warp: bool = False) -> None:
+                 mask_warp: bool = False, half_gate: bool = False) -> None:
         super().__init__(channels)
         # True (0.6): the LK fits use only pixels whose *warped* pre and post both hold data (``warp_pair``) and
         # the mean offset of a window is taken over its data pixels; False (0.5.0 and before): nodata gaps biased
         # the offsets towards zero (see ``lk_windows``)
         self.mask_warp = bool(mask_warp)
+        # True (experiment): with the wide gate, the 15-px up/down halves are closed where its left/right halves
+        # disagree (a discontinuity across the columns: up/down straddle it) and vice versa; see _wide_gate
+        self.half_gate = bool(half_gate)
         # True (experiment, not shipped): the optical 31-px candidates are replaced by the 15-px ones before the
         # fusion (read with the learned mix of 0.4.0 they cost 6 points of the fault step: tools/diagnose_step.py)
         self.drop_wide = bool(drop_wide)
@@ -253,19 +256,26 @@ class WarpFusionNet(FusionBase):
         ``wide_gate_px`` + ``wide_gate_k`` x the predicted std of the halves' difference (each half's variance
         ~ its normalised fit residual / (area / 4)). ``wide_gate_set`` False: only the full 31-px window; True: the
         whole 31-px set, and the full 15-px window by its halves. Parameter-free; the 7-px window is never gated."""
-        def pen(i: int, r: int) -> torch.Tensor:  # windows i (full), i+1..i+4 (left, right, up, down), radius r
+        def excess(i: int, r: int) -> tuple[torch.Tensor, torch.Tensor]:  # windows i+1..i+4 (l, r, u, d), radius r
             n_eff = (2 * r + 1) * (r + 1) / 4.0
             v = torch.exp(lres[:, i + 1:i + 5]) / n_eff
             t_lr = self.wide_gate_px + self.wide_gate_k * torch.sqrt(v[:, 0:1] + v[:, 1:2])
             t_ud = self.wide_gate_px + self.wide_gate_k * torch.sqrt(v[:, 2:3] + v[:, 3:4])
-            ex = torch.maximum((cand[:, i + 1] - cand[:, i + 2]).abs().amax(1, keepdim=True) / t_lr,
-                               (cand[:, i + 3] - cand[:, i + 4]).abs().amax(1, keepdim=True) / t_ud)
+            return ((cand[:, i + 1] - cand[:, i + 2]).abs().amax(1, keepdim=True) / t_lr,
+                    (cand[:, i + 3] - cand[:, i + 4]).abs().amax(1, keepdim=True) / t_ud)
+
+        def pen(ex: torch.Tensor) -> torch.Tensor:
             return -8.0 * torch.clamp(ex - 1.0, 0.0, 1.0)  # 0 within the allowance, -8 (weight x 3e-4) from twice it
-        p31 = pen(6, 2 * self.r_full + 1)
+        p31 = pen(torch.maximum(*excess(6, 2 * self.r_full + 1)))
         zero = p31.new_zeros(p31.shape)
         if not self.wide_gate_set:
             return torch.cat([zero.expand(-1, 6, -1, -1), p31, zero.expand(-1, 4, -1, -1)], 1)
-        return torch.cat([pen(0, self.r_full), zero.expand(-1, 5, -1, -1), p31.expand(-1, 5, -1, -1)], 1)
+        ex_lr, ex_ud = excess(0, self.r_full)
+        if self.half_gate:  # left/right disagree: a discontinuity across the columns; the up/down halves straddle it
+            p_lr, p_ud = pen(ex_ud), pen(ex_lr)
+            return torch.cat([pen(torch.maximum(ex_lr, ex_ud)), p_lr, p_lr, p_ud, p_ud, zero,
+                              p31.expand(-1, 5, -1, -1)], 1)
+        return torch.cat([pen(torch.maximum(ex_lr, ex_ud)), zero.expand(-1, 5, -1, -1), p31.expand(-1, 5, -1, -1)], 1)
 
     # ------------------------------------------------------------------ network
     def measure(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

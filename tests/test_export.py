@@ -82,3 +82,20 @@ def test_shipped_model_is_finite_for_every_modality_subset() -> None:
                 assert d.shape == (1, 3, 64, 64), label
                 assert np.isfinite(d).all() and np.isfinite(s).all() and (s > 0).all(), label
                 assert ((rp >= 0) & (rp <= 1)).all(), label
+
+
+def test_backend_reads_the_metadata_from_the_header_and_refuses_a_truncated_model(tmp_path: Path) -> None:
+    """The backend reads the model's metadata from the ONNX header (protobuf fields, no ONNX Runtime session: a
+    session of this network takes ~12 s, which every run paid twice before). Same JSON as ONNX Runtime reads; a
+    truncated copy falls back to ONNX Runtime and is refused with a message that names the file and the fix."""
+    from backend.errors import PipelineError
+    from backend.model import _header_metadata, _session_metadata
+    from backend.model import read_metadata as backend_metadata
+
+    assert _header_metadata(SHIPPED)["quakefusion"] == _session_metadata(SHIPPED)["quakefusion"]
+    assert backend_metadata(SHIPPED).version == read_metadata(SHIPPED)["model_version"]
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(SHIPPED.read_bytes()[:100_000])
+    assert _header_metadata(cut) is None
+    with pytest.raises(PipelineError, match=r"cut\.onnx.*Fix"):
+        backend_metadata(cut)

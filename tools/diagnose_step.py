@@ -11,7 +11,8 @@ effects off one at a time (``effects_off`` in ``models/scene.py``; results in ``
   ``no31``: the learned mix with the 31-px candidates replaced by the 15-px ones;
 * ``wgT``: the learned mix with the 31-px full window gated off where its halves disagree by > T px; ``wgsT``:
   the whole 31-px set and the full 15-px window gated by their halves; ``wgsTkK``: the allowance T px + K x the
-  halves' predicted noise;
+  halves' predicted noise; ``wghT``: ``wgsT`` and the 15-px up/down halves closed where its left/right halves
+  disagree by > T px, and vice versa (``half_gate``);
 * ``soft``: the parameter-free residual-weighted mix of the candidates (``models.fusion.soft_select``);
 * ``hard``: per pixel, the candidate with the best residual score;
 * ``cK``: candidate K alone (0 the 15-px window, 1-4 its halves, 5 the 7-px window, 6 the 31-px window);
@@ -80,9 +81,10 @@ class Variant:
                 m[k] = m[k].clone()
                 m[k][:, 6:11] = m[k][:, 0:5]
             v = "full"
-        self.model.wide_gate_set = v.startswith("wgs")
+        self.model.wide_gate_set = v.startswith(("wgs", "wgh"))
+        self.model.half_gate = v.startswith("wgh")
         if v.startswith("wg"):  # the learned mix with the wide gate (see WarpFusionNet._wide_gate)
-            t, _, k = (v[3:] if v.startswith("wgs") else v[2:]).partition("k")
+            t, _, k = (v[3:] if v.startswith(("wgs", "wgh")) else v[2:]).partition("k")
             self.model.wide_gate_px, self.model.wide_gate_k, v = float(t), float(k or 0.0), "full"
         else:
             self.model.wide_gate_px = 0.0
