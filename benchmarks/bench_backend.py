@@ -1,6 +1,6 @@
 """Backend speed / memory / seam benchmark -> benchmarks/results/backend.md.
 
-For each raster size (1k^2, 4k^2, 16k^2) an InSAR-only scene (wrapped fringes + coherence, written by windows)
+For each raster size (1k^2, 4k^2, 16k^2) a scene of an optical pair and an interferogram (written by windows)
 goes through the whole pipeline in a fresh subprocess (``python -m backend estimate``); we report end-to-end and
 inference-only Mpx/s (from run.json) and the subprocess's peak resident memory (ru_maxrss). Sizes whose estimated
 run time with the shipped model exceeds ``--budget`` seconds run with a lighter configuration (the tiny test
@@ -34,25 +34,40 @@ RESULTS = ROOT / "benchmarks" / "results"
 MODEL = ROOT / "models" / "quakefusion.onnx"
 
 
-def make_insar(folder: Path, n: int, block: int = 1024, rows: int | None = None) -> dict[str, Path]:
-    """Wrapped fringes of a smooth bowl + noise-free coherence, ``rows`` (default n) x n, 30 m UTM, by blocks."""
+def make_scene(folder: Path, n: int, block: int = 1024, rows: int | None = None) -> dict[str, Path]:
+    """An optical pair (smooth random texture, the post image with its own noise) and an interferogram (wrapped
+    fringes of a smooth bowl + constant coherence), ``rows`` (default n) x n, 30 m UTM, written by blocks. The
+    optical pair makes the pipeline run the network (without optical or SAR it is not run)."""
+    from scipy import ndimage
+
     folder.mkdir(parents=True, exist_ok=True)
     t = Affine(30.0, 0, 500000.0, 0, -30.0, 4400000.0)
     nr = rows or n
     prof = dict(driver="GTiff", width=n, height=nr, count=1, dtype="float32", crs="EPSG:32634", transform=t,
                 nodata=float("nan"), tiled=True, blockxsize=256, blockysize=256, compress="deflate", predictor=3,
                 BIGTIFF="IF_SAFER")
-    paths = {"phase": folder / "phase.tif", "coherence": folder / "coh.tif"}
-    with rasterio.open(paths["phase"], "w", **prof) as p, rasterio.open(paths["coherence"], "w", **prof) as c:
+    names = ("phase", "coherence", "optical_pre", "optical_post")
+    paths = {k: folder / f"{k}.tif" for k in names}
+    ds = {k: rasterio.open(paths[k], "w", **prof) for k in names}
+    try:
         for r0 in range(0, nr, block):
             h = min(block, nr - r0)
             for c0 in range(0, n, block):
                 w = min(block, n - c0)
+                win = Window(c0, r0, w, h)
                 rr, cc = np.mgrid[r0:r0 + h, c0:c0 + w].astype(np.float64)
                 bowl = 40.0 * np.exp(-(((rr - nr / 2) ** 2 + (cc - n / 2) ** 2) / (2 * (n / 5) ** 2)))
-                p.write(np.round((((bowl + np.pi) % (2 * np.pi)) - np.pi), 3).astype(np.float32), 1,
-                        window=Window(c0, r0, w, h))
-                c.write(np.full((h, w), 0.8, np.float32), 1, window=Window(c0, r0, w, h))
+                ds["phase"].write(np.round((((bowl + np.pi) % (2 * np.pi)) - np.pi), 3).astype(np.float32), 1,
+                                  window=win)
+                ds["coherence"].write(np.full((h, w), 0.8, np.float32), 1, window=win)
+                rng = np.random.default_rng([r0, c0])
+                tex = 1000.0 + 3000.0 * ndimage.gaussian_filter(rng.standard_normal((h, w)), 1.5)
+                ds["optical_pre"].write(tex.astype(np.float32), 1, window=win)
+                ds["optical_post"].write((tex + 20.0 * rng.standard_normal((h, w))).astype(np.float32), 1,
+                                         window=win)
+    finally:
+        for d in ds.values():
+            d.close()
     return paths
 
 
@@ -62,7 +77,8 @@ def run_child(paths: dict[str, Path], out: Path, model: Path, tile: int, extra: 
         "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss);sys.exit(rc)"
     )
     cmd = [sys.executable, "-c", code, "estimate", "--phase", str(paths["phase"]), "--coherence",
-           str(paths["coherence"]), "--wavelength", "0.05546576", "--incidence", "39", "--heading", "-12",
+           str(paths["coherence"]), "--optical-pre", str(paths["optical_pre"]), "--optical-post",
+           str(paths["optical_post"]), "--wavelength", "0.05546576", "--incidence", "39", "--heading", "-12",
            "--out", str(out), "--model", str(model), "--tile", str(tile), "--overlap", str(tile // 4),
            "--device", "cpu", "--quiet", *extra]
     t0 = time.perf_counter()
@@ -102,8 +118,6 @@ def seam_check(model: Path) -> list[tuple[str, str, float, float, float]]:
                     phase=InputRaster(d / "wrapped_phase.tif"), coherence=InputRaster(d / "coherence.tif"),
                     dem=InputRaster(d / "dem.tif"), wavelength_m=p["wavelength_m"],
                     incidence_deg=InputRaster(d / "incidence.tif"), heading_deg=InputRaster(d / "heading.tif"))
-    thessaly = dict(phase=InputRaster(ROOT / "data" / "thessaly2021" / "phase_wrapped.tif"), wavelength_m=0.05546576,
-                    incidence_deg=39.0, heading_deg=-12.0)
     rows = []
     with tempfile.TemporaryDirectory() as td:
         from models.dataset import STRONG_OVERRIDES
@@ -115,8 +129,7 @@ def seam_check(model: Path) -> list[tuple[str, str, float, float, float]]:
         for scene, inputs, single, tilings in (("simulated strong event 768^2, 10 m, all modalities", strong, 768,
                                                 ((512, 128), (512, 192), (512, 255))),
                                                ("Darfield demo 384^2 (100 m), all modalities", darfield, 384,
-                                                ((256, 64), (256, 120))),
-                                               ("Thessaly 801^2, InSAR only", thessaly, 832, ((512, 128), (512, 255)))):
+                                                ((256, 64), (256, 120)))):  # InSAR only: the network is not run
             base = dict(inputs, model_path=model, device="cpu", unwrap=False)
             a = run_estimate(EstimateConfig(out_dir=Path(td) / "single", tile=single, overlap=0, **base))
             with rasterio.open(a.outputs["displacement"]) as ds:
@@ -144,9 +157,11 @@ def main() -> None:
                          "pipeline depends on the width, not the height; a full 16k^2 takes ~15 min here); 0 = full")
     a = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
+    from models.export import MODEL_VERSION
     from models.testing import make_tiny_model
 
-    lines = ["## Backend speed and memory (benchmarks/bench_backend.py)", ""]
+    lines = ["## Backend speed and memory (benchmarks/bench_backend.py)", "",
+             f"Measured with model {MODEL_VERSION} on {time.strftime('%Y-%m-%d')}.", ""]
     rate = inference_rate(MODEL) if MODEL.exists() else float("nan")
     rate512 = inference_rate(MODEL, 512) if MODEL.exists() else float("nan")
     lines.append(f"Shipped model ({MODEL.name}), inference only, one 1024x1024 tile (the default), CPU, "
@@ -159,7 +174,7 @@ def main() -> None:
         tiny = make_tiny_model(Path(td) / "tiny.onnx")
         for n in a.sizes:
             nr = a.slab_rows if (n > 4096 and 0 < a.slab_rows < n) else n
-            paths = make_insar(Path(td) / f"in{n}", n, rows=nr)
+            paths = make_scene(Path(td) / f"in{n}", n, rows=nr)
             est = nr * n / 1e6 / max(rate, 1e-9)
             size = f"{n}^2" if nr == n else f"{n} wide x {nr} rows (cheaper 16k config: 1/{n // nr} of the rows)"
             configs = []
@@ -178,12 +193,12 @@ def main() -> None:
                     f.unlink()
             for f in paths.values():
                 f.unlink()
-    lines += ["", "InSAR-only input (phase + coherence, 30 m), tile 1024, overlap 256 (the default), batch 1, CPU. "
-              "Peak RSS of the "
+    lines += ["", "Input: an optical pair + one interferogram (phase + coherence), 30 m, tile 1024, overlap 256 "
+              "(the default), batch 1, CPU. Peak RSS of the "
               "whole process (Python, GDAL, ONNX Runtime included). Inputs are read and outputs written by windows; "
               "the tile blender holds one strip of tile rows at full width and the unwrapping works on 1024^2 "
               "blocks, so memory grows with the raster's width, not its area. The 16k row is a 16384-wide slab of "
-              f"{a.slab_rows} rows (a full 16k^2 run takes about 15 min on this machine"
+              f"{a.slab_rows} rows (a full 16k^2 run is {16384 // max(a.slab_rows, 1)} times the slab"
               + ("; one is in backend_16k.md)." if (RESULTS / "backend_16k.md").exists() else ").")]
     if MODEL.exists() and not a.no_seam:
         lines += ["", "Seams (shipped model): tiled vs single-pass inference, max |difference| as a share of the 99th "
