@@ -154,7 +154,7 @@ def main() -> None:
     ap.add_argument("--no-seam", action="store_true", help="skip the seam check")
     ap.add_argument("--slab-rows", type=int, default=2048,
                     help="sizes above 4096 run as a slab of this many rows at full width (the memory of the windowed "
-                         "pipeline depends on the width, not the height; a full 16k^2 takes ~15 min here); 0 = full")
+                         "pipeline depends on the width, not the height); 0 = full")
     a = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     from models.export import MODEL_VERSION

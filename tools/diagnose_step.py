@@ -43,6 +43,7 @@ from models import evaluate as ev  # noqa: E402
 from models import fusion as fu  # noqa: E402
 from models.dataset import COMBOS, arrays_for  # noqa: E402
 from models.export import load_checkpoint  # noqa: E402
+from models.scene import EFFECTS  # noqa: E402
 
 
 class Variant:
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("count", type=int, nargs="?", default=12)
     ap.add_argument("--ckpt", type=Path, default=Path("runs/warp_fusion_blind/best.pt"))
     ap.add_argument("--off", default="", help="comma-separated simulator effects switched off (``effects_off`` in "
-                    "models/scene.py: real_change, sun, psf, coreg, scan_band, gain, clouds, noise, quant, gaps)")
+                    f"models/scene.py): {', '.join(EFFECTS)}")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     model, _ = load_checkpoint(a.ckpt)

@@ -29,15 +29,13 @@ LAPLACE_SHARE = 1.0 - float(np.exp(-np.sqrt(2.0)))
 
 
 @torch.no_grad()
-def ratios(model: torch.nn.Module, val: list, meas: list) -> np.ndarray:
+def ratios(model: torch.nn.Module, val: list) -> np.ndarray:
     """|E/N error| / σ over the valid pixels of every validation scene (optical or SAR present)."""
     out = []
-    for i, (_combo, (x, t, v, _r)) in enumerate(val):
-        if len(meas) <= i:
-            meas.append(model.measure(x))
+    for _combo, (x, t, v, _r) in val:
         if float(model.c(x, "mask_optical").max() + model.c(x, "mask_sar").max()) == 0:
             continue  # InSAR only: the horizontal is not observed
-        d, logb, _ = model.fuse(x, meas[i])
+        d, logb, _ = model.fuse(x, model.measure(x))  # measured per setting: mask_warp changes the front end
         err = (enu_px_from_d(d)[:, :2] - t[:, :2]).abs()
         sig = SQRT2 * torch.exp(logb[:, :2])
         keep = (v > 0.5).unsqueeze(1).expand_as(err)
@@ -57,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     for label, settings in (("as trained", {}), ("export settings", {**EXPORT_SETTINGS, "sigma_scale": 1.0})):
         for key, value in settings.items():
             setattr(model, key, value)
-        r = ratios(model, val, [])  # measured anew: settings such as mask_warp change the front end
+        r = ratios(model, val)
         factors.append(float(np.quantile(r, LAPLACE_SHARE)))
         print(f"{label:16s}: share |err| < sigma {np.mean(r < 1.0):.3f} (ideal {LAPLACE_SHARE:.3f}); "
               f"calibrating factor {factors[-1]:.3f} ({r.size} pixel components)", flush=True)
