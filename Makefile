@@ -66,7 +66,9 @@ export: setup
 evaluate: setup
 	@for c in eval eval_strong eval_real_texture eval_real_texture_large eval_real_texture_large_cloudmask \
 	    eval_real_pair_clean eval_same_image \
-	    eval_no_motion eval_no_motion_real; do \
+	    eval_no_motion eval_no_motion_real \
+	    eval_trace eval_real_texture_trace eval_real_texture_large_trace eval_real_texture_large_trace_off3 \
+	    eval_real_texture_large_cloudmask_trace; do \
 	  echo ">> $$c"; $(PY) -m models.evaluate --config models/configs/$$c.json --pc-step 4 \
 	    --model $${EVAL_MODEL:-models/quakefusion.onnx} || exit 1; done
 

@@ -38,6 +38,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
+    QgsProcessingParameterVectorLayer,
     QgsProcessingProvider,
 )
 from qgis.PyQt.QtGui import QIcon
@@ -199,6 +200,9 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
                                                                    optional=True))
         for key, label in MORE_LISTS.items():
             self.addParameter(QgsProcessingParameterString(key, label, optional=True))
+        self.addParameter(QgsProcessingParameterVectorLayer(
+            "TRACE", "Rupture trace, if known (line layer: the network's windows stop at it)",
+            [QgsProcessing.TypeVectorLine], optional=True))
         self.addParameter(QgsProcessingParameterExtent("EXTENT", "Extent (empty: intersection of the inputs)",
                                                        optional=True))
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", ["Auto", "GPU (CUDA)", "CPU"],
@@ -236,7 +240,7 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
         ok, msg = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, msg
-        found = problems(self._spec(parameters, context), lambda name: name.upper())
+        found = problems(self._spec(parameters, context, write_trace=False), lambda name: name.upper())
         if found:
             return False, "\n".join(p.text for p in found)
         return True, ""
@@ -279,7 +283,24 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
                         phase_signs=[int(x) for x in numbers("MORE_PHASE_SIGNS")],
                         incidences=numbers("MORE_INCIDENCES"), headings=numbers("MORE_HEADINGS"))
 
-    def _spec(self, parameters: dict, context: QgsProcessingContext) -> RunSpec:
+    def _trace(self, parameters: dict, context: QgsProcessingContext, out_root: Path, run_name: str,
+               write: bool) -> str | None:
+        """The TRACE layer as a file: its own, else written to OUTPUT_FOLDER/trace_inputs/<run>.gpkg (kept: run.json
+        names it). ``write`` False (parameter check): a layer that is not a file is not written yet (None)."""
+        from .runner import slug
+        from .tool_layers import line_layer_file
+
+        lyr = self.parameterAsVectorLayer(parameters, "TRACE", context) if parameters.get("TRACE") else None
+        if lyr is None:
+            return None
+        if not write and lyr.providerType() != "ogr":
+            return None
+        try:
+            return line_layer_file(lyr, out_root / "trace_inputs" / f"{slug(run_name)}.gpkg")
+        except OSError as exc:
+            raise QgsProcessingException(f"Rupture trace (TRACE): {exc}") from exc
+
+    def _spec(self, parameters: dict, context: QgsProcessingContext, write_trace: bool = True) -> RunSpec:
         inputs: dict[str, tuple[str, int]] = {}
         for key in (*MODALITIES, *ANGLES):
             lyr = self.parameterAsRasterLayer(parameters, key.upper(), context)
@@ -300,9 +321,10 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
                 extent = (r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum(),
                           crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED) if crs.isValid() else "")
         model = self.parameterAsString(parameters, "MODEL", context)
-        return RunSpec(out_root=Path(self.parameterAsString(parameters, "OUTPUT_FOLDER", context) or "."),
-                       run_name=self.parameterAsString(parameters, "RUN_NAME", context) or default_run_name(),
-                       inputs=inputs,
+        out_root = Path(self.parameterAsString(parameters, "OUTPUT_FOLDER", context) or ".")
+        run_name = self.parameterAsString(parameters, "RUN_NAME", context) or default_run_name()
+        return RunSpec(out_root=out_root, run_name=run_name, inputs=inputs,
+                       trace=self._trace(parameters, context, out_root, run_name, write_trace),
                        incidence_deg=self.parameterAsDouble(parameters, "INCIDENCE_CONSTANT", context),
                        heading_deg=self.parameterAsDouble(parameters, "HEADING_CONSTANT", context),
                        wavelength_m=wavelength if "phase" in inputs else None,

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from qgis.core import (
-    QgsCoordinateTransformContext,
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
@@ -31,7 +30,6 @@ from qgis.core import (
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterVectorLayer,
-    QgsVectorFileWriter,
 )
 from qgis.PyQt.QtCore import QUrl
 
@@ -100,14 +98,12 @@ class _ToolAlgorithm(QgsProcessingAlgorithm):
         if "TRACE" in parameters:
             lyr = self.parameterAsVectorLayer(parameters, "TRACE", context)
             if lyr is not None:
-                out = run_dir / "trace_input.gpkg"
-                opts = QgsVectorFileWriter.SaveVectorOptions()
-                opts.driverName = "GPKG"
-                opts.layerName = "rupture_trace"
-                res = QgsVectorFileWriter.writeAsVectorFormatV2(lyr, str(out), QgsCoordinateTransformContext(), opts)
-                if res[0] != QgsVectorFileWriter.NoError:
-                    raise QgsProcessingException(f"cannot write the trace to {out}: {res[1]}")
-                p.trace = str(out)
+                from .tool_layers import save_line_layer
+
+                try:
+                    p.trace = str(save_line_layer(lyr, run_dir / "trace_input.gpkg"))
+                except OSError as exc:
+                    raise QgsProcessingException(str(exc)) from exc
             p.method = METHODS[self.parameterAsEnum(parameters, "METHOD", context)]
         for key in ("SPACING", "LENGTH", "WIDTH"):
             if key in parameters:

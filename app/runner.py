@@ -69,6 +69,7 @@ class RunSpec:
     intersection: bool = True
     more_ifgs: MoreIfgs | None = None
     products: list[str] = field(default_factory=list)
+    trace: str | None = None  # a line file: a known rupture trace (backend EstimateConfig.trace)
 
 
 @dataclass
@@ -135,7 +136,7 @@ def build_config(spec: RunSpec, out_dir: Path, found: list[Problem] | None = Non
         kw["los_vector"] = InputRaster(spec.inputs["los_vector"][0])
     cfg = EstimateConfig(out_dir=out_dir, wavelength_m=spec.wavelength_m, phase_sign=int(spec.phase_sign),
                          extent=spec.extent, intersection=spec.intersection, device=spec.device,
-                         tile=int(spec.tile), model_path=spec.model_path, **kw)
+                         tile=int(spec.tile), model_path=spec.model_path, trace=spec.trace, **kw)
     more, _ = _more_ifgs(spec, cfg)
     prod_ifgs, prod_dem, prod_problems, _ = _product_ifgs(spec)
     if prod_problems and found is None:

@@ -252,3 +252,31 @@ def add_tool_layers(files: dict[str, Path], group_name: str, project: Any = None
         if lyr.name().startswith("Fault-normal") or lyr.name().startswith("Significance"):
             node.setItemVisibilityChecked(False)
     return group, layers
+
+
+def save_line_layer(layer: Any, out: Path) -> Path:
+    """Write a line layer (with its unsaved edits, any provider, any CRS) to ``out`` as a GeoPackage, layer
+    ``rupture_trace``: the backend reads files. Raises OSError naming the layer and the file."""
+    from qgis.core import QgsCoordinateTransformContext, QgsVectorFileWriter
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    opts = QgsVectorFileWriter.SaveVectorOptions()
+    opts.driverName = "GPKG"
+    opts.layerName = "rupture_trace"
+    res = QgsVectorFileWriter.writeAsVectorFormatV2(layer, str(out), QgsCoordinateTransformContext(), opts)
+    if res[0] != QgsVectorFileWriter.NoError:
+        raise OSError(f"cannot write the trace layer {layer.name()!r} to {out}: {res[1]}")
+    return out
+
+
+def line_layer_file(layer: Any, out: Path) -> str:
+    """A file the backend can read for a line layer: its own file when it is one OGR layer on disk without unsaved
+    edits (read where it is, nothing written), else ``out`` (``save_line_layer``; e.g. a scratch layer just drawn)."""
+    if layer.providerType() == "ogr" and not layer.isModified():
+        parts = layer.source().split("|")
+        path = Path(parts[0])
+        names = [p.split("=", 1)[1] for p in parts[1:] if p.startswith("layername=")]
+        if path.is_file() and not any(p.startswith(("subset=", "layerid=")) for p in parts[1:]) and \
+                (not names or names[0] == "rupture_trace" or path.suffix.lower() != ".gpkg"):
+            return str(path)
+    return str(save_line_layer(layer, out))

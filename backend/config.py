@@ -266,6 +266,10 @@ class EstimateConfig:
     fields ``phase``, ``coherence``, ``wavelength_m``, ``phase_sign``, ``incidence_deg``, ``heading_deg``,
     ``los_vector``. With a list, the single fields mirror its FIRST interferogram: that is the one the network sees
     (its feature channels take one interferogram); :meth:`ifgs` gives the list either way.
+
+    ``trace``: a line file (GeoPackage, shapefile, GeoJSON; layer ``rupture_trace`` or the first line layer) with a
+    known surface rupture trace, e.g. ``rupture_trace.gpkg`` of a first run, edited, or a mapped trace. The
+    network's windows then stop at it: each side is measured from its own pixels only (docs/geologist_tools.md).
     """
 
     out_dir: Path
@@ -294,9 +298,11 @@ class EstimateConfig:
     unwrap_block: int = DEFAULT_UNWRAP_BLOCK
     los_vector: LosVector | None = None
     interferograms: list[Interferogram] = field(default_factory=list)
+    trace: Path | None = None
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
+        self.trace = None if self.trace in (None, "") else Path(self.trace)
         _coerce_inputs(self, (*MODALITY_INPUTS, "grid_like"))
         self.interferograms = [i if isinstance(i, Interferogram) else Interferogram(**i)
                                for i in (self.interferograms or [])]
@@ -488,6 +494,10 @@ def _run_problems(cfg: EstimateConfig, label: Any) -> list[Problem]:
     if not (0.0 <= float(cfg.coh_min) <= 1.0):
         out.append(Problem("coh_min", f"coherence threshold {cfg.coh_min} is outside 0..1",
                            f"give {label('coh_min')} between 0 and 1 (default {DEFAULT_COH_MIN})"))
+    if cfg.trace is not None and not Path(cfg.trace).exists():
+        out.append(Problem("trace", f"rupture trace ({cfg.trace}): file not found",
+                           f"give an existing line file ({label('trace')}), e.g. a run's rupture_trace.gpkg, or "
+                           "leave it out"))
     if cfg.model_path is not None and not Path(cfg.model_path).is_file():
         out.append(Problem("model", f"model ({cfg.model_path}): file not found",
                            f"run `make export` or give an existing .onnx ({label('model')})"))

@@ -49,6 +49,7 @@ CHANNEL_DOC: dict[str, tuple[str, str]] = {
     "mask_sar": ("0/1", "1 where both SAR amplitudes are finite and > 0"),
     "mask_insar": ("0/1", "1 where wrapped phase, coherence and the LOS vector are finite"),
     "mask_dem": ("0/1", "1 where the DEM is finite"),
+    "fault_side": ("-", "+1 right / -1 left of a given rupture trace (strike direction), 0 without one"),
 }
 
 
@@ -280,7 +281,16 @@ BUILDERS: dict[str, Callable[[_Ctx], np.ndarray]] = {
     "mask_sar": lambda c: c.mask_sar(),
     "mask_insar": lambda c: c.mask_insar(),
     "mask_dem": lambda c: c.mask_dem(),
+    "fault_side": lambda c: _fault_side(c),
 }
+
+
+def _fault_side(ctx: _Ctx) -> np.ndarray:
+    """+1 / -1 on the right / left of a rupture trace given with the inputs (``fault_side``), else 0."""
+    side = ctx.get("fault_side")
+    if side is None:
+        return ctx.zeros()
+    return np.sign(np.nan_to_num(np.asarray(side, np.float32))).astype(np.float32)
 
 
 def channel_name(spec: Any) -> str:

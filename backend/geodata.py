@@ -158,6 +158,15 @@ def signed_distance(px: np.ndarray, py: np.ndarray, line: np.ndarray) -> np.ndar
     return best * sign
 
 
+def nearest_signed_distance(px: np.ndarray, py: np.ndarray, lines: list[np.ndarray]) -> np.ndarray:
+    """Signed distance of points to the nearest of several polylines (+ on that line's right-hand side)."""
+    best = np.full(np.shape(px), np.inf)
+    for line in lines:
+        d = signed_distance(px, py, line)
+        best = np.where(np.abs(d) < np.abs(best), d, best)
+    return best
+
+
 def simplify(line: np.ndarray, tol: float) -> np.ndarray:
     """Douglas-Peucker simplification of a polyline with tolerance ``tol`` (map units)."""
     if len(line) < 3 or tol <= 0:

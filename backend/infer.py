@@ -19,6 +19,7 @@ from . import features as feat
 from .align import AlignedSource, Angles
 from .config import EstimateConfig, overlap_for
 from .errors import Cancelled
+from .geodata import nearest_signed_distance
 from .io import Grid
 from .model import ModelMeta, OnnxModel
 from .tiling import StripBlender, iter_tiles, tile_grid, tile_weight
@@ -60,6 +61,15 @@ class TilePlan:
 def extra_outputs(meta: ModelMeta) -> list[str]:
     """Per-pixel model outputs besides displacement and sigma, in metadata order (e.g. rupture_probability)."""
     return [k for k in meta.outputs if k not in ("displacement", "sigma")]
+
+
+def fault_side(grid: Grid, lines: list[np.ndarray], r0: int, c0: int, h: int, w: int) -> np.ndarray:
+    """(h, w) float32: +1 right / -1 left of the nearest given trace line (looking along it), for a tile."""
+    t = grid.transform
+    xs = t.c + (c0 + np.arange(w) + 0.5) * t.a
+    ys = t.f + (r0 + np.arange(h) + 0.5) * t.e
+    X, Y = np.meshgrid(xs, ys)
+    return np.where(nearest_signed_distance(X, Y, lines) >= 0, 1.0, -1.0).astype(np.float32)
 
 
 def _tile_arrays(sources: dict[str, AlignedSource], angles: Angles, stats: dict[str, Any], r0: int, c0: int,
@@ -133,10 +143,11 @@ class _Batcher:
 def infer_tiles(model: OnnxModel, sources: dict[str, AlignedSource], angles: Angles, stats: dict[str, Any],
                 grid: Grid, cfg: EstimateConfig, plan: TilePlan, writer: Callable[[int, np.ndarray], None],
                 nbands: int, report: Callable[[int, int], None],
-                cancel: Callable[[], bool] | None = None) -> dict[str, float]:
+                cancel: Callable[[], bool] | None = None,
+                trace_lines: list[np.ndarray] | None = None) -> dict[str, float]:
     """Run every tile; ``writer(row0, block)`` gets the blended rows; returns the stage's timings (and the number
     of tiles without any data, which skip the model). Block bands: displacement 3, sigma 3, extra outputs, the
-    no-texture mask, validity."""
+    no-texture mask, validity. ``trace_lines`` (grid CRS): a given rupture trace -> the ``fault_side`` channel."""
     t_start = time.perf_counter()
     blender = StripBlender(nbands, grid.height, grid.width, plan.tile_h, writer)
     batcher = _Batcher(model, blender, plan, grid, cfg.batch)
@@ -146,6 +157,8 @@ def infer_tiles(model: OnnxModel, sources: dict[str, AlignedSource], angles: Ang
         check_cancel(cancel)
         t0 = time.perf_counter()
         arrays, flat = _tile_arrays(sources, angles, stats, r0, c0, h, w)
+        if trace_lines is not None:
+            arrays["fault_side"] = fault_side(grid, trace_lines, r0, c0, h, w)
         x = feat.build_features(model.meta.channels, arrays, stats=stats, pixel_size_m=grid.pixel_size_m,
                                 wavelength_m=cfg.wavelength_m, phase_sign=cfg.phase_sign)
         valid = _valid(arrays, h, w)

@@ -109,6 +109,7 @@ class _Run:
     valid_fraction: float = 0.0
     skipped_tiles: int = 0
     log: list[str] = field(default_factory=list)  # -> run.log beside run.json
+    trace_lines: list[np.ndarray] | None = None  # the given rupture trace in the grid's CRS (cfg.trace)
 
     def report(self, fraction: float, message: str) -> None:
         self.log.append(f"{time.perf_counter() - self.t_start:8.2f} s  {100 * fraction:5.1f} %  {message}")
@@ -146,10 +147,38 @@ def _validate_and_grid(r: _Run) -> None:
                             f"that narrow holds no 2-D pattern to estimate displacement from (at least {MIN_GRID_PX} x "
                             f"{MIN_GRID_PX} px). Fix: give inputs covering a larger area, or a larger grid "
                             "(--grid-like, --extent)", r.grid_ref)
+    if cfg.trace is not None:
+        r.trace_lines = _read_trace(cfg.trace, r.grid)
+        r.notes.append(f"rupture trace given ({cfg.trace}, {len(r.trace_lines)} line(s)): the network's windows stop "
+                       "at it, each side is measured from its own pixels. Where the trace misses the rupture by k px, "
+                       "those k px are smeared as without a trace; the geologist tools use this trace by default")
     r.coverage = {name: check_overlap(inp, r.grid) for name, inp in r.opened.items()}
     r.notes += [f"{n}: {x}" for n, inp in r.opened.items() for x in inp.notes]
     r.notes += [f"{n} covers only {100 * c:.2g} % of the output grid: the rest has no {n} (choose --grid-like or "
                 "--extent over the area it covers)" for n, c in r.coverage.items() if c < LOW_COVERAGE]
+
+
+def _read_trace(path: Path, grid: Grid) -> list[np.ndarray]:
+    """The given rupture trace as polylines in the grid's CRS; it must cross the output grid."""
+    from .geodata import read_lines  # osgeo, only when a trace is given
+
+    lines = read_lines(path, grid.crs.to_wkt())
+    x0, y0, x1, y1 = grid.bounds
+    inside = [ln for ln in lines if ((ln[:, 0] >= x0) & (ln[:, 0] <= x1) & (ln[:, 1] >= y0) & (ln[:, 1] <= y1)).any()
+              or _crosses_box(ln, grid.bounds)]
+    if not inside:
+        raise PipelineError(f"rupture trace ({path}): none of its {len(lines)} line(s) crosses the output grid "
+                            f"({x0:.0f}, {y0:.0f}) - ({x1:.0f}, {y1:.0f}) in {grid.crs.to_string()}. Fix: give the "
+                            "trace of this area (its CRS is read from the file) or leave it out", "trace")
+    return lines
+
+
+def _crosses_box(line: np.ndarray, box: tuple[float, float, float, float]) -> bool:
+    """Whether a polyline whose vertices all lie outside ``box`` passes through it (sampled every 1/64 of each
+    segment: enough for a trace drawn across a grid)."""
+    t = np.linspace(0.0, 1.0, 65)[:, None]
+    pts = np.concatenate([a + t * (b - a) for a, b in zip(line[:-1], line[1:])]) if len(line) > 1 else line
+    return bool(((pts[:, 0] >= box[0]) & (pts[:, 0] <= box[2]) & (pts[:, 1] >= box[1]) & (pts[:, 1] <= box[3])).any())
 
 
 def _model_notes(meta: Any, grid: Grid) -> list[str]:
@@ -202,7 +231,7 @@ def _infer(r: _Run, model: OnnxModel, plan: TilePlan, sources: dict[str, Aligned
     with out.InferenceWriter(staging, r.grid, tags, angles, extra_outputs(model.meta), with_phase) as writer:
         r.timings.update(infer_tiles(
             model, sources, angles, stats, r.grid, r.cfg, plan, writer, writer.channels,
-            lambda i, n: r.report(0.05 + frac * i / n, f"inference: tile {i}/{n}"), r.cancel))
+            lambda i, n: r.report(0.05 + frac * i / n, f"inference: tile {i}/{n}"), r.cancel, r.trace_lines))
     r.skipped_tiles = int(r.timings.pop("tiles_without_data", 0))
     n_px = max(r.grid.width * r.grid.height, 1)
     r.valid_fraction = writer.valid_px / n_px
@@ -430,7 +459,9 @@ def _run_json(r: _Run, model: OnnxModel | None, plan: TilePlan | None, stats: di
                        "tile": cfg.tile, "overlap": plan.overlap if plan else None, "batch": cfg.batch,
                        "tile_shape": [plan.tile_h, plan.tile_w] if plan else None,
                        "n_tiles": plan.n_tiles if plan else 0, "threads": threads,
-                       "device_requested": cfg.device, "intersection": cfg.intersection, "unwrap": r.unwrap_info},
+                       "device_requested": cfg.device, "intersection": cfg.intersection, "unwrap": r.unwrap_info,
+                       "rupture_trace": None if cfg.trace is None else
+                       {"path": str(Path(cfg.trace).resolve()), "lines": len(r.trace_lines or [])}},
         "inversion": r.inversion,
         "grid": grid.to_json() | {"defined_by": r.grid_ref, "extent": None if cfg.extent is None
                                   else [str(v) if i == 4 else float(v) for i, v in enumerate(cfg.extent)]},
@@ -483,6 +514,10 @@ def _run_staged(r: _Run, stack: ExitStack, staging: out.Staging) -> EstimateResu
         r.report(0.02, "loading the model")
         with r.clock("model_load_s"):
             model = OnnxModel(cfg.model_path, device=cfg.device, threads=cfg.threads)
+        if r.trace_lines is not None and "fault_side" not in [feat.channel_name(c) for c in model.meta.channels]:
+            raise PipelineError(f"the model ({cfg.model_path or 'shipped'}, version {model.meta.version}) takes no "
+                                "rupture trace (it has no fault_side channel). Fix: leave the trace out, or use model "
+                                "0.7.0 or later", "trace")
         plan = TilePlan.make(cfg, model.meta, r.grid)
         r.notes += _model_notes(model.meta, r.grid) + plan.notes
         r.report(0.03, "input statistics")

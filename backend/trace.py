@@ -355,7 +355,8 @@ def read_trace(path: str | Path, crs_wkt: str, layer: str | None = None) -> list
 def trace_for_run(run: RunData, trace: str | Path | None = None, params: TraceParams | None = None,
                   reuse: bool = True) -> tuple[list[np.ndarray], str, list[dict]]:
     """The trace a tool uses: the user's file when given, else (with ``reuse``) ``rupture_trace.gpkg`` of the run
-    folder when it exists (it may have been edited; source ``"run"``), else an extracted one. Returns
+    folder when it exists (it may have been edited; source ``"run"``), else the trace the run's network was given
+    (``run --trace``, source ``"run input"``), else an extracted one. Returns
     (polylines, source, per-line stats as :func:`extract_trace_stats`; empty dicts for a file)."""
     if trace is not None:
         lines = read_trace(trace, run.crs_wkt)
@@ -363,4 +364,8 @@ def trace_for_run(run: RunData, trace: str | Path | None = None, params: TracePa
     if reuse and run.run_dir is not None and (run.run_dir / TRACE_FILE).exists():
         lines = read_trace(run.run_dir / TRACE_FILE, run.crs_wkt, TRACE_LAYER)
         return lines, "run", [{} for _ in lines]
+    given = ((run.run_json.get("parameters") or {}).get("rupture_trace") or {}).get("path")
+    if reuse and given and Path(given).exists():  # the trace the network was given (run --trace)
+        lines = read_trace(given, run.crs_wkt)
+        return lines, "run input", [{} for _ in lines]
     return extract_trace_stats(run, params)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .geodata import Layer, RunData, load_run, signed_distance, write_layers
+from .geodata import Layer, RunData, load_run, nearest_signed_distance, write_layers
 
 ARROW_FIELDS = {"de_m": "real", "dn_m": "real", "du_m": "real", "horiz_m": "real", "azimuth": "real",
                 "length": "real", "sig_e": "real", "sig_n": "real", "sig_u": "real", "signif": "real"}
@@ -42,11 +42,7 @@ def nice_value(x: float) -> float:
 def side_raster(run: RunData, trace: list[np.ndarray]) -> np.ndarray:
     """(H, W) signed distance (m) of every pixel centre to the nearest trace polyline (+ right of it)."""
     X, Y = run.pixel_grid_xy()
-    best = np.full(X.shape, np.inf)
-    for line in trace:
-        d = signed_distance(X, Y, line)
-        best = np.where(np.abs(d) < np.abs(best), d, best)
-    return best
+    return nearest_signed_distance(X, Y, trace)
 
 
 def make_arrows(run: RunData, step_px: int = 16, scale: float | None = None, trace: list[np.ndarray] | None = None,

@@ -16,7 +16,11 @@ CHANNELS: list[str] = [
     "los_east", "los_north", "los_up",
     "fringe_px", "pixel_size_m",
     "mask_optical", "mask_sar", "mask_insar", "mask_dem",
+    "fault_side",
 ]
+# Channels a model may lack (added after training began; they carry no weights): a checkpoint without them loads,
+# and the export gives it the current list. ``fault_side`` (0.7.0): a known rupture trace, 0 everywhere without one.
+OPTIONAL_CHANNELS: tuple[str, ...] = ("fault_side",)
 
 # Modality groups: which arrays a modality brings (used for modality dropout and evaluation).
 MODALITIES: dict[str, tuple[str, ...]] = {

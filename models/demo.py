@@ -161,14 +161,20 @@ def demo_strong_rupture(out: Path, device: str = "auto", model: Path | None = No
                    "truth_horizontal_p99_m": float(np.percentile(np.hypot(*truth), 99)),
                    "epe_px_near": float(epe[sel & near].mean()), "epe_m_near": float(epe[sel & near].mean() * ps),
                    "zero_epe_px_near": float((np.hypot(*truth) / ps)[sel & near].mean())}
-    # the offset a geologist reads: fault-parallel mean on 50-500 m one side minus the other, per 160-m profile
+    # the offset a geologist reads: fault-parallel mean on 50-500 m one side minus the other, per 160-m profile,
+    # and the jump between 25-35 m either side (+-3 px): how sharp the rupture is
     geo = trace_geometry(s)
     frame = fm.fault_frame(truth.shape[1:], ps, float(geo["strike_deg"]), geo["trace_segments"])
 
-    def step_m(en: np.ndarray) -> float:
-        return float(np.nanmedian(fm.profile_steps(fm.fault_parallel(en, frame), frame, sel, ps)))
+    def step_m(en: np.ndarray, inner: float = 50.0, outer: float = 500.0, min_px: int = 10) -> float:
+        return float(np.nanmedian(fm.profile_steps(fm.fault_parallel(en, frame), frame, sel, ps, inner, outer,
+                                                   min_px=min_px)))
 
     out_m["step_true_m"], out_m["step_model_m"] = step_m(truth), step_m(est)
+    out_m["jump3_true_m"], out_m["jump3_model_m"] = step_m(truth, 2.5 * ps, 3.5 * ps, 3), step_m(est, 2.5 * ps,
+                                                                                                   3.5 * ps, 3)
+    # the geologist's second run: the trace extracted from this run (as the Rupture trace tool does), given back
+    out_m.update(_rerun_with_trace(out, cfg, step_m))
     try:
         from models.baselines import dis_offsets
 
@@ -176,9 +182,34 @@ def demo_strong_rupture(out: Path, device: str = "auto", model: Path | None = No
         dis = np.hypot(dx - truth[0] / ps, -dy - truth[1] / ps)
         out_m["dis_epe_px_near"] = float(dis[sel & near].mean())
         out_m["step_dis_m"] = step_m(np.stack([dx * ps, -dy * ps]))
+        out_m["jump3_dis_m"] = step_m(np.stack([dx * ps, -dy * ps]), 2.5 * ps, 3.5 * ps, 3)
     except ImportError:  # OpenCV not installed
-        out_m["dis_epe_px_near"] = out_m["step_dis_m"] = None
+        out_m["dis_epe_px_near"] = out_m["step_dis_m"] = out_m["jump3_dis_m"] = None
     return out_m
+
+
+def _rerun_with_trace(out: Path, cfg: EstimateConfig, step_m) -> dict:  # noqa: ANN001
+    """Extract the rupture trace of the first run (``backend.trace``, as ``python -m backend trace``), run again
+    with it (``--trace``): the step and the jump at +-3 px of the second run."""
+    from dataclasses import replace
+
+    from backend.geodata import ToolsError, load_run
+    from backend.trace import TRACE_FILE, extract_trace_stats, write_trace
+
+    first = out / "results"
+    run = load_run(first)
+    try:
+        lines, source, _ = extract_trace_stats(run)
+    except ToolsError as exc:
+        return {"trace_source": f"none: {exc}"}
+    write_trace(first / TRACE_FILE, lines, run.crs_wkt, source)
+    res = run_estimate(replace(cfg, out_dir=out / "results_with_trace", trace=first / TRACE_FILE),
+                       progress=_progress("rupture, trace given"), cancel=CancelToken())
+    est = np.stack([_read(res.outputs["displacement"], i) for i in (1, 2)]).astype(np.float64)
+    ps = float(run.pixel_size)
+    return {"trace_source": source, "out_with_trace": str(out / "results_with_trace"),
+            "time_with_trace_s": res.run["timings"]["total_s"], "step_with_trace_m": step_m(est),
+            "jump3_with_trace_m": step_m(est, 2.5 * ps, 3.5 * ps, 3)}
 
 
 def run_demo(out: Path, device: str = "auto", model: Path | None = None) -> int:
@@ -229,6 +260,17 @@ def run_demo(out: Path, device: str = "auto", model: Path | None = None) -> int:
         print(f"    offset across the fault (fault-parallel, 50-500 m either side, median of 160-m profiles): "
               f"true {t:+.2f} m, QuakeFusion {m_:+.2f} m ({(m_ - t) / abs(t) * 100:+.0f} %)"
               + (f", OpenCV DIS {d_:+.2f} m ({(d_ - t) / abs(t) * 100:+.0f} %)" if d_ is not None else ""))
+        jt = c["jump3_true_m"]
+        print(f"    sharpness: jump between 25-35 m either side {c['jump3_model_m']:+.2f} m of {jt:+.2f} m "
+              f"({c['jump3_model_m'] / jt * 100:.0f} % of it within +-3 px of the trace"
+              + (f"; DIS {c['jump3_dis_m'] / jt * 100:.0f} %)" if c["jump3_dis_m"] is not None else ")"))
+        if "step_with_trace_m" in c:
+            w, j = c["step_with_trace_m"], c["jump3_with_trace_m"]
+            print(f"    second run with the trace extracted from the first ({c['trace_source']}; python -m backend "
+                  f"trace, then --trace): offset {w:+.2f} m ({(w - t) / abs(t) * 100:+.0f} %), jump at +-3 px "
+                  f"{j:+.2f} m ({j / jt * 100:.0f} %)  -> {c['out_with_trace']}")
+        else:
+            print(f"    no second run with a trace: {c['trace_source']}")
         summary["simulated_rupture_10m"] = c
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=2))
     print(f"summary: {(out / 'demo_summary.json').resolve()}")

@@ -183,13 +183,25 @@ def lk_offsets(rec: dict, window: int = 21) -> tuple[np.ndarray, np.ndarray]:
     return d[0, 0].numpy(), d[0, 1].numpy()
 
 
+def true_fault_side(rec: dict, offset_px: float = 0.0) -> np.ndarray:
+    """+1 / -1 right / left of the record's rupture trace (``fault_metrics.fault_frame``) moved ``offset_px``."""
+    ps = float(rec["pixel_size_m"])
+    frame = fm.fault_frame(rec["optical_pre"].shape[-2:], ps, float(rec["strike_deg"]), rec["trace_segments"])
+    return np.where(frame["signed"] > offset_px * ps, 1.0, -1.0).astype(np.float32)
+
+
 class OnnxModel:
     """The exported model through ONNX Runtime; output names from the metadata ``outputs`` dict."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, trace: dict[str, Any] | None = None) -> None:
+        """``trace`` (config ``trace``): the scene's true rupture trace is given to the model (``fault_side``),
+        moved by ``offset_px`` px to its right (a trace drawn off the rupture); None: no trace."""
         import onnxruntime as ort
 
-        self.sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.trace = trace
+        so = ort.SessionOptions()
+        so.enable_mem_reuse = False  # as the backend (backend/model.py): the session starts in ~2 s, not ~20 s
+        self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         self.meta = json.loads(self.sess.get_modelmeta().custom_metadata_map["quakefusion"])  # no torch import
         outs = self.meta.get("outputs") or {}
         names = [o.name for o in self.sess.get_outputs()]
@@ -203,6 +215,8 @@ class OnnxModel:
         from backend.features import build_features, compute_stats
 
         arrays = arrays_for(rec, COMBOS[combo])
+        if self.trace is not None:
+            arrays["fault_side"] = true_fault_side(rec, float(self.trace.get("offset_px", 0.0)))
         x = build_features(self.meta["channels"], arrays, stats=compute_stats(arrays),
                            pixel_size_m=rec["pixel_size_m"], wavelength_m=rec["wavelength_m"],
                            phase_sign=int(rec["phase_sign"]))
@@ -379,7 +393,7 @@ def _summary(acc: _Acc) -> dict[str, Any]:
 
 
 def evaluate(cfg: dict[str, Any], model_path: Path) -> dict[str, Any]:
-    model = OnnxModel(model_path)
+    model = OnnxModel(model_path, trace=cfg.get("trace"))
     out_dir = Path(cfg["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = Path(cfg["cache_dir"])
@@ -469,7 +483,9 @@ def describe(cfg: dict[str, Any]) -> str:
     kind = f"overrides {json.dumps(ov)}" if ov else f"{cfg.get('profile', 'random')} events"
     return (f"{cfg['count']} scenes ({kind}), seeds {cfg['seed_start']}..{cfg['seed_start'] + cfg['count'] - 1}, "
             f"{cfg['size']}x{cfg['size']} px, pixel sizes {cfg['pixel_sizes_m']} m (cycled), {cfg['margin_px']}-px "
-            f"border excluded; near = within {cfg['near_m']:g} m of the rupture (top-edge trace if blind).")
+            f"border excluded; near = within {cfg['near_m']:g} m of the rupture (top-edge trace if blind)."
+            + (f" The model is given the true rupture trace (fault_side), moved {cfg['trace'].get('offset_px', 0):g} px"
+               " to its right." if cfg.get("trace") else ""))
 
 
 def error_table(res: dict[str, Any]) -> list[str]:

@@ -15,6 +15,8 @@ Metadata JSON under ``metadata_props["quakefusion"]`` (see docs/architecture.md)
 from __future__ import annotations
 
 import argparse
+import copy
+import io
 import json
 import warnings
 from pathlib import Path
@@ -24,10 +26,10 @@ import numpy as np
 import onnx
 import torch
 
-from models.channels import channel_specs
+from models.channels import CHANNELS, channel_specs
 from models.fusion import build_model
 
-MODEL_VERSION = "0.6.0"
+MODEL_VERSION = "0.7.0"
 OPSET = 17
 TILE_MULTIPLE = 32  # 1/4-resolution U-Net with 4 levels
 # Context the network draws on each side of a pixel (px): 1/4-resolution U-Net (4 levels, ~130 px) + the fixed front
@@ -77,21 +79,85 @@ def build_metadata(model: torch.nn.Module, ckpt: dict[str, Any] | None = None) -
     return meta
 
 
-def export_onnx(model: torch.nn.Module, out: Path, meta: dict[str, Any], size: int = 64) -> Path:
-    model = model.eval()
-    nc = len(model.channels)
-    x = torch.randn(1, nc, size, size)
+def _trace_graph(model: torch.nn.Module, size: int = 64) -> onnx.ModelProto:
+    """The model traced to ONNX (in memory)."""
+    x = torch.randn(1, len(model.channels), size, size)
     x[:, model.ix["pixel_size_m"]] = 10.0
-    out.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, (x,), str(out), dynamo=False, opset_version=OPSET,
+            model, (x,), buf, dynamo=False, opset_version=OPSET,
             input_names=["features"], output_names=list(OUTPUT_NAMES),
             dynamic_axes={name: {0: "batch", 2: "height", 3: "width"} for name in ("features", *OUTPUT_NAMES)},
             do_constant_folding=True, external_data=False,
         )
-    m = onnx.load(str(out))
+    return onnx.load_from_string(buf.getvalue())
+
+
+def _branch(m: onnx.ModelProto, prefix: str, shared: set[str], outer: dict[str, onnx.TensorProto]) -> onnx.GraphProto:
+    """``m``'s graph as a subgraph: no inputs (``features`` from the outer scope), every other name prefixed; the
+    initializers named in ``shared`` (the weights, equal in both branches) move to ``outer`` once."""
+    g = m.graph
+    ren = {i.name: prefix + i.name for i in g.initializer if i.name not in shared}
+    ren.update({o: prefix + o for n in g.node for o in n.output if o})
+    sub = onnx.helper.make_graph([], prefix + "graph", [], [])
+    for init in g.initializer:
+        if init.name in shared:
+            outer.setdefault(init.name, init)
+        else:
+            t = copy.deepcopy(init)
+            t.name = ren[init.name]
+            sub.initializer.append(t)
+    for n in g.node:
+        node = copy.deepcopy(n)
+        node.name = prefix + node.name if node.name else node.name
+        node.input[:] = [ren.get(x, x) for x in node.input]
+        node.output[:] = [ren.get(x, x) for x in node.output]
+        sub.node.append(node)
+    for o in g.output:
+        v = copy.deepcopy(o)
+        v.name = ren[o.name]
+        sub.output.append(v)
+    return sub
+
+
+def export_onnx(model: torch.nn.Module, out: Path, meta: dict[str, Any], size: int = 64) -> Path:
+    """One ONNX file. With a ``fault_side`` channel: an ``If`` on "any pixel of it is non-zero" between the graph
+    that uses the trace (then) and the one that ignores it (else; 0.6.0's graph, ~30 % faster), sharing the weights:
+    a run without a trace does not pay for the trace's extra sums."""
+    model = model.eval()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if "fault_side" not in model.ix:
+        m = _trace_graph(model, size)
+    else:
+        use = model.use_side
+        try:
+            model.use_side = True
+            with_trace = _trace_graph(model, size)
+            model.use_side = False
+            without = _trace_graph(model, size)
+        finally:
+            model.use_side = use
+        shared = {n for n, _ in model.named_parameters()}
+        outer: dict[str, onnx.TensorProto] = {}
+        then_g, else_g = _branch(with_trace, "trace/", shared, outer), _branch(without, "plain/", shared, outer)
+        h, T = onnx.helper, onnx.TensorProto
+        nodes = [
+            h.make_node("Constant", [], ["fault_side_index"],
+                        value=h.make_tensor("fault_side_index_value", T.INT64, [1], [model.ix["fault_side"]])),
+            h.make_node("Gather", ["features", "fault_side_index"], ["fault_side"], axis=1),
+            h.make_node("Abs", ["fault_side"], ["fault_side_abs"]),
+            h.make_node("ReduceMax", ["fault_side_abs"], ["fault_side_max"], keepdims=0),
+            h.make_node("Constant", [], ["zero"], value=h.make_tensor("zero_value", T.FLOAT, [], [0.0])),
+            h.make_node("Greater", ["fault_side_max", "zero"], ["trace_given"]),
+            h.make_node("If", ["trace_given"], [o.name for o in with_trace.graph.output],
+                        then_branch=then_g, else_branch=else_g),
+        ]
+        g = h.make_graph(nodes, "quakefusion", list(with_trace.graph.input), list(with_trace.graph.output),
+                         initializer=list(outer.values()))
+        m = h.make_model(g, opset_imports=with_trace.opset_import)
+        m.ir_version = with_trace.ir_version
     del m.metadata_props[:]
     entry = m.metadata_props.add()
     entry.key, entry.value = "quakefusion", json.dumps(meta)
@@ -173,6 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     model, ckpt = load_checkpoint(ckpt_path)
     for key, value in EXPORT_SETTINGS.items():
         setattr(model, key, value)
+    model.set_channels(CHANNELS)  # the current list (0.7.0: + fault_side, a given rupture trace; no weights)
     out = export_onnx(model, args.out, build_metadata(model, ckpt))
     res = check_export(model, out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) from {ckpt_path} (step {ckpt.get('step')}); "

@@ -191,6 +191,27 @@ def rect_means(x: torch.Tensor, rects: tuple[tuple[int, int, int, int], ...]) ->
     return out
 
 
+def rect_means_sided(x: torch.Tensor, side: torch.Tensor, rects: tuple[tuple[int, int, int, int], ...]
+                     ) -> list[torch.Tensor]:
+    """``rect_means`` over only the pixels on the centre pixel's side of a trace: ``side`` (B,1,H,W) is 1 on its
+    right-hand side, 0 on its left. Sums over the right side, and all minus those for the left; one division by
+    the rectangle's in-image count (as ``rect_means``: the other side's pixels count as zeros)."""
+    rmax = max(max(abs(v) for v in r) for r in rects)
+    ones = torch.ones_like(x[:1, :1])
+    right = side > 0.5
+    pad = (rmax + 1, rmax, 0, 0)
+    cx, cr, co = (torch.cumsum(F.pad(t, pad), 3) for t in (x, x * side, ones))
+    cols: dict[tuple[int, int], tuple[torch.Tensor, ...]] = {}
+    out = []
+    for top, bottom, left, rgt in rects:
+        if (left, rgt) not in cols:
+            cols[(left, rgt)] = tuple(torch.cumsum(F.pad(_run_slices(c, left, rgt, rmax, 3), (0, 0, rmax + 1, rmax)), 2)
+                                      for c in (cx, cr, co))
+        ra, rr, ro = (_run_slices(c, top, bottom, rmax, 2) for c in cols[(left, rgt)])
+        out.append(torch.where(right, rr, ra - rr) / ro)
+    return out
+
+
 def one_sided_rects(r: int) -> tuple[tuple[int, int, int, int], ...]:
     """The full (2r+1)^2 window and its four halves (left, right, up, down), each including the centre line."""
     return ((-r, r, -r, r), (-r, r, -r, 0), (-r, r, 0, r), (-r, 0, -r, r), (0, r, -r, r))

@@ -74,7 +74,8 @@ def half_warps(a: torch.Tensor, b: torch.Tensor, d: torch.Tensor,
 
 
 def lk_windows(a: torch.Tensor, b: torch.Tensor, m: torch.Tensor, d: torch.Tensor, rects: tuple,
-               eps: float, valid: torch.Tensor | None = None) -> tuple[list, list, list]:
+               eps: float, valid: torch.Tensor | None = None,
+               side: torch.Tensor | None = None) -> tuple[list, list, list]:
     """Absolute offset candidates (B,2,H,W) px, log det and log residual in each rectangle.
 
     ``a`` / ``b`` are the images warped by the current estimate ``d``. The LK increment of a window measures the
@@ -84,15 +85,23 @@ def lk_windows(a: torch.Tensor, b: torch.Tensor, m: torch.Tensor, d: torch.Tenso
     ``valid`` (see ``warp_pair``): the pixels whose warped pre and post both hold data; only they enter the fit,
     and the mean of ``d`` is taken over the pixels of ``m`` only. Without it (0.5.0 and before) the zero fill of
     nodata gaps enters both: gap edges, fixed in image coordinates, pull the fit towards no motion, and the gap
-    pixels' zero ``d`` dilutes the mean (measured: the step on real texture with gaps -10 %, without them -3 %)."""
-    if valid is None:
+    pixels' zero ``d`` dilutes the mean (measured: the step on real texture with gaps -10 %, without them -3 %).
+
+    ``side`` (B,1,H,W), 0..1: a known rupture trace (``fault_side``): the share of each pixel on its right-hand
+    side. A window then sums only the pixels on its centre's side (``> 0.5``): it stops at the trace, whatever its
+    shape (``frontend.rect_means_sided``: one extra pass over the terms)."""
+    if valid is None and side is None:
         terms = torch.cat([fe.structure_terms(a, b) * m, d], 1)
+    else:  # (with a trace the mean of d must be over the window's own side: its pixel count is summed too)
+        terms = torch.cat([fe.structure_terms(a, b) * (m if valid is None else valid), d * m, m], 1)
+    if side is None:
+        sums = fe.rect_means(terms, rects)
     else:
-        terms = torch.cat([fe.structure_terms(a, b) * valid, d * m, m], 1)
+        sums = fe.rect_means_sided(terms, side, rects)
     cands, ldets, lress = [], [], []
-    for s in fe.rect_means(terms, rects):
+    for s in sums:
         inc, ldet, lres = fe.lk_from_sums(s[:, :6], eps, clip=3.0)
-        mean_d = s[:, 6:8] if valid is None else s[:, 6:8] / (s[:, 8:9] + 1e-6)
+        mean_d = s[:, 6:8] if terms.shape[1] == 8 else s[:, 6:8] / (s[:, 8:9] + 1e-6)
         cands.append(mean_d + inc)
         ldets.append(ldet)
         lress.append(lres)
@@ -117,6 +126,18 @@ def warp_pair(a: torch.Tensor, b: torch.Tensor, m: torch.Tensor, d: torch.Tensor
     same way, in one pass (the mask as a second channel: one grid, one GridSample per date)."""
     wa, wb = half_warps(torch.cat([a, m], 1), torch.cat([b, m], 1), d, mode)
     return wa[:, 0:1], wb[:, 0:1], _valid_from(wa[:, 1:2], wb[:, 1:2], hard)
+
+
+def _side_up(d: torch.Tensor, side_s: torch.Tensor, side: torch.Tensor, s: int) -> torch.Tensor:
+    """``_up`` that does not interpolate across a known trace: each full-resolution pixel interpolates only the
+    coarse cells of its own side (normalised interpolation; plain ``_up`` where no cell of its side is near)."""
+    if s == 1:
+        return d
+    w_s = (side_s > 0.5).float()
+    up_all, num, den = _up(d, s), _up(d * w_s, s), _up(w_s, s)  # the left side's: up_all - num, 1 - den
+    right = (num + 1e-3 * up_all) / (den + 1e-3)
+    left = (up_all - num + 1e-3 * up_all) / (1.0 - den + 1e-3)
+    return left + side * (right - left)
 
 
 def soft_select(cands: list[torch.Tensor], ldets: list[torch.Tensor], lress: list[torch.Tensor]) -> torch.Tensor:
@@ -161,6 +182,8 @@ class WarpFusionNet(FusionBase):
         # the mean offset of a window is taken over its data pixels; False (0.5.0 and before): nodata gaps biased
         # the offsets towards zero (see ``lk_windows``)
         self.mask_warp = bool(mask_warp)
+        # False: the fault_side channel is ignored (the export's branch for inputs without a trace, models/export.py)
+        self.use_side = True
         # True (experiment): with the wide gate, the 15-px up/down halves are closed where its left/right halves
         # disagree (a discontinuity across the columns: up/down straddle it) and vice versa; see _wide_gate
         self.half_gate = bool(half_gate)
@@ -209,8 +232,9 @@ class WarpFusionNet(FusionBase):
 
     # ------------------------------------------------------------------ fixed measurement layers
     def pair_flow(self, pre: torch.Tensor, post: torch.Tensor, m: torch.Tensor, r_full: int, iters: int,
-                  levels: tuple[int, ...] | None = None) -> tuple[torch.Tensor, ...]:
-        """Coarse-to-fine + warped full-resolution LK for one pair.
+                  levels: tuple[int, ...] | None = None, side: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """Coarse-to-fine + warped full-resolution LK for one pair; ``side`` (0/1 per pixel, the right-hand side
+        of a known trace, see ``lk_windows``): no window and no upsampling mixes the two sides.
 
         Returns (offset candidates (B,K,2,H,W) px, their log dets (B,K,H,W) and log residuals (B,K,H,W),
         the high-passed pre image)."""
@@ -226,8 +250,11 @@ class WarpFusionNet(FusionBase):
             else:
                 d_s, v_s = _pool(d, s) / s, None
                 wa, wb = half_warps(a_s, b_s, d_s)
-            cands, ldets, lress = lk_windows(wa, wb, m_s, d_s, fe.one_sided_rects(self.r_coarse), self.eps, v_s)
-            d = _up(soft_select(cands, ldets, lress) * s, s) * m
+            side_s = None if side is None else _pool(side, s)
+            cands, ldets, lress = lk_windows(wa, wb, m_s, d_s, fe.one_sided_rects(self.r_coarse), self.eps, v_s,
+                                             side_s)
+            d = soft_select(cands, ldets, lress) * s
+            d = (_up(d, s) if side is None else _side_up(d, side_s, side, s)) * m
         rs = self.r_small
         rects = fe.one_sided_rects(r_full) + ((-rs, rs, -rs, rs),) + fe.one_sided_rects(2 * r_full + 1)
         for it in range(iters):
@@ -235,7 +262,7 @@ class WarpFusionNet(FusionBase):
                 wa, wb, v = warp_pair(a, b, m, d, self.mode)
             else:
                 (wa, wb), v = half_warps(a, b, d, self.mode), None
-            cands, ldets, lress = lk_windows(wa, wb, m, d, rects, self.eps, v)
+            cands, ldets, lress = lk_windows(wa, wb, m, d, rects, self.eps, v, side)
             if it < iters - 1:
                 d = self._between(cands, ldets, lress) * m
         return torch.stack(cands, 1) * m.unsqueeze(1), torch.cat(ldets, 1) * m, torch.cat(lress, 1) * m, a
@@ -283,11 +310,16 @@ class WarpFusionNet(FusionBase):
         log residuals (B,K,H,W); the high-passed optical pre image. Training caches these per scene."""
         c = self.c
         mo, ms = c(x, "mask_optical"), c(x, "mask_sar")
+        # a known rupture trace (optional channel): 1 on its right-hand side, 0 on its left (see lk_windows)
+        side = (c(x, "fault_side") > 0).float() if self.use_side and "fault_side" in self.ix else None
         cand_o, ldet_o, lres_o, a_o = self.pair_flow(c(x, "optical_pre"), c(x, "optical_post"), mo, self.r_full,
-                                                     self.iters)
+                                                     self.iters, side=side)
         # SAR (speckled, coarser): measured at 1/2 resolution, candidates upsampled (4x cheaper)
         cand_s, ldet_s, lres_s, _ = self.pair_flow(_pool(c(x, "sar_pre_db"), 2), _pool(c(x, "sar_post_db"), 2),
-                                                   _pool(ms, 2), self.sar_r_full, self.sar_iters, levels=(2, 2))
+                                                   _pool(ms, 2), self.sar_r_full, self.sar_iters, levels=(2, 2),
+                                                   side=None if side is None else _pool(side, 2))
+        # (plain upsampling also with a trace: it blurs the SAR candidates by 1 px across it; side-aware it cost
+        # +50 % of the whole network's time for these 22 channels)
         cand_s = _up(cand_s.flatten(1, 2) * 2.0, 2).unflatten(1, (N_WINDOWS, 2)) * ms.unsqueeze(1)
         return {"cand_o": cand_o, "ldet_o": ldet_o, "lres_o": lres_o, "a_o": a_o,
                 "cand_s": cand_s, "ldet_s": _up(ldet_s, 2) * ms, "lres_s": _up(lres_s, 2) * ms}

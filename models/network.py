@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import frontend as fe
-from models.channels import CHANNELS
+from models.channels import CHANNELS, OPTIONAL_CHANNELS
 
 LOGB_MIN, LOGB_MAX = -7.0, 3.0  # Laplace scale in pixels: 9e-4 .. 20 px
 SQRT2 = math.sqrt(2.0)
@@ -37,9 +37,14 @@ class FusionBase(nn.Module):
 
     def __init__(self, channels: list[str] | None = None) -> None:
         super().__init__()
-        self.channels = list(channels or CHANNELS)
+        self.set_channels(list(channels or CHANNELS))
+
+    def set_channels(self, channels: list[str]) -> None:
+        """The input channel order (no weight depends on it: channels are read by name)."""
+        self.channels = list(channels)
         self.ix = {n: i for i, n in enumerate(self.channels)}
-        missing = [n for n in CHANNELS if n not in self.ix]  # the one channel list: models/channels.py
+        # the one channel list: models/channels.py
+        missing = [n for n in CHANNELS if n not in self.ix and n not in OPTIONAL_CHANNELS]
         if missing:
             raise ValueError(f"{type(self).__name__}: channels missing {missing}")
 

@@ -18,6 +18,7 @@ effects off one at a time (``effects_off`` in ``models/scene.py``; results in ``
 * ``cK``: candidate K alone (0 the 15-px window, 1-4 its halves, 5 the 7-px window, 6 the 31-px window);
 * an ``itN_`` prefix: the front end with N full-resolution iterations (``itNh_``: the best-residual window carried
   between iterations, ``itNs_``: the mix of the sharp windows, never a 31-px one; see ``WarpFusionNet._between``);
+* a ``tr_`` prefix (first): the true rupture trace given (``fault_side``: windows stop at it);
 * an ``mw_`` prefix (before any ``itN_``): the front end with ``mask_warp`` (fits on warped-valid pixels only).
 
 Prints, per variant, the near-rupture median EPE, the slope, the noise floor and the step error / share of the
@@ -70,11 +71,16 @@ class Variant:
     @torch.no_grad()
     def run(self, rec: dict, combo: str) -> dict[str, np.ndarray]:
         arrays = arrays_for(rec, COMBOS[combo])
-        x = build_features(self.meta["channels"], arrays, stats=compute_stats(arrays),
+        channels = [n for n in self.meta["channels"] if n != "fault_side"]
+        if self.variant.startswith("tr_"):  # the true trace given (fault_side: sign of the signed distance)
+            arrays = {**arrays, "fault_side": ev.true_fault_side(rec)}
+            channels = [*channels, "fault_side"]
+        x = build_features(channels, arrays, stats=compute_stats(arrays),
                            pixel_size_m=rec["pixel_size_m"], wavelength_m=rec["wavelength_m"],
                            phase_sign=int(rec["phase_sign"]))
         x = torch.from_numpy(x[None]).float()
-        m, v = self._measure(x, self.variant)
+        self.model.set_channels(channels)
+        m, v = self._measure(x, self.variant[3:] if self.variant.startswith("tr_") else self.variant)
         ldets, lress = list(m["ldet_o"].split(1, 1)), list(m["lres_o"].split(1, 1))
         if v == "no31":  # the learned mix with the 31-px set replaced by the 15-px one (same order of windows)
             m = dict(m)
@@ -130,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg["cache_dir"] = cfg["cache_dir"] + tag
         cfg["correlator"] = False
     for i, v in enumerate(a.variants.split(",")):
-        ev.OnnxModel = lambda _path, v=v: Variant(model, v)
+        ev.OnnxModel = lambda _path, v=v, **_kw: Variant(model, v)
         cfg["out_dir"] = f"runs/diag2/{a.config}{tag}_{v}"
         with contextlib.redirect_stdout(io.StringIO()):
             res = ev.evaluate(dict(cfg), Path("unused"))

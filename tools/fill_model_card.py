@@ -26,6 +26,10 @@ SETS = {  # placeholder -> runs/ folder
     "TABLE_REAL_CLEAN": "eval_real_pair_clean",
     "TABLE_SAME": "eval_same_image",
     "TABLE_NOMOTION": "eval_no_motion", "TABLE_NOMOTION_REAL": "eval_no_motion_real",
+    "TABLE_TRACE_RANDOM": "eval_trace", "TABLE_REAL_TRACE": "eval_real_texture_trace",
+    "TABLE_REAL_LARGE_TRACE": "eval_real_texture_large_trace",
+    "TABLE_REAL_LARGE_TRACE_OFF3": "eval_real_texture_large_trace_off3",
+    "TABLE_REAL_CLOUDMASK_TRACE": "eval_real_texture_large_cloudmask_trace",
 }
 OPT = model_name("optical")
 
@@ -100,10 +104,20 @@ def _verdict(ok: bool | None) -> str:
     return "not measured" if ok is None else ("**met**" if ok else "**missed**")
 
 
-def targets_step7(sets: dict[str, dict | None]) -> str:
-    """Issue #11 (Step 7) targets, network with optical only (the baselines' input), from every evaluated set."""
-    named = {"strong": "simulated strong", "real": "real texture", "real_large": "real texture, Mw 7.5–7.9",
-             "real_cloudmask": "the same with clouds masked as nodata"}
+NAMED = {"strong": "simulated strong", "real": "real texture", "real_large": "real texture, Mw 7.5–7.9",
+         "real_cloudmask": "the same with clouds masked as nodata"}
+# the same sets with the true rupture trace given to the model (fault_side, 0.7.0)
+NAMED_TRACE = {"trace_random": "simulated random events", "real_trace": "real texture",
+               "real_large_trace": "real texture, Mw 7.5–7.9",
+               "real_large_trace_off3": "the same, trace drawn 3 px off the rupture",
+               "real_cloudmask_trace": "the same with clouds masked as nodata"}
+
+
+def targets_step7(sets: dict[str, dict | None], named: dict[str, str] | None = None,
+                  geologist_only: bool = False) -> str:
+    """Issue #11 (Step 7) targets, network with optical only (the baselines' input), from every evaluated set;
+    ``geologist_only``: only the step, slope and ±3-px rows (the trace-given sets)."""
+    named = named or NAMED
     geo = {k: sets.get(k) for k in named}
     rows = ["| target (issue #11) | measured, QuakeFusion [optical] | verdict |", "|---|---|---|"]
 
@@ -151,6 +165,8 @@ def targets_step7(sets: dict[str, dict | None]) -> str:
     parts, ok = over_sets(share3)
     rows.append(f"| ≥ 90 % of the step within ±3 px of the trace (median over profiles) | {'; '.join(parts)} "
                 f"| {_verdict(ok)} |")
+    if geologist_only:
+        return "\n".join(rows)
     parts, oks, useless = [], [], False
     for k in ("real", "real_large", "real_cloudmask"):
         res = geo.get(k)
@@ -220,6 +236,8 @@ def main() -> None:
             "real_cloudmask": _load("eval_real_texture_large_cloudmask"),
             "no_motion": _load("eval_no_motion"), "no_motion_real": _load("eval_no_motion_real")}
     out = out.replace("{{TARGETS_STEP7}}", targets_step7(sets))
+    trace_sets = {k: _load(SETS[f"TABLE_{k.upper()}"]) for k in NAMED_TRACE}
+    out = out.replace("{{TARGETS_STEP7_TRACE}}", targets_step7(trace_sets, NAMED_TRACE, geologist_only=True))
     out = out.replace("* {{FINETUNE}}\n", f"* {a.finetune}\n" if a.finetune else "")
     # facts measured outside the evaluation (training run, size, speed): models/card_facts.json, {"KEY": "text"}
     facts = ROOT / "models" / "card_facts.json"

@@ -210,6 +210,10 @@ class MainDialog(QDialog, FORM_CLASS):
         for key in ANGLES:
             self.combo(key).layerChanged.connect(lambda _lyr, k=key: getattr(self, f"const_{k}").setEnabled(
                 self.combo(k).currentLayer() is None))
+        self.cb_trace.setFilters(QgsMapLayerProxyModel.LineLayer)
+        self.cb_trace.setAllowEmptyLayer(True)
+        self.cb_trace.setShowCrs(True)
+        self.cb_trace.setLayer(None)
         s = QgsSettings()
         self.const_incidence.setValue(float(s.value(SETTINGS_PREFIX + "incidence_deg", 39.0)))
         self.const_heading.setValue(float(s.value(SETTINGS_PREFIX + "heading_deg", -12.0)))
@@ -659,13 +663,25 @@ class MainDialog(QDialog, FORM_CLASS):
             extent = (r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum(),
                       crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED))
         model = self.fw_model.filePath().strip()
-        return RunSpec(out_root=Path(self.fw_output.filePath().strip()), run_name=self.le_run_name.text().strip(),
+        out_root, run_name = Path(self.fw_output.filePath().strip()), self.le_run_name.text().strip()
+        return RunSpec(out_root=out_root, run_name=run_name, trace=self.trace_file(out_root, run_name, with_extent),
                        inputs=inputs, incidence_deg=float(self.const_incidence.value()),
                        heading_deg=float(self.const_heading.value()),
                        wavelength_m=self.wavelength_m() if "phase" in inputs else None,
                        phase_sign=self.phase_sign(), device=str(self.cb_device.currentData()),
                        tile=int(self.spin_tile.value()), model_path=Path(model) if model else None,
                        extent=extent, intersection=True, more_ifgs=self.more_ifgs(), products=self.products())
+
+    def trace_file(self, out_root: Path, run_name: str, write: bool) -> str | None:
+        """The chosen trace layer as a file (its own, else written to <output>/trace_inputs/<run>.gpkg when
+        ``write``: a scratch layer just drawn is saved where run.json can name it)."""
+        lyr = self.cb_trace.currentLayer()
+        if lyr is None or (not write and lyr.providerType() != "ogr"):
+            return None
+        from ..app.runner import slug
+        from ..app.tool_layers import line_layer_file
+
+        return line_layer_file(lyr, out_root / "trace_inputs" / f"{slug(run_name or 'run')}.gpkg")
 
     def remember(self) -> None:
         s = QgsSettings()
@@ -680,7 +696,11 @@ class MainDialog(QDialog, FORM_CLASS):
         if not self.validate() or self.start_task is None:
             return None
         self.remember()
-        spec = self.spec()
+        try:
+            spec = self.spec()
+        except OSError as exc:  # the trace layer could not be saved for the backend
+            self.lbl_status.setText(f"Rupture trace: {exc}. Fix: save the layer to a file, or choose none.")
+            return None
         self.progress.setValue(0)
         self.lbl_status.setText("Starting…")
         task = self.start_task(spec)

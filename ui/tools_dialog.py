@@ -14,11 +14,9 @@ from typing import Any
 from qgis.core import (
     QgsApplication,
     QgsCoordinateReferenceSystem,
-    QgsCoordinateTransformContext,
     QgsMapLayerProxyModel,
     QgsProject,
     QgsSettings,
-    QgsVectorFileWriter,
 )
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, QUrl
@@ -211,14 +209,12 @@ class ToolsDialog(QDialog):
     def write_user_trace(self, layer: Any) -> Path:
         """The chosen line layer (with its unsaved edits, any provider, any CRS) as a GeoPackage in the run
         folder: the backend reads files. Written as ``trace_input.gpkg``."""
-        out = self.run_dir() / TRACE_INPUT
-        opts = QgsVectorFileWriter.SaveVectorOptions()
-        opts.driverName = "GPKG"
-        opts.layerName = "rupture_trace"
-        res = QgsVectorFileWriter.writeAsVectorFormatV2(layer, str(out), QgsCoordinateTransformContext(), opts)
-        if res[0] != QgsVectorFileWriter.NoError:
-            raise ValueError(f"cannot write the trace layer to {out}: {res[1]}")
-        return out
+        from ..app.tool_layers import save_line_layer
+
+        try:
+            return save_line_layer(layer, self.run_dir() / TRACE_INPUT)
+        except OSError as exc:
+            raise ValueError(str(exc)) from exc
 
     def remember(self) -> None:
         s = QgsSettings()

@@ -1,0 +1,104 @@
+"""A known rupture trace given to a run (``--trace``, ``EstimateConfig.trace``; model 0.7.0's ``fault_side`` channel):
+the side of every pixel per tile, what run.json records, what the geologist tools reuse, and the messages for a trace
+that cannot be used. The effect on the offsets (sharp steps) is tested on the network (tests/test_network.py) and on
+the demo's rupture through the whole pipeline (tests/test_demo_rupture.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from affine import Affine
+from rasterio.crs import CRS
+
+from backend.config import EstimateConfig, check
+from backend.errors import PipelineError
+from backend.infer import fault_side
+from backend.io import Grid, InputRaster
+from backend.pipeline import run_estimate
+from backend.trace import write_trace
+from models.testing import DEFAULT_CHANNELS, make_tiny_model
+from tests.conftest import read_band, run_backend
+
+E0, N0 = 500000.0, 4200000.0
+
+
+def test_fault_side_follows_the_line_per_tile() -> None:
+    """A line drawn southwards at x = E0 + 200 m on a 10-m grid: looking along it, its right-hand side is the west,
+    columns 0-19 (+1), the rest -1; a tile gets exactly its window of the whole grid's values."""
+    grid = Grid(CRS.from_epsg(32634), Affine(10.0, 0, E0, 0, -10.0, N0), 64, 48)
+    line = np.array([[E0 + 200.0, N0 + 100.0], [E0 + 200.0, N0 - 1000.0]])
+    side = fault_side(grid, [line], 0, 0, 48, 64)
+    assert side.dtype == np.float32 and (side[:, :20] == 1).all() and (side[:, 20:] == -1).all()
+    assert np.array_equal(fault_side(grid, [line], 8, 16, 16, 16), side[8:24, 16:32])
+    # the same line drawn northwards: the sides swap
+    assert np.array_equal(fault_side(grid, [line[::-1]], 0, 0, 48, 64), -side)
+
+
+def _trace_across(scene: dict, path: Path) -> Path:
+    """A north-south line through the middle of a written scene (its CRS), as a rupture_trace.gpkg."""
+    t = Affine(*scene["transform"])
+    h, w = scene["size"]
+    x = t.c + t.a * w / 2
+    line = np.array([[x, t.f + 10 * t.e], [x, t.f + (h - 10) * t.e]])
+    return write_trace(path, [line], CRS.from_epsg(scene["crs"]).to_wkt())
+
+
+def _cfg(scene: dict, out: Path, model: Path, **kw) -> EstimateConfig:  # noqa: ANN003
+    p = scene["paths"]
+    return EstimateConfig(out_dir=out, optical_pre=InputRaster(p["optical"], 1),
+                          optical_post=InputRaster(p["optical"], 2), model_path=model, device="cpu", unwrap=False,
+                          **kw)
+
+
+def test_run_with_a_trace_records_it_and_the_tools_reuse_it(tmp_path: Path, sim_scene: dict) -> None:
+    from backend.geodata import ToolsError, load_run
+    from backend.trace import trace_for_run
+
+    model = make_tiny_model(tmp_path / "tiny.onnx", channels=[*DEFAULT_CHANNELS, "fault_side"])
+    trace = _trace_across(sim_scene, tmp_path / "mapped" / "trace.gpkg")
+    blind = run_estimate(_cfg(sim_scene, tmp_path / "blind", model))
+    given = run_estimate(_cfg(sim_scene, tmp_path / "given", model, trace=trace))
+    rt = given.run["parameters"]["rupture_trace"]
+    assert rt == {"path": str(trace.resolve()), "lines": 1} and blind.run["parameters"]["rupture_trace"] is None
+    assert any("rupture trace given" in n for n in given.run["notes"])
+    assert "fault_side" in given.run["model"]["channels"]
+    # the (tiny, untrained) network sees the channel: the output changes, the grid does not
+    a, b = read_band(blind.outputs["displacement"], 1), read_band(given.outputs["displacement"], 1)
+    assert a.shape == b.shape and np.nanmax(np.abs(a - b)) > 1e-4
+    # offsets / components on this run use the trace the network was given
+    lines, source, _ = trace_for_run(load_run(tmp_path / "given"))
+    assert source == "run input" and len(lines) == 1
+    with pytest.raises(ToolsError, match="no rupture trace found"):  # blind: extracted (none in this noise)
+        trace_for_run(load_run(tmp_path / "blind"))
+
+
+def test_a_trace_that_cannot_be_used_is_refused_by_name(tmp_path: Path, sim_scene: dict) -> None:
+    model = make_tiny_model(tmp_path / "tiny.onnx", channels=[*DEFAULT_CHANNELS, "fault_side"])
+    probs = check(_cfg(sim_scene, tmp_path / "o1", model, trace=tmp_path / "nope.gpkg"))
+    assert [p.input for p in probs] == ["trace"] and "--trace" in probs[0].fix and "not found" in probs[0].text
+    far = write_trace(tmp_path / "far.gpkg", [np.array([[0.0, 0.0], [10.0, 10.0]])],
+                      CRS.from_epsg(sim_scene["crs"]).to_wkt())
+    with pytest.raises(PipelineError) as err:
+        run_estimate(_cfg(sim_scene, tmp_path / "o2", model, trace=far))
+    assert err.value.input_name == "trace" and "crosses the output grid" in str(err.value)
+    old = make_tiny_model(tmp_path / "old.onnx")  # a model without the fault_side channel (0.6.0 and before)
+    with pytest.raises(PipelineError) as err:
+        run_estimate(_cfg(sim_scene, tmp_path / "o3", old, trace=_trace_across(sim_scene, tmp_path / "t.gpkg")))
+    assert err.value.input_name == "trace" and "takes no rupture trace" in str(err.value)
+    for out in ("o2", "o3"):  # nothing written
+        assert not any((tmp_path / out).glob("*.tif"))
+
+
+def test_cli_takes_a_trace(tmp_path: Path, sim_scene: dict) -> None:
+    model = make_tiny_model(tmp_path / "tiny.onnx", channels=[*DEFAULT_CHANNELS, "fault_side"])
+    trace = _trace_across(sim_scene, tmp_path / "trace.gpkg")
+    opt = sim_scene["paths"]["optical"]
+    p = run_backend("estimate", "--optical-pre", f"{opt}:1", "--optical-post", f"{opt}:2", "--trace", str(trace),
+                    "--model", str(model), "--out", str(tmp_path / "run"), "--no-unwrap", "--quiet")
+    assert p.returncode == 0, p.stderr
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["parameters"]["rupture_trace"]["path"] == str(trace.resolve())
+    assert "--trace" in run_backend("estimate", "--help").stdout

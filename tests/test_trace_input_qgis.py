@@ -1,0 +1,85 @@
+"""A rupture trace given in QGIS (model 0.7.0): the Processing algorithm's TRACE parameter and the dialog's
+"Rupture trace" field take a line layer; a layer on disk is read where it is, a scratch layer (just drawn) is saved
+to OUTPUT/trace_inputs/<run>.gpkg, and run.json names the file the network was given."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import rasterio
+from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsProject, QgsVectorLayer
+
+from models.testing import DEFAULT_CHANNELS, make_tiny_model
+from tests.robust_util import DARFIELD
+from tests.test_processing_qgis_process import ALG
+from tests.test_robust_qgis import provider  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.qgis_slow
+
+
+def _drawn_line() -> QgsVectorLayer:
+    """A scratch line layer across the Darfield demo grid (north-south through its middle), as a user draws it."""
+    with rasterio.open(DARFIELD / "optical.tif") as ds:
+        b, epsg = ds.bounds, ds.crs.to_epsg()
+    lyr = QgsVectorLayer(f"LineString?crs=EPSG:{epsg}", "my trace", "memory")
+    x = (b.left + b.right) / 2
+    f = QgsFeature()
+    f.setGeometry(QgsGeometry.fromPolylineXY([QgsPointXY(x, b.top - 100), QgsPointXY(x, b.bottom + 100)]))
+    assert lyr.dataProvider().addFeatures([f])
+    lyr.updateExtents()
+    return lyr
+
+
+def test_processing_takes_a_drawn_trace(provider, tmp_path: Path) -> None:  # noqa: F811
+    import processing
+
+    model = make_tiny_model(tmp_path / "tiny.onnx", channels=[*DEFAULT_CHANNELS, "fault_side"])
+    lyr = _drawn_line()
+    QgsProject.instance().addMapLayer(lyr)
+    try:
+        res = processing.run(ALG, {"OPTICAL_PRE": str(DARFIELD / "optical.tif"), "OPTICAL_PRE_BAND": 1,
+                                   "OPTICAL_POST": str(DARFIELD / "optical.tif"), "OPTICAL_POST_BAND": 2,
+                                   "TRACE": lyr, "MODEL": str(model), "DEVICE": 2, "RUN_NAME": "traced",
+                                   "OUTPUT_FOLDER": str(tmp_path / "o")})
+    finally:
+        QgsProject.instance().removeMapLayer(lyr.id())
+    saved = tmp_path / "o" / "trace_inputs" / "traced.gpkg"
+    assert saved.is_file()
+    run = json.loads((Path(res["RUN_FOLDER"]) / "run.json").read_text())
+    assert run["parameters"]["rupture_trace"] == {"path": str(saved.resolve()), "lines": 1}
+
+
+def test_dialog_trace_field_lists_line_layers_and_reads_files_in_place(qgis_app, qgis_iface, qgis_new_project,
+                                                                       qf_plugin_pkg, qf_clean_settings,
+                                                                       tmp_path: Path) -> None:
+    from qgis.core import QgsMapLayerProxyModel, QgsVectorFileWriter
+    from quakefusion.ui.main_dialog import MainDialog
+
+    drawn = _drawn_line()
+    on_disk = tmp_path / "mapped_trace.gpkg"
+    opts = QgsVectorFileWriter.SaveVectorOptions()
+    opts.driverName, opts.layerName = "GPKG", "rupture_trace"
+    assert QgsVectorFileWriter.writeAsVectorFormatV2(drawn, str(on_disk), QgsProject.instance().transformContext(),
+                                                     opts)[0] == QgsVectorFileWriter.NoError
+    mapped = QgsVectorLayer(str(on_disk), "mapped", "ogr")
+    points = QgsVectorLayer("Point?crs=EPSG:4326", "points", "memory")
+    QgsProject.instance().addMapLayers([drawn, mapped, points])
+    dlg = MainDialog(qgis_iface, None, start_task=None)
+    try:
+        assert dlg.cb_trace.filters() == QgsMapLayerProxyModel.LineLayer and dlg.cb_trace.allowEmptyLayer()
+        names = {dlg.cb_trace.itemText(i) for i in range(dlg.cb_trace.count())}
+        assert any(n.startswith("my trace") for n in names) and not any(n.startswith("points") for n in names)
+        assert dlg.cb_trace.currentLayer() is None and dlg.spec().trace is None  # optional, none by default
+        dlg.fw_output.setFilePath(str(tmp_path / "out"))
+        dlg.le_run_name.setText("second run")
+        dlg.cb_trace.setLayer(mapped)
+        assert dlg.spec().trace == str(on_disk)  # read where it is, nothing written
+        dlg.cb_trace.setLayer(drawn)
+        assert dlg.spec(with_extent=False).trace is None  # validation writes nothing
+        spec = dlg.spec()
+        assert spec.trace == str(tmp_path / "out" / "trace_inputs" / "second_run.gpkg") and Path(spec.trace).is_file()
+    finally:
+        dlg.disconnect_project()
+        dlg.close()
