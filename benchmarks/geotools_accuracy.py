@@ -7,7 +7,8 @@ the true trace (distance_to_rupture_m), the stacked offsets with the true slip o
 
 With ``--model`` (the shipped ONNX by default: ``--model models/quakefusion.onnx``) the same event is also run
 through the real pipeline (``backend.pipeline.run_estimate`` on the simulated optical + SAR + InSAR files, as the
-dialog would) and the tools are measured on the *model's* output, with the extracted trace and with the true trace.
+dialog would) and the tools are measured on the *model's* output, with the extracted trace and with the true trace;
+and once more with the true trace given to the network (``--trace``, model 0.7.0).
 
 Usage: ``.venv/bin/python benchmarks/geotools_accuracy.py [--size 768] [--pixel 10] [--out DIR] [--model [ONNX]]``
 (prints Markdown).
@@ -42,14 +43,15 @@ def trace_distances(run, scene, lines) -> np.ndarray:  # noqa: ANN001
     return np.concatenate(out)
 
 
-def model_run(scene, folder: Path, model: Path) -> Path:  # noqa: ANN001 (models.scene.Scene)
-    """The pipeline on the scene's simulated input files (all modalities), as the dialog runs it; the run folder."""
+def model_run(scene, folder: Path, model: Path, trace: Path | None = None) -> Path:  # noqa: ANN001 (Scene)
+    """The pipeline on the scene's simulated input files (all modalities), as the dialog runs it (``trace``: a
+    rupture trace given to the network, ``--trace``); the run folder."""
     from backend.config import CancelToken, EstimateConfig
     from backend.pipeline import run_estimate
     from models.testing import scene_estimate_inputs
 
     inputs = scene_estimate_inputs(scene, folder / "inputs")
-    cfg = EstimateConfig(out_dir=folder / "results", model_path=model, **inputs)
+    cfg = EstimateConfig(out_dir=folder / "results", model_path=model, trace=trace, **inputs)
     run_estimate(cfg, progress=lambda f, m: None, cancel=CancelToken())
     return folder / "results"
 
@@ -100,6 +102,14 @@ def main(argv: list[str] | None = None) -> int:
             done = model_run(scene, root / "model", Path(a.model))
         runs.append((f"model {Path(a.model).name}", load_run(done)))
     true_lines = [np.asarray(seg, float) for seg in true_trace_lines(scene, runs[0][1])]
+    if a.model:  # the true trace given to the network (model 0.7.0: --trace), as a geologist's mapped trace
+        from backend.trace import write_trace
+
+        done = root / "model_trace" / "results"
+        if not (a.reuse and (done / "run.json").exists()):
+            given = write_trace(root / "true_trace.gpkg", true_lines, runs[0][1].crs_wkt)
+            done = model_run(scene, root / "model_trace", Path(a.model), trace=given)
+        runs.append((f"model {Path(a.model).name}, true trace given", load_run(done)))
     for label, run in runs:
         for method in ("probability", "step", "line", "true trace"):
             if method == "true trace":

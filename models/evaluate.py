@@ -190,15 +190,39 @@ def true_fault_side(rec: dict, offset_px: float = 0.0) -> np.ndarray:
     return np.where(frame["signed"] > offset_px * ps, 1.0, -1.0).astype(np.float32)
 
 
+def extracted_fault_side(rec: dict, out: dict[str, np.ndarray]) -> np.ndarray | None:
+    """``fault_side`` from the trace that ``backend.trace`` extracts from a model output (``OnnxModel.run``'s
+    dict), on a local north-up grid; None when it finds none."""
+    from affine import Affine
+
+    from backend.geodata import RunData, ToolsError, nearest_signed_distance
+    from backend.trace import extract_trace
+
+    ps = float(rec["pixel_size_m"])
+    h, w = out["displacement"].shape[1:]
+    run = RunData(disp=out["displacement"].astype(np.float32), transform=Affine(ps, 0.0, 0.0, 0.0, -ps, h * ps),
+                  crs_wkt="", sigma=out["sigma"].astype(np.float32), prob=out.get("rupture_probability"))
+    try:
+        lines, _ = extract_trace(run)
+    except ToolsError:
+        return None
+    X, Y = run.pixel_grid_xy()
+    return np.where(nearest_signed_distance(X, Y, lines) >= 0, 1.0, -1.0).astype(np.float32)
+
+
 class OnnxModel:
     """The exported model through ONNX Runtime; output names from the metadata ``outputs`` dict."""
 
     def __init__(self, path: Path, trace: dict[str, Any] | None = None) -> None:
         """``trace`` (config ``trace``): the scene's true rupture trace is given to the model (``fault_side``),
-        moved by ``offset_px`` px to its right (a trace drawn off the rupture); None: no trace."""
+        moved by ``offset_px`` px to its right (a trace drawn off the rupture); with ``"from": "extracted"`` the
+        geologist's two-step workflow instead: a blind run, its trace extracted as ``python -m backend trace``
+        does (``backend.trace``), and a second run given that trace (no trace found: the blind run is kept, counted
+        in ``self.no_trace``); None: no trace."""
         import onnxruntime as ort
 
         self.trace = trace
+        self.no_trace: list[str] = []  # the modality combination of each run where no trace was found
         so = ort.SessionOptions()
         so.enable_mem_reuse = False  # as the backend (backend/model.py): the session starts in ~2 s, not ~20 s
         self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
@@ -212,11 +236,20 @@ class OnnxModel:
 
     def run(self, rec: dict, combo: str) -> dict[str, np.ndarray]:
         """{"displacement": (3, H, W) m, "sigma": (3, H, W) m[, "rupture_probability": (H, W)]} of one record."""
+        arrays = arrays_for(rec, COMBOS[combo])
+        if self.trace is not None and self.trace.get("from") == "extracted":
+            side = extracted_fault_side(rec, self._run(rec, arrays))
+            if side is None:
+                self.no_trace.append(combo)
+                return self._run(rec, arrays)
+            arrays["fault_side"] = side
+        elif self.trace is not None:
+            arrays["fault_side"] = true_fault_side(rec, float(self.trace.get("offset_px", 0.0)))
+        return self._run(rec, arrays)
+
+    def _run(self, rec: dict, arrays: dict[str, Any]) -> dict[str, np.ndarray]:
         from backend.features import build_features, compute_stats
 
-        arrays = arrays_for(rec, COMBOS[combo])
-        if self.trace is not None:
-            arrays["fault_side"] = true_fault_side(rec, float(self.trace.get("offset_px", 0.0)))
         x = build_features(self.meta["channels"], arrays, stats=compute_stats(arrays),
                            pixel_size_m=rec["pixel_size_m"], wavelength_m=rec["wavelength_m"],
                            phase_sign=int(rec["phase_sign"]))
@@ -463,6 +496,8 @@ def evaluate(cfg: dict[str, Any], model_path: Path) -> dict[str, Any]:
     res: dict[str, Any] = {"config": cfg, "model": str(model_path), "model_version": model.meta.get("model_version"),
                            "sigma_kind": "Laplace (ideal share |err| < sigma = 0.757; Gaussian 0.683)",
                            "timing_s": timing, "scenes": events, "methods": {}}
+    if (cfg.get("trace") or {}).get("from") == "extracted":
+        res["trace_not_found"] = {c: getattr(model, "no_trace", []).count(c) for c in cfg["combos"]}
     for name, acc in accs.items():
         res["methods"][name] = _summary(acc)
     (out_dir / "metrics.json").write_text(json.dumps(res, indent=2))
@@ -484,8 +519,18 @@ def describe(cfg: dict[str, Any]) -> str:
     return (f"{cfg['count']} scenes ({kind}), seeds {cfg['seed_start']}..{cfg['seed_start'] + cfg['count'] - 1}, "
             f"{cfg['size']}x{cfg['size']} px, pixel sizes {cfg['pixel_sizes_m']} m (cycled), {cfg['margin_px']}-px "
             f"border excluded; near = within {cfg['near_m']:g} m of the rupture (top-edge trace if blind)."
-            + (f" The model is given the true rupture trace (fault_side), moved {cfg['trace'].get('offset_px', 0):g} px"
-               " to its right." if cfg.get("trace") else ""))
+            + _describe_trace(cfg.get("trace")))
+
+
+def _describe_trace(trace: dict[str, Any] | None) -> str:
+    if not trace:
+        return ""
+    if trace.get("from") == "extracted":
+        return (" Two runs per scene, as a geologist works: the model blind, the rupture trace extracted from its "
+                "output (backend.trace: rupture probability, else the line search), the model again given that "
+                "trace (fault_side); where no trace is found the blind run counts.")
+    return (f" The model is given the true rupture trace (fault_side), moved {trace.get('offset_px', 0):g} px to its "
+            "right.")
 
 
 def error_table(res: dict[str, Any]) -> list[str]:
@@ -558,6 +603,9 @@ def fault_table(res: dict[str, Any]) -> list[str]:
 def to_markdown(res: dict[str, Any]) -> str:
     cfg = res["config"]
     lines = [f"Held-out test: {describe(cfg)}", ""]
+    if "trace_not_found" in res:
+        lines += ["No trace found (the blind run counts) in: " + ", ".join(
+            f"{n} of {cfg['count']} scenes [{c}]" for c, n in res["trace_not_found"].items()) + ".", ""]
     if not cfg.get("no_motion", False):
         lines += error_table(res) + [""]
     lines += fault_table(res)
