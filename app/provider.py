@@ -155,6 +155,9 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
                 "INSAR_PRODUCTS: LiCSAR interferogram folders or ASF HyP3 products (zip or folder; ';'-separated) "
                 "add one interferogram each, with the product's coherence, line of sight (LiCSAR E/N/U files, HyP3 "
                 "look vectors), Sentinel-1 wavelength and sign +1, and its DEM when no DEM layer is given. "
+                "TRACE (optional): a known surface rupture trace (a mapped or drawn line layer, or rupture_trace.gpkg "
+                "of a first run): the network's windows stop at it, so the offset across it is read sharp; a layer "
+                "that is not a file is saved to OUTPUT_FOLDER/trace_inputs/<run>.gpkg. "
                 "Writes GeoTIFFs, styles (.qml) and run.json into a new sub-folder of the output folder.")
 
     def icon(self) -> QIcon:
