@@ -151,14 +151,17 @@ def infer_tiles(model: OnnxModel, sources: dict[str, AlignedSource], angles: Ang
     t_start = time.perf_counter()
     blender = StripBlender(nbands, grid.height, grid.width, plan.tile_h, writer)
     batcher = _Batcher(model, blender, plan, grid, cfg.batch)
-    t_read = 0.0
+    t_read, traced = 0.0, 0
     tiles = iter_tiles(grid.height, grid.width, plan.tile, plan.overlap, plan.multiple)
     for i, (r0, c0, h, w) in enumerate(tiles):
         check_cancel(cancel)
         t0 = time.perf_counter()
         arrays, flat = _tile_arrays(sources, angles, stats, r0, c0, h, w)
         if trace_lines is not None:
-            arrays["fault_side"] = fault_side(grid, trace_lines, r0, c0, h, w)
+            side = fault_side(grid, trace_lines, r0, c0, h, w)
+            if not (side == side[0, 0]).all():  # one side only: the same as no trace (the model's faster branch)
+                arrays["fault_side"] = side
+                traced += 1
         x = feat.build_features(model.meta.channels, arrays, stats=stats, pixel_size_m=grid.pixel_size_m,
                                 wavelength_m=cfg.wavelength_m, phase_sign=cfg.phase_sign)
         valid = _valid(arrays, h, w)
@@ -168,4 +171,4 @@ def infer_tiles(model: OnnxModel, sources: dict[str, AlignedSource], angles: Ang
     batcher.flush()
     blender.finish()
     return {"inference_total_s": time.perf_counter() - t_start, "inference_onnx_s": batcher.seconds,
-            "read_align_features_s": t_read, "tiles_without_data": batcher.skipped}
+            "read_align_features_s": t_read, "tiles_without_data": batcher.skipped, "tiles_with_trace": traced}

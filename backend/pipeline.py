@@ -110,6 +110,7 @@ class _Run:
     skipped_tiles: int = 0
     log: list[str] = field(default_factory=list)  # -> run.log beside run.json
     trace_lines: list[np.ndarray] | None = None  # the given rupture trace in the grid's CRS (cfg.trace)
+    trace_tiles: int = 0  # tiles the trace crosses (the others run without it: one side only)
 
     def report(self, fraction: float, message: str) -> None:
         self.log.append(f"{time.perf_counter() - self.t_start:8.2f} s  {100 * fraction:5.1f} %  {message}")
@@ -233,6 +234,7 @@ def _infer(r: _Run, model: OnnxModel, plan: TilePlan, sources: dict[str, Aligned
             model, sources, angles, stats, r.grid, r.cfg, plan, writer, writer.channels,
             lambda i, n: r.report(0.05 + frac * i / n, f"inference: tile {i}/{n}"), r.cancel, r.trace_lines))
     r.skipped_tiles = int(r.timings.pop("tiles_without_data", 0))
+    r.trace_tiles = int(r.timings.pop("tiles_with_trace", 0))
     n_px = max(r.grid.width * r.grid.height, 1)
     r.valid_fraction = writer.valid_px / n_px
     if writer.valid_px == 0:
@@ -461,7 +463,8 @@ def _run_json(r: _Run, model: OnnxModel | None, plan: TilePlan | None, stats: di
                        "n_tiles": plan.n_tiles if plan else 0, "threads": threads,
                        "device_requested": cfg.device, "intersection": cfg.intersection, "unwrap": r.unwrap_info,
                        "rupture_trace": None if cfg.trace is None else
-                       {"path": str(Path(cfg.trace).resolve()), "lines": len(r.trace_lines or [])}},
+                       {"path": str(Path(cfg.trace).resolve()), "lines": len(r.trace_lines or []),
+                        "tiles_crossed": r.trace_tiles}},
         "inversion": r.inversion,
         "grid": grid.to_json() | {"defined_by": r.grid_ref, "extent": None if cfg.extent is None
                                   else [str(v) if i == 4 else float(v) for i, v in enumerate(cfg.extent)]},

@@ -37,11 +37,11 @@ def test_fault_side_follows_the_line_per_tile() -> None:
     assert np.array_equal(fault_side(grid, [line[::-1]], 0, 0, 48, 64), -side)
 
 
-def _trace_across(scene: dict, path: Path) -> Path:
-    """A north-south line through the middle of a written scene (its CRS), as a rupture_trace.gpkg."""
+def _trace_across(scene: dict, path: Path, at: float = 0.5) -> Path:
+    """A north-south line through a written scene (its CRS) at ``at`` of its width, as a rupture_trace.gpkg."""
     t = Affine(*scene["transform"])
     h, w = scene["size"]
-    x = t.c + t.a * w / 2
+    x = t.c + t.a * w * at
     line = np.array([[x, t.f + 10 * t.e], [x, t.f + (h - 10) * t.e]])
     return write_trace(path, [line], CRS.from_epsg(scene["crs"]).to_wkt())
 
@@ -62,7 +62,13 @@ def test_run_with_a_trace_records_it_and_the_tools_reuse_it(tmp_path: Path, sim_
     blind = run_estimate(_cfg(sim_scene, tmp_path / "blind", model))
     given = run_estimate(_cfg(sim_scene, tmp_path / "given", model, trace=trace))
     rt = given.run["parameters"]["rupture_trace"]
-    assert rt == {"path": str(trace.resolve()), "lines": 1} and blind.run["parameters"]["rupture_trace"] is None
+    assert rt == {"path": str(trace.resolve()), "lines": 1, "tiles_crossed": 1}
+    assert blind.run["parameters"]["rupture_trace"] is None
+    # tiles the trace does not cross run without it (one side only: the model's faster branch, same result)
+    west = _trace_across(sim_scene, tmp_path / "west.gpkg", at=0.2)  # in the western tiles only
+    tiled = run_estimate(_cfg(sim_scene, tmp_path / "tiled", model, trace=west, tile=64, overlap=8))
+    n = tiled.run["parameters"]["n_tiles"]
+    assert n == 4 and tiled.run["parameters"]["rupture_trace"]["tiles_crossed"] == 2
     assert any("rupture trace given" in n for n in given.run["notes"])
     assert "fault_side" in given.run["model"]["channels"]
     # the (tiny, untrained) network sees the channel: the output changes, the grid does not

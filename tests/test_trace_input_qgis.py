@@ -48,7 +48,7 @@ def test_processing_takes_a_drawn_trace(provider, tmp_path: Path) -> None:  # no
     saved = tmp_path / "o" / "trace_inputs" / "traced.gpkg"
     assert saved.is_file()
     run = json.loads((Path(res["RUN_FOLDER"]) / "run.json").read_text())
-    assert run["parameters"]["rupture_trace"] == {"path": str(saved.resolve()), "lines": 1}
+    assert run["parameters"]["rupture_trace"] == {"path": str(saved.resolve()), "lines": 1, "tiles_crossed": 1}
 
 
 def test_dialog_trace_field_lists_line_layers_and_reads_files_in_place(qgis_app, qgis_iface, qgis_new_project,
