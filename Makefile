@@ -68,7 +68,9 @@ evaluate: setup
 	    eval_real_pair_clean eval_same_image \
 	    eval_no_motion eval_no_motion_real \
 	    eval_trace eval_real_texture_trace eval_real_texture_large_trace eval_real_texture_large_trace_off3 \
-	    eval_real_texture_large_cloudmask_trace; do \
+	    eval_real_texture_large_cloudmask_trace eval_real_texture_cloudmask eval_real_texture_cloudmask_trace \
+	    eval_real_texture_trace_extracted eval_real_texture_large_trace_extracted \
+	    eval_real_texture_large_cloudmask_trace_extracted; do \
 	  echo ">> $$c"; $(PY) -m models.evaluate --config models/configs/$$c.json --pc-step 4 \
 	    --model $${EVAL_MODEL:-models/quakefusion.onnx} || exit 1; done
 

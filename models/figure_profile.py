@@ -1,4 +1,5 @@
-"""Fault-perpendicular profile on a held-out real-texture scene: truth, model +- sigma, DIS, correlator.
+"""Fault-perpendicular profile on a held-out real-texture scene: truth, model +- sigma (and, for a model that takes
+a rupture trace, the same model given the true trace), DIS, correlator.
 
     python -m models.figure_profile [--config models/configs/eval_real_texture_large.json] [--seed S]
                                     [--model models/quakefusion.onnx] [--out docs/img/fault_profile.png]
@@ -73,6 +74,12 @@ def make_figure(cfg: dict, seed: int | None, model_path: Path, out: Path, half_w
         "truth": (fm.fault_parallel(rec["truth_enu"][:2], frame), "k", 2.2),
         f"QuakeFusion {model.meta.get('model_version', '')} [optical]": (
             fm.fault_parallel(out_m["displacement"][:2], frame), "tab:blue", 1.8),
+    }
+    if any(c.get("name") == "fault_side" for c in model.meta.get("channels", []) if isinstance(c, dict)):
+        traced = OnnxModel(model_path, trace={"offset_px": 0}).run(rec, "optical")  # the true trace given (0.7.0)
+        curves[f"QuakeFusion {model.meta.get('model_version', '')} [optical], trace given"] = (
+            fm.fault_parallel(traced["displacement"][:2], frame), "tab:purple", 1.8)
+    curves |= {
         "DIS medium, finest scale 0": (fm.fault_parallel(np.stack([ddx, -ddy]) * ps, frame), "tab:orange", 1.2),
         "correlator 32 px, iterative sub-pixel": (fm.fault_parallel(np.stack([cdx, -cdy]) * ps, frame),
                                                   "tab:green", 1.2),
@@ -99,7 +106,7 @@ def make_figure(cfg: dict, seed: int | None, model_path: Path, out: Path, half_w
         prof = binned(v)
         if name == "truth":
             lim = 2.5 * float(np.nanmax(np.abs(prof)))
-        if name.startswith("QuakeFusion"):
+        if name.startswith("QuakeFusion") and not name.endswith("trace given"):
             sg = binned(sig_fp)
             ax.fill_between(centre, prof - sg, prof + sg, color=col, alpha=0.2, lw=0, label=f"{name} ± 1σ (per pixel)")
         ax.plot(centre, prof, color=col, lw=lw, label=name)

@@ -30,6 +30,11 @@ SETS = {  # placeholder -> runs/ folder
     "TABLE_REAL_LARGE_TRACE": "eval_real_texture_large_trace",
     "TABLE_REAL_LARGE_TRACE_OFF3": "eval_real_texture_large_trace_off3",
     "TABLE_REAL_CLOUDMASK_TRACE": "eval_real_texture_large_cloudmask_trace",
+    "TABLE_REAL_C_CLOUDMASK": "eval_real_texture_cloudmask",
+    "TABLE_REAL_C_CLOUDMASK_TRACE": "eval_real_texture_cloudmask_trace",
+    "TABLE_REAL_TRACE_EXTRACTED": "eval_real_texture_trace_extracted",
+    "TABLE_REAL_LARGE_TRACE_EXTRACTED": "eval_real_texture_large_trace_extracted",
+    "TABLE_REAL_CLOUDMASK_TRACE_EXTRACTED": "eval_real_texture_large_cloudmask_trace_extracted",
 }
 OPT = model_name("optical")
 
@@ -108,9 +113,13 @@ NAMED = {"strong": "simulated strong", "real": "real texture", "real_large": "re
          "real_cloudmask": "the same with clouds masked as nodata"}
 # the same sets with the true rupture trace given to the model (fault_side, 0.7.0)
 NAMED_TRACE = {"trace_random": "simulated random events", "real_trace": "real texture",
+               "real_c_cloudmask_trace": "the same with clouds masked as nodata",
                "real_large_trace": "real texture, Mw 7.5–7.9",
                "real_large_trace_off3": "the same, trace drawn 3 px off the rupture",
                "real_cloudmask_trace": "the same with clouds masked as nodata"}
+# the geologist's two-step workflow: the trace extracted from a blind run, given to a second run
+NAMED_EXTRACTED = {"real_trace_extracted": "real texture", "real_large_trace_extracted": "real texture, Mw 7.5–7.9",
+                   "real_cloudmask_trace_extracted": "the same with clouds masked as nodata"}
 
 
 def targets_step7(sets: dict[str, dict | None], named: dict[str, str] | None = None,
@@ -236,8 +245,9 @@ def main() -> None:
             "real_cloudmask": _load("eval_real_texture_large_cloudmask"),
             "no_motion": _load("eval_no_motion"), "no_motion_real": _load("eval_no_motion_real")}
     out = out.replace("{{TARGETS_STEP7}}", targets_step7(sets))
-    trace_sets = {k: _load(SETS[f"TABLE_{k.upper()}"]) for k in NAMED_TRACE}
-    out = out.replace("{{TARGETS_STEP7_TRACE}}", targets_step7(trace_sets, NAMED_TRACE, geologist_only=True))
+    for ph, named in (("TARGETS_STEP7_TRACE", NAMED_TRACE), ("TARGETS_STEP7_EXTRACTED", NAMED_EXTRACTED)):
+        loaded = {k: _load(SETS[f"TABLE_{k.upper()}"]) for k in named}
+        out = out.replace("{{" + ph + "}}", targets_step7(loaded, named, geologist_only=True))
     out = out.replace("* {{FINETUNE}}\n", f"* {a.finetune}\n" if a.finetune else "")
     # facts measured outside the evaluation (training run, size, speed): models/card_facts.json, {"KEY": "text"}
     facts = ROOT / "models" / "card_facts.json"
