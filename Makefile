@@ -70,7 +70,7 @@ evaluate: setup
 	    eval_trace eval_real_texture_trace eval_real_texture_large_trace eval_real_texture_large_trace_off3 \
 	    eval_real_texture_large_cloudmask_trace eval_real_texture_cloudmask eval_real_texture_cloudmask_trace \
 	    eval_real_texture_trace_extracted eval_real_texture_large_trace_extracted \
-	    eval_real_texture_large_cloudmask_trace_extracted; do \
+	    eval_real_texture_large_cloudmask_trace_extracted eval_no_motion_real_trace; do \
 	  echo ">> $$c"; $(PY) -m models.evaluate --config models/configs/$$c.json --pc-step 4 \
 	    --model $${EVAL_MODEL:-models/quakefusion.onnx} || exit 1; done
 

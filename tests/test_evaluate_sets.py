@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from models.evaluate import CORR, DIS_FS0, DIS_MEDIUM, ZERO, evaluate, model_name, record_for
 
@@ -86,3 +87,27 @@ def test_rupture_probability_output_is_scored(tmp_path):
     assert q["epe_px_near"] == res["methods"][ZERO]["epe_px_near"] and q["calibration_en"] == 1.0
     assert 0.0 <= q["rupture_auc"] <= 1.0 and 0.0 <= q["rupture_f1"] <= 1.0
     assert "rupture probability ROC AUC" in (tmp_path / "out" / "metrics.md").read_text()
+
+
+@pytest.mark.slow
+def test_extracted_trace_side_for_the_two_step_evaluation():
+    """``models.evaluate.extracted_fault_side`` (sets (j)): the trace ``backend.trace`` finds in a model output,
+    as +1 / -1 per pixel. A strike-slip step along x = 1000 m of a 256^2 grid at 10 m (north component +-0.5 m
+    decaying away from the trace, 5 cm noise; the line search needs a field that decays, as an elastic one does)
+    gives a side map split within a pixel of that column on every row; noise alone gives no trace (None)."""
+    from models.evaluate import extracted_fault_side
+
+    rng = np.random.default_rng(0)
+    h = w = 256
+    x = np.arange(w) - 99.5
+    disp = np.zeros((3, h, w))
+    disp[1] = (0.5 * np.sign(x) * np.exp(-np.abs(x) / 60.0))[None, :]
+    disp[:2] += 0.05 * rng.standard_normal((2, h, w))
+    sigma = np.full((3, h, w), 0.05)
+    side = extracted_fault_side({"pixel_size_m": 10.0}, {"displacement": disp, "sigma": sigma})
+    assert side is not None and set(np.unique(side)) == {-1.0, 1.0}
+    cut = [int(np.flatnonzero(np.diff(r))[0]) + 1 for r in side if np.diff(r).any()]
+    assert len(cut) == h and all(abs(c - 100) <= 1 for c in cut), sorted(set(cut))
+    assert all((np.diff(r) != 0).sum() == 1 for r in side)  # one crossing per row: two sides
+    noise = {"displacement": 0.05 * rng.standard_normal((3, h, w)), "sigma": sigma}
+    assert extracted_fault_side({"pixel_size_m": 10.0}, noise) is None

@@ -33,6 +33,7 @@ SETS = {  # placeholder -> runs/ folder
     "TABLE_REAL_C_CLOUDMASK": "eval_real_texture_cloudmask",
     "TABLE_REAL_C_CLOUDMASK_TRACE": "eval_real_texture_cloudmask_trace",
     "TABLE_REAL_TRACE_EXTRACTED": "eval_real_texture_trace_extracted",
+    "TABLE_NOMOTION_REAL_TRACE": "eval_no_motion_real_trace",
     "TABLE_REAL_LARGE_TRACE_EXTRACTED": "eval_real_texture_large_trace_extracted",
     "TABLE_REAL_CLOUDMASK_TRACE_EXTRACTED": "eval_real_texture_large_cloudmask_trace_extracted",
 }
