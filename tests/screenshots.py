@@ -1,6 +1,6 @@
 """Screenshots of the real QGIS desktop under Xvfb: the filled-in dialog and the result layers over the rupture.
 
-    .venv/bin/python tests/screenshots.py            # -> docs/img/qgis_dialog(_insar).png, qgis_results.png
+    .venv/bin/python tests/screenshots.py            # -> docs/img/qgis_dialog(_insar|_trace).png, qgis_results.png
 
 Starts Xvfb, then ``qgis`` with a throw-away profile in which the plugin (a ``quakefusion`` symlink on
 QGIS_PLUGINPATH) is enabled, and a ``--code`` script that simulates a scene (models.scene), loads it, fills the
@@ -77,6 +77,20 @@ def step1():
         STATE["inc"] = float(np.degrees(np.arccos(np.clip(los[2].mean(), -1, 1))))
         STATE["hdg"] = float(np.degrees(np.arctan2(los[1].mean(), -los[0].mean())))
         STATE["layers"] = layers
+        # the rupture trace as a geologist maps it (the simulator's surface trace): a line layer for the dialog's
+        # "Rupture trace" field
+        from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsVectorLayer
+        from models.evaluate import trace_geometry
+        t = Affine(*s.transform)
+        x0, y0 = t * (CFG["size"] / 2.0, CFG["size"] / 2.0)
+        trace = QgsVectorLayer(f"LineString?crs=EPSG:{s.crs}", "mapped rupture trace", "memory")
+        for seg in np.asarray(trace_geometry(s)["trace_segments"]).reshape(-1, 2, 2):
+            f = QgsFeature()
+            f.setGeometry(QgsGeometry.fromPolylineXY([QgsPointXY(x0 + e, y0 + n) for e, n in seg]))
+            trace.dataProvider().addFeatures([f])
+        trace.updateExtents()
+        QgsProject.instance().addMapLayer(trace)
+        STATE["trace"] = trace
         iface.mainWindow().showMaximized()
         iface.mapCanvas().setExtent(layers["dem"].extent())
         iface.mapCanvas().refresh()
@@ -116,6 +130,10 @@ def step2():
         if area is not None:
             area.ensureWidgetVisible(dlg.lst_products, 50, 150)
             shot("qgis_dialog_insar.png", dlg)
+            dlg.cb_trace.setLayer(STATE["trace"])  # shown with a trace chosen; the run below stays blind
+            area.ensureWidgetVisible(dlg.cb_trace, 50, 120)
+            shot("qgis_dialog_trace.png", dlg)
+            dlg.cb_trace.setLayer(None)
             area.verticalScrollBar().setValue(0)
         shot("qgis_dialog_desktop.png")
         task = STATE["dlg"].run()
