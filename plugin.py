@@ -142,7 +142,8 @@ class QuakeFusionPlugin:
             from .ui.tools_dialog import ToolsDialog
 
             self.tools_dialog = ToolsDialog(self.iface, self.iface.mainWindow(), start=self.start_tool_task,
-                                            help_url=help_url(self.plugin_dir), show_profile=self.show_profile)
+                                            help_url=help_url(self.plugin_dir), show_profile=self.show_profile,
+                                            rerun_with_trace=lambda trace: self.show_dialog().use_trace(trace))
         self.tools_dialog.show()
         self.tools_dialog.raise_()
         return self.tools_dialog

@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import rasterio
 from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsProject, QgsVectorLayer
 
 from models.testing import DEFAULT_CHANNELS, make_tiny_model
+from tests.conftest import write_raster
 from tests.robust_util import DARFIELD
 from tests.test_processing_qgis_process import ALG
 from tests.test_robust_qgis import provider  # noqa: F401 (fixture)
@@ -83,3 +85,40 @@ def test_dialog_trace_field_lists_line_layers_and_reads_files_in_place(qgis_app,
     finally:
         dlg.disconnect_project()
         dlg.close()
+
+
+def test_tools_dialog_hands_the_runs_trace_to_the_main_dialog(qgis_app, qgis_iface, qgis_new_project, qf_plugin_pkg,
+                                                              qf_clean_settings, tmp_path: Path) -> None:
+    """Geologist's tools ▸ "Run again with this trace…": with no trace yet it says what to do; with the run's
+    rupture_trace.gpkg it opens the main dialog with that file (loaded once) in the Rupture trace field."""
+    from qgis.core import QgsProject
+    from quakefusion.ui.main_dialog import MainDialog
+    from quakefusion.ui.tools_dialog import ToolsDialog
+
+    from backend.trace import TRACE_FILE, write_trace
+
+    run_dir = tmp_path / "run1"
+    run_dir.mkdir()
+    main = MainDialog(qgis_iface, None, start_task=None)
+    tools = ToolsDialog(qgis_iface, None, rerun_with_trace=main.use_trace)
+    try:
+        tools.fw_run.setFilePath(str(run_dir))
+        assert tools.rerun() is None and "not a finished run folder" in tools.lbl_status.text()
+        with rasterio.open(DARFIELD / "optical.tif") as ds:
+            b, wkt = ds.bounds, ds.crs.to_wkt()
+            write_raster(run_dir / "displacement.tif", np.zeros((3, 8, 8), np.float32), ds.transform, ds.crs)
+        assert tools.rerun() is None and "No trace yet" in tools.lbl_status.text()
+        x = (b.left + b.right) / 2
+        write_trace(run_dir / TRACE_FILE, [np.array([[x, b.top], [x, b.bottom]])], wkt)
+        layer = tools.rerun()
+        assert main.cb_trace.currentLayer() is layer and layer.isValid() and layer.featureCount() == 1
+        assert Path(layer.source().split("|")[0]) == run_dir / TRACE_FILE
+        n = len(QgsProject.instance().mapLayers())
+        assert tools.rerun() is layer and len(QgsProject.instance().mapLayers()) == n  # not loaded twice
+        assert "Rupture trace" in main.lbl_status.text()
+        main.fw_output.setFilePath(str(tmp_path / "out"))
+        assert main.spec().trace == str(run_dir / TRACE_FILE)  # read in place
+    finally:
+        tools.close()
+        main.disconnect_project()
+        main.close()

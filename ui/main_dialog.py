@@ -15,11 +15,13 @@ from typing import Any
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
+    QgsMapLayer,
     QgsMapLayerProxyModel,
     QgsProject,
     QgsRasterLayer,
     QgsRectangle,
     QgsSettings,
+    QgsVectorLayer,
 )
 from qgis.gui import QgsFileWidget, QgsMapToolExtent
 from qgis.PyQt import uic
@@ -671,6 +673,24 @@ class MainDialog(QDialog, FORM_CLASS):
                        phase_sign=self.phase_sign(), device=str(self.cb_device.currentData()),
                        tile=int(self.spin_tile.value()), model_path=Path(model) if model else None,
                        extent=extent, intersection=True, more_ifgs=self.more_ifgs(), products=self.products())
+
+    def use_trace(self, trace: Any) -> Any:
+        """Choose ``trace`` (a line layer, or a file such as a run's rupture_trace.gpkg: loaded into the project
+        unless a layer of that file is there) in the Rupture trace field, for a second run; returns the layer."""
+        layer = trace
+        if not isinstance(trace, QgsMapLayer):
+            path = Path(trace)
+            same = [lyr for lyr in QgsProject.instance().mapLayers().values()
+                    if lyr.type() == QgsMapLayer.VectorLayer and Path(lyr.source().split("|")[0]) == path]
+            layer = same[0] if same else QgsVectorLayer(f"{path}|layername=rupture_trace",
+                                                        f"Rupture trace ({path.parent.name})", "ogr")
+            if not same:
+                QgsProject.instance().addMapLayer(layer)
+        self.cb_trace.setLayer(layer)
+        self.scroll.ensureWidgetVisible(self.cb_trace, 50, 120)
+        self.lbl_status.setText(f"Rupture trace: {layer.name()}. Check the inputs, then Run: the windows stop at the "
+                                "trace.")
+        return layer
 
     def trace_file(self, out_root: Path, run_name: str, write: bool) -> str | None:
         """The chosen trace layer as a file (its own, else written to <output>/trace_inputs/<run>.gpkg when

@@ -63,13 +63,14 @@ class ToolsDialog(QDialog):
     """``start(task)`` adds a task to QGIS's task manager (the plugin's; default: the task manager itself)."""
 
     def __init__(self, iface: Any = None, parent: Any = None, start: Any = None, help_url: str = "",
-                 show_profile: Any = None) -> None:
+                 show_profile: Any = None, rerun_with_trace: Any = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("QuakeFusion — geologist's tools")
         self.iface = iface
         self.start = start or (lambda t: QgsApplication.taskManager().addTask(t))
         self.help_url = help_url
         self.show_profile = show_profile
+        self.rerun_with_trace = rerun_with_trace  # (layer or path) -> the main dialog with that trace chosen
         self.task: Any = None
         self.report_project: Any = None  # the report's layers and layout live here (the user's project is untouched)
         self.last_files: dict[str, Path] = {}
@@ -155,6 +156,12 @@ class ToolsDialog(QDialog):
             b.clicked.connect(lambda _=False, k=key: self.run_tool(k))
             row.addWidget(b)
             self.buttons[key] = b
+        b = QPushButton("Run again with this trace…")
+        b.setToolTip("Opens the main dialog with this trace in its Rupture trace field: the network's windows then "
+                     "stop at it, and the offset across it is read sharp (check and edit the trace first)")
+        b.clicked.connect(lambda _=False: self.rerun())
+        row.addWidget(b)
+        self.buttons["rerun"] = b
         lay.addLayout(row)
         row = QHBoxLayout()
         for key, text, fn in (("report", "Report (PDF)…", self.report), ("export", "Export run…", self.export),
@@ -205,6 +212,29 @@ class ToolsDialog(QDialog):
                           arrow_step=int(self.spin_step.value()), arrow_scale=scale or None,
                           arrow_mode=str(self.cb_mode.currentData()), ellipses=self.chk_ellipses.isChecked(),
                           mean_strike=self.chk_mean_strike.isChecked())
+
+    def rerun(self) -> Any:
+        """The trace these tools use (the chosen line layer, else the run folder's rupture_trace.gpkg) handed to the
+        main dialog for a second run; says what to do when there is none yet."""
+        from backend.trace import TRACE_FILE
+
+        trace: Any = None
+        if self.cb_trace.currentData() == "layer":
+            trace = self.cb_layer.currentLayer()
+        else:
+            try:
+                run_dir = self.run_dir()
+            except ValueError as exc:
+                self.lbl_status.setText(str(exc))
+                return None
+            trace = run_dir / TRACE_FILE if (run_dir / TRACE_FILE).is_file() else None
+        if trace is None:
+            self.lbl_status.setText("No trace yet: extract one with <b>Trace</b> (or draw one), check it against the "
+                                    "maps, then run again with it.")
+            return None
+        if self.rerun_with_trace is None:
+            return None
+        return self.rerun_with_trace(trace)
 
     def write_user_trace(self, layer: Any) -> Path:
         """The chosen line layer (with its unsaved edits, any provider, any CRS) as a GeoPackage in the run
