@@ -50,15 +50,12 @@ def _trace_params(p: ToolParams):  # noqa: ANN202
 
 def run_trace(run_dir: Path, p: ToolParams) -> dict[str, Path]:
     from backend.geodata import load_run
-    from backend.trace import TRACE_FILE, extract_trace_stats, read_trace, write_trace
+    from backend.trace import TRACE_FILE, read_trace, write_run_trace, write_trace
 
+    if not p.trace:
+        return {"trace": write_run_trace(run_dir, _trace_params(p))[0]}
     run = load_run(run_dir)
-    stats = None
-    if p.trace:
-        lines, source = read_trace(p.trace, run.crs_wkt), "user"
-    else:
-        lines, source, stats = extract_trace_stats(run, _trace_params(p))
-    return {"trace": write_trace(Path(run_dir) / TRACE_FILE, lines, run.crs_wkt, source, stats)}
+    return {"trace": write_trace(Path(run_dir) / TRACE_FILE, read_trace(p.trace, run.crs_wkt), run.crs_wkt, "user")}
 
 
 def run_offsets(run_dir: Path, p: ToolParams) -> dict[str, Path]:

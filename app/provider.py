@@ -290,16 +290,11 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
                write: bool) -> str | None:
         """The TRACE layer as a file: its own, else written to OUTPUT_FOLDER/trace_inputs/<run>.gpkg (kept: run.json
         names it). ``write`` False (parameter check): a layer that is not a file is not written yet (None)."""
-        from .runner import slug
-        from .tool_layers import line_layer_file
+        from .tool_layers import run_trace_input
 
         lyr = self.parameterAsVectorLayer(parameters, "TRACE", context) if parameters.get("TRACE") else None
-        if lyr is None:
-            return None
-        if not write and lyr.providerType() != "ogr":
-            return None
         try:
-            return line_layer_file(lyr, out_root / "trace_inputs" / f"{slug(run_name)}.gpkg")
+            return run_trace_input(lyr, out_root, run_name, write)
         except OSError as exc:
             raise QgsProcessingException(f"Rupture trace (TRACE): {exc}") from exc
 

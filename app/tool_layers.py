@@ -269,6 +269,17 @@ def save_line_layer(layer: Any, out: Path) -> Path:
     return out
 
 
+def run_trace_input(layer: Any, out_root: Path, run_name: str, write: bool = True) -> str | None:
+    """The Rupture trace chosen for a run (dialog, Processing) as a file: ``line_layer_file`` with a layer that is
+    not a file saved to ``<output>/trace_inputs/<run>.gpkg`` (kept: run.json names it). ``write`` False (checking
+    the parameters): such a layer is not written yet (None)."""
+    from .runner import slug
+
+    if layer is None or (not write and layer.providerType() != "ogr"):
+        return None
+    return line_layer_file(layer, out_root / "trace_inputs" / f"{slug(run_name)}.gpkg")
+
+
 def line_layer_file(layer: Any, out: Path) -> str:
     """A file the backend can read for a line layer: its own file when it is one OGR layer on disk without unsaved
     edits (read where it is, nothing written), else ``out`` (``save_line_layer``; e.g. a scratch layer just drawn)."""

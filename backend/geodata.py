@@ -167,6 +167,11 @@ def nearest_signed_distance(px: np.ndarray, py: np.ndarray, lines: list[np.ndarr
     return best
 
 
+def trace_side(px: np.ndarray, py: np.ndarray, lines: list[np.ndarray]) -> np.ndarray:
+    """float32 +1 / -1: right / left of the nearest trace line (looking along it), the ``fault_side`` channel."""
+    return np.where(nearest_signed_distance(px, py, lines) >= 0, 1.0, -1.0).astype(np.float32)
+
+
 def simplify(line: np.ndarray, tol: float) -> np.ndarray:
     """Douglas-Peucker simplification of a polyline with tolerance ``tol`` (map units)."""
     if len(line) < 3 or tol <= 0:

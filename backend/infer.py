@@ -19,7 +19,7 @@ from . import features as feat
 from .align import AlignedSource, Angles
 from .config import EstimateConfig, overlap_for
 from .errors import Cancelled
-from .geodata import nearest_signed_distance
+from .geodata import trace_side
 from .io import Grid
 from .model import ModelMeta, OnnxModel
 from .tiling import StripBlender, iter_tiles, tile_grid, tile_weight
@@ -68,8 +68,7 @@ def fault_side(grid: Grid, lines: list[np.ndarray], r0: int, c0: int, h: int, w:
     t = grid.transform
     xs = t.c + (c0 + np.arange(w) + 0.5) * t.a
     ys = t.f + (r0 + np.arange(h) + 0.5) * t.e
-    X, Y = np.meshgrid(xs, ys)
-    return np.where(nearest_signed_distance(X, Y, lines) >= 0, 1.0, -1.0).astype(np.float32)
+    return trace_side(*np.meshgrid(xs, ys), lines)
 
 
 def _tile_arrays(sources: dict[str, AlignedSource], angles: Angles, stats: dict[str, Any], r0: int, c0: int,

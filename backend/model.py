@@ -125,11 +125,28 @@ def read_metadata(path: str | Path) -> ModelMeta:
                             "with `make export`", "model") from exc
 
 
-def _session_metadata(path: str | Path) -> dict[str, str]:
+def cpu_session_options(threads: int | None = None) -> Any:
+    """ONNX Runtime options for a CPU session of the model (the backend, the evaluation and the benchmarks).
+
+    No memory-reuse plan: for this graph (~7 k nodes, two branches) ORT's allocation planner took 6.5-8 s of a ~8-s
+    session start (22 s for 0.7.0's two-branch file); without it the session starts in 0.7-2 s, inference time and
+    peak memory unchanged (1024^2 tile: 1.58 -> 1.65 s, 3.79 -> 3.92 GB; BENCHMARKS.md). CUDA sessions keep it."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
+    so.enable_mem_reuse = False
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        so.intra_op_num_threads = int(threads)
+        so.inter_op_num_threads = 1
+    return so
+
+
+def _session_metadata(path: str | Path) -> dict[str, str]:
+    import onnxruntime as ort
+
+    so = cpu_session_options()
     try:
         sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     except Exception as exc:
@@ -221,12 +238,9 @@ class OnnxModel:
                                     "or onnxruntime-gpu's CUDA/cuDNN libraries are missing). Fix: use --device auto "
                                     "or cpu, or install the CUDA runtime that your onnxruntime-gpu needs", "device")
         if sess is None:
-            # No memory reuse plan on the CPU: for this graph (~7 k nodes) ORT's allocation planner took 6.5-8 s of a
-            # ~8-s session start; without it the session starts in 0.7 s, inference time and peak memory unchanged
-            # (1024^2 tile: 1.58 -> 1.65 s, 3.79 -> 3.92 GB; BENCHMARKS.md). Kept on CUDA, where memory is scarcer.
-            so.enable_mem_reuse = False
             try:
-                sess = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
+                sess = ort.InferenceSession(str(self.path), cpu_session_options(self.threads),
+                                            providers=["CPUExecutionProvider"])
             except Exception as exc:  # the header read, the graph did not
                 raise PipelineError(f"model ({self.path}): ONNX Runtime cannot load it ({exc}). Fix: give the .onnx "
                                     "exported by `make export` (models/quakefusion.onnx)", "model") from exc

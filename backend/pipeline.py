@@ -165,9 +165,7 @@ def _read_trace(path: Path, grid: Grid) -> list[np.ndarray]:
 
     lines = read_lines(path, grid.crs.to_wkt())
     x0, y0, x1, y1 = grid.bounds
-    inside = [ln for ln in lines if ((ln[:, 0] >= x0) & (ln[:, 0] <= x1) & (ln[:, 1] >= y0) & (ln[:, 1] <= y1)).any()
-              or _crosses_box(ln, grid.bounds)]
-    if not inside:
+    if not any(_crosses_box(ln, grid.bounds) for ln in lines):
         raise PipelineError(f"rupture trace ({path}): none of its {len(lines)} line(s) crosses the output grid "
                             f"({x0:.0f}, {y0:.0f}) - ({x1:.0f}, {y1:.0f}) in {grid.crs.to_string()}. Fix: give the "
                             "trace of this area (its CRS is read from the file) or leave it out", "trace")
@@ -175,8 +173,8 @@ def _read_trace(path: Path, grid: Grid) -> list[np.ndarray]:
 
 
 def _crosses_box(line: np.ndarray, box: tuple[float, float, float, float]) -> bool:
-    """Whether a polyline whose vertices all lie outside ``box`` passes through it (sampled every 1/64 of each
-    segment: enough for a trace drawn across a grid)."""
+    """Whether a polyline has a vertex in ``box`` or passes through it (each segment sampled every 1/64: enough for
+    a trace drawn across a grid)."""
     t = np.linspace(0.0, 1.0, 65)[:, None]
     pts = np.concatenate([a + t * (b - a) for a, b in zip(line[:-1], line[1:])]) if len(line) > 1 else line
     return bool(((pts[:, 0] >= box[0]) & (pts[:, 0] <= box[2]) & (pts[:, 1] >= box[1]) & (pts[:, 1] <= box[3])).any())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from .errors import PipelineError
 
@@ -52,13 +51,9 @@ def _trace_params(a: argparse.Namespace):  # noqa: ANN202
 
 
 def _cmd_trace(a: argparse.Namespace) -> int:
-    from .geodata import load_run
-    from .trace import TRACE_FILE, extract_trace_stats, write_trace
+    from .trace import write_run_trace
 
-    run = load_run(a.run_dir)
-    lines, source, stats = extract_trace_stats(run, _trace_params(a))
-    out = Path(a.out) if a.out else Path(a.run_dir) / TRACE_FILE
-    write_trace(out, lines, run.crs_wkt, source, stats)
+    out, lines, source, stats = write_run_trace(a.run_dir, _trace_params(a), a.out)
     print(f"{len(lines)} trace(s) from {source}: {out}")
     _print_support(stats)
     return 0

@@ -39,6 +39,7 @@ from .geodata import (
     ToolsError,
     azimuth_deg,
     cumulative_length,
+    load_run,
     point_at,
     read_lines,
     simplify,
@@ -345,6 +346,16 @@ def write_trace(path: str | Path, lines: list[np.ndarray], crs_wkt: str, source:
                 stats: list[dict] | None = None) -> Path:
     """Write ``rupture_trace.gpkg`` (layers ``rupture_trace`` and ``trace_seg``) in ``crs_wkt``."""
     return write_layers(path, trace_layers(lines, source, stats), crs_wkt)[0]
+
+
+def write_run_trace(run_dir: str | Path, params: TraceParams | None = None, out: str | Path | None = None
+                    ) -> tuple[Path, list[np.ndarray], str, list[dict]]:
+    """Extract a run's trace (:func:`extract_trace_stats`) and write it to ``out`` (default
+    ``RUN_DIR/rupture_trace.gpkg``): ``python -m backend trace``. Returns (file, polylines, source, stats)."""
+    run = load_run(run_dir)
+    lines, source, stats = extract_trace_stats(run, params)
+    path = write_trace(Path(out) if out else Path(run_dir) / TRACE_FILE, lines, run.crs_wkt, source, stats)
+    return path, lines, source, stats
 
 
 def read_trace(path: str | Path, crs_wkt: str, layer: str | None = None) -> list[np.ndarray]:

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.features import channel_name as feature_channel  # noqa: E402
-from backend.model import read_metadata  # noqa: E402
+from backend.model import cpu_session_options, read_metadata  # noqa: E402
 from models.dataset import COMBOS, features_and_target, scene_to_record  # noqa: E402
 from models.scene import simulate_scene  # noqa: E402
 
@@ -27,10 +27,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="results file ('-': print only, e.g. to compare an older model on the same machine)")
     a = ap.parse_args(argv)
     model = a.model
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = 2, 1
-    so.enable_mem_reuse = False  # as the backend (backend/model.py)
-    sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(model), cpu_session_options(2), providers=["CPUExecutionProvider"])
     channels = [feature_channel(c) for c in read_metadata(model).channels]
     x = features_and_target(scene_to_record(simulate_scene(7, size=(256, 256), pixel_size_m=10.0)), COMBOS["all"],
                             channels)[0]

@@ -193,20 +193,17 @@ def _rerun_with_trace(out: Path, cfg: EstimateConfig, step_m) -> dict:  # noqa: 
     with it (``--trace``): the step and the jump at +-3 px of the second run."""
     from dataclasses import replace
 
-    from backend.geodata import ToolsError, load_run
-    from backend.trace import TRACE_FILE, extract_trace_stats, write_trace
+    from backend.geodata import ToolsError
+    from backend.trace import write_run_trace
 
-    first = out / "results"
-    run = load_run(first)
     try:
-        lines, source, _ = extract_trace_stats(run)
+        trace, _, source, _ = write_run_trace(out / "results")
     except ToolsError as exc:
         return {"trace_source": f"none: {exc}"}
-    write_trace(first / TRACE_FILE, lines, run.crs_wkt, source)
-    res = run_estimate(replace(cfg, out_dir=out / "results_with_trace", trace=first / TRACE_FILE),
+    res = run_estimate(replace(cfg, out_dir=out / "results_with_trace", trace=trace),
                        progress=_progress("rupture, trace given"), cancel=CancelToken())
     est = np.stack([_read(res.outputs["displacement"], i) for i in (1, 2)]).astype(np.float64)
-    ps = float(run.pixel_size)
+    ps = res.grid.pixel_size_m
     return {"trace_source": source, "out_with_trace": str(out / "results_with_trace"),
             "time_with_trace_s": res.run["timings"]["total_s"], "step_with_trace_m": step_m(est),
             "jump3_with_trace_m": step_m(est, 2.5 * ps, 3.5 * ps, 3)}

@@ -195,7 +195,7 @@ def extracted_fault_side(rec: dict, out: dict[str, np.ndarray]) -> np.ndarray | 
     dict), on a local north-up grid; None when it finds none."""
     from affine import Affine
 
-    from backend.geodata import RunData, ToolsError, nearest_signed_distance
+    from backend.geodata import RunData, ToolsError, trace_side
     from backend.trace import extract_trace
 
     ps = float(rec["pixel_size_m"])
@@ -206,8 +206,7 @@ def extracted_fault_side(rec: dict, out: dict[str, np.ndarray]) -> np.ndarray | 
         lines, _ = extract_trace(run)
     except ToolsError:
         return None
-    X, Y = run.pixel_grid_xy()
-    return np.where(nearest_signed_distance(X, Y, lines) >= 0, 1.0, -1.0).astype(np.float32)
+    return trace_side(*run.pixel_grid_xy(), lines)
 
 
 class OnnxModel:
@@ -221,11 +220,11 @@ class OnnxModel:
         in ``self.no_trace``); None: no trace."""
         import onnxruntime as ort
 
+        from backend.model import cpu_session_options
+
         self.trace = trace
         self.no_trace: list[str] = []  # the modality combination of each run where no trace was found
-        so = ort.SessionOptions()
-        so.enable_mem_reuse = False  # as the backend (backend/model.py): the session starts in ~2 s, not ~20 s
-        self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.sess = ort.InferenceSession(str(path), cpu_session_options(), providers=["CPUExecutionProvider"])
         self.meta = json.loads(self.sess.get_modelmeta().custom_metadata_map["quakefusion"])  # no torch import
         outs = self.meta.get("outputs") or {}
         names = [o.name for o in self.sess.get_outputs()]

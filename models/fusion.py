@@ -90,10 +90,11 @@ def lk_windows(a: torch.Tensor, b: torch.Tensor, m: torch.Tensor, d: torch.Tenso
     ``side`` (B,1,H,W), 0..1: a known rupture trace (``fault_side``): the share of each pixel on its right-hand
     side. A window then sums only the pixels on its centre's side (``> 0.5``): it stops at the trace, whatever its
     shape (``frontend.rect_means_sided``: one extra pass over the terms)."""
-    if valid is None and side is None:
-        terms = torch.cat([fe.structure_terms(a, b) * m, d], 1)
-    else:  # (with a trace the mean of d must be over the window's own side: its pixel count is summed too)
+    counted = valid is not None or side is not None  # with a trace: the mean of d over the window's own side
+    if counted:
         terms = torch.cat([fe.structure_terms(a, b) * (m if valid is None else valid), d * m, m], 1)
+    else:
+        terms = torch.cat([fe.structure_terms(a, b) * m, d], 1)
     if side is None:
         sums = fe.rect_means(terms, rects)
     else:
@@ -101,7 +102,7 @@ def lk_windows(a: torch.Tensor, b: torch.Tensor, m: torch.Tensor, d: torch.Tenso
     cands, ldets, lress = [], [], []
     for s in sums:
         inc, ldet, lres = fe.lk_from_sums(s[:, :6], eps, clip=3.0)
-        mean_d = s[:, 6:8] if terms.shape[1] == 8 else s[:, 6:8] / (s[:, 8:9] + 1e-6)
+        mean_d = s[:, 6:8] / (s[:, 8:9] + 1e-6) if counted else s[:, 6:8]
         cands.append(mean_d + inc)
         ldets.append(ldet)
         lress.append(lres)

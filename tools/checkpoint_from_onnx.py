@@ -16,14 +16,13 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import onnx
 import torch
 from onnx import numpy_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.export import EXPORT_SETTINGS  # noqa: E402
+from models.export import EXPORT_SETTINGS, check_export  # noqa: E402
 from models.fusion import build_model  # noqa: E402
 
 
@@ -49,26 +48,13 @@ def rebuild(onnx_path: Path) -> tuple[torch.nn.Module, dict]:
     return model.eval(), ckpt
 
 
-def check(model: torch.nn.Module, onnx_path: Path) -> float:
-    import onnxruntime as ort
-
-    from models.dataset import COMBOS, features_and_target, standin_scene
-    rec = standin_scene(0, (128, 128), pixel_size_m=10.0)
-    x = features_and_target(rec, COMBOS["all"], list(model.channels))[0][None].astype(np.float32)
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    ref = sess.run(None, {"features": x})
-    with torch.no_grad():
-        got = [t.numpy() for t in model(torch.from_numpy(x))]
-    return max(float(np.max(np.abs(a - b))) for a, b in zip(ref, got))
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--onnx", type=Path, default=Path("models/quakefusion.onnx"))
     ap.add_argument("--out", type=Path, default=Path("runs/warp_fusion_blind/best.pt"))
     a = ap.parse_args(argv)
     model, ckpt = rebuild(a.onnx)
-    err = check(model, a.onnx)
+    err = check_export(model, a.onnx)["max_abs_onnx_minus_torch_m"]
     if not err < 1e-3:
         raise SystemExit(f"rebuilt model differs from {a.onnx} by {err:.2e} (max abs output): not written")
     a.out.parent.mkdir(parents=True, exist_ok=True)

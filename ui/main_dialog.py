@@ -695,13 +695,9 @@ class MainDialog(QDialog, FORM_CLASS):
     def trace_file(self, out_root: Path, run_name: str, write: bool) -> str | None:
         """The chosen trace layer as a file (its own, else written to <output>/trace_inputs/<run>.gpkg when
         ``write``: a scratch layer just drawn is saved where run.json can name it)."""
-        lyr = self.cb_trace.currentLayer()
-        if lyr is None or (not write and lyr.providerType() != "ogr"):
-            return None
-        from ..app.runner import slug
-        from ..app.tool_layers import line_layer_file
+        from ..app.tool_layers import run_trace_input
 
-        return line_layer_file(lyr, out_root / "trace_inputs" / f"{slug(run_name or 'run')}.gpkg")
+        return run_trace_input(self.cb_trace.currentLayer(), out_root, run_name, write)
 
     def remember(self) -> None:
         s = QgsSettings()
