@@ -158,6 +158,9 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
                 "TRACE (optional): a known surface rupture trace (a mapped or drawn line layer, or rupture_trace.gpkg "
                 "of a first run): the network's windows stop at it, so the offset across it is read sharp; a layer "
                 "that is not a file is saved to OUTPUT_FOLDER/trace_inputs/<run>.gpkg. "
+                "RELIGHT (advanced, on by default): with a DEM, the sun of each optical image is fitted to the DEM's "
+                "shading and the pre image is relit to the post image's sun, so a sun that differs between the dates "
+                "is not read as motion on relief. "
                 "Writes GeoTIFFs, styles (.qml) and run.json into a new sub-folder of the output folder.")
 
     def icon(self) -> QIcon:
@@ -218,6 +221,8 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterString("RUN_NAME", "Run name (sub-folder)", optional=True),
             QgsProcessingParameterBoolean("LOAD_ALL", "Load all result layers (else east/north/up and arrows)",
                                           defaultValue=False),
+            QgsProcessingParameterBoolean("RELIGHT", "Relight the pre optical image to the post image's sun from the "
+                                          "DEM (topographic shading)", defaultValue=True),
         ]
         for p in adv:
             p.setFlags(p.flags() | p.FlagAdvanced)
@@ -328,6 +333,7 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
                        wavelength_m=wavelength if "phase" in inputs else None,
                        phase_sign=SIGNS[self.parameterAsEnum(parameters, "PHASE_SIGN", context)][1],
                        device=DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)],
+                       illumination="auto" if self.parameterAsBoolean(parameters, "RELIGHT", context) else "off",
                        tile=self.parameterAsInt(parameters, "TILE", context),
                        model_path=Path(model) if model else None, extent=extent, intersection=True,
                        more_ifgs=self._more_ifgs(parameters, context),

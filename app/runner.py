@@ -70,6 +70,7 @@ class RunSpec:
     more_ifgs: MoreIfgs | None = None
     products: list[str] = field(default_factory=list)
     trace: str | None = None  # a line file: a known rupture trace (backend EstimateConfig.trace)
+    illumination: str = "auto"  # relight the pre optical image from the DEM (backend EstimateConfig.illumination)
 
 
 @dataclass
@@ -136,7 +137,8 @@ def build_config(spec: RunSpec, out_dir: Path, found: list[Problem] | None = Non
         kw["los_vector"] = InputRaster(spec.inputs["los_vector"][0])
     cfg = EstimateConfig(out_dir=out_dir, wavelength_m=spec.wavelength_m, phase_sign=int(spec.phase_sign),
                          extent=spec.extent, intersection=spec.intersection, device=spec.device,
-                         tile=int(spec.tile), model_path=spec.model_path, trace=spec.trace, **kw)
+                         tile=int(spec.tile), model_path=spec.model_path, trace=spec.trace,
+                         illumination=spec.illumination, **kw)
     more, _ = _more_ifgs(spec, cfg)
     prod_ifgs, prod_dem, prod_problems, _ = _product_ifgs(spec)
     if prod_problems and found is None:

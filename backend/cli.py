@@ -98,6 +98,10 @@ def _add_estimate_args(ap: argparse.ArgumentParser) -> None:
                    help="a known rupture trace (line file: GeoPackage, shapefile, GeoJSON; e.g. a first run's "
                         "rupture_trace.gpkg): the network's windows stop at it, so each side is measured from its own "
                         "pixels (sharper, less biased offsets across it; docs/geologist_tools.md)")
+    o.add_argument("--illumination", choices=C.ILLUMINATION_MODES, default="auto",
+                   help="auto (default): with a DEM, divide each optical image's topographic shading out (the sun is "
+                        "fitted to the image; a different sun on the two dates otherwise reads as motion); off: leave "
+                        "the images as they are")
     o.add_argument("--grid-like", metavar="RASTER", help="use this raster's grid for all outputs")
     o.add_argument("--extent", type=float, nargs=4, metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
                    help="crop the output grid to this area (in --extent-crs; snapped outwards to whole pixels)")
@@ -208,7 +212,7 @@ def config_and_notes(a: argparse.Namespace) -> tuple[C.EstimateConfig, list[C.Pr
         **single, grid_like=_raster(a.grid_like), extent=None if a.extent is None else (*a.extent, a.extent_crs),
         device=a.device, tile=a.tile, overlap=a.overlap, batch=a.batch,
         threads=a.threads, model_path=Path(a.model) if a.model else None, unwrap=not a.no_unwrap,
-        coh_min=a.coh_min, trace=a.trace)
+        coh_min=a.coh_min, trace=a.trace, illumination=a.illumination)
     return cfg, problems, notes
 
 

@@ -56,6 +56,7 @@ DEFAULT_COH_MIN = 0.3
 DEFAULT_UNWRAP_BLOCK = 1024
 MIN_UNWRAP_BLOCK = 64
 MAX_THREADS = 1024
+ILLUMINATION_MODES = ("auto", "off")  # topographic correction of the optical pair from the DEM (backend.illumination)
 MAX_BATCH = 64
 MIN_GRID_PX = 8  # a cropped output grid must be at least this many pixels a side
 DEVICES = ("auto", "cpu", "cuda")
@@ -270,6 +271,10 @@ class EstimateConfig:
     ``trace``: a line file (GeoPackage, shapefile, GeoJSON; layer ``rupture_trace`` or the first line layer) with a
     known surface rupture trace, e.g. ``rupture_trace.gpkg`` of a first run, edited, or a mapped trace. The
     network's windows then stop at it: each side is measured from its own pixels only (docs/geologist_tools.md).
+
+    ``illumination``: "auto" (default) divides the topographic shading out of each optical image where a DEM is
+    given and its hillshade explains the image (sun fitted per image, ``backend.illumination``); "off" leaves the
+    images as they are.
     """
 
     out_dir: Path
@@ -299,9 +304,12 @@ class EstimateConfig:
     los_vector: LosVector | None = None
     interferograms: list[Interferogram] = field(default_factory=list)
     trace: Path | None = None
+    illumination: str = "auto"
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
+        if self.illumination not in ILLUMINATION_MODES:
+            raise ValueError(f"illumination must be one of {ILLUMINATION_MODES}, got {self.illumination!r}")
         self.trace = None if self.trace in (None, "") else Path(self.trace)
         _coerce_inputs(self, (*MODALITY_INPUTS, "grid_like"))
         self.interferograms = [i if isinstance(i, Interferogram) else Interferogram(**i)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import features as feat
+from . import illumination
 from .align import AlignedSource, Angles
 from .config import EstimateConfig, overlap_for
 from .errors import Cancelled
@@ -72,14 +73,16 @@ def fault_side(grid: Grid, lines: list[np.ndarray], r0: int, c0: int, h: int, w:
 
 
 def _tile_arrays(sources: dict[str, AlignedSource], angles: Angles, stats: dict[str, Any], r0: int, c0: int,
-                 h: int, w: int) -> tuple[dict[str, Any], np.ndarray]:
-    """The tile's input arrays, and where the optical pair has no texture (there it is given to the model as
+                 h: int, w: int, pixel_size_m: float) -> tuple[dict[str, Any], np.ndarray]:
+    """The tile's input arrays (the optical pair with its topographic shading divided out where ``stats`` holds
+    an applied illumination fit), and where the optical pair has no texture (there it is given to the model as
     missing, NaN; the mask is kept to blank east/north where no other modality sees horizontal motion)."""
     arrays: dict[str, Any] = dict.fromkeys(FEATURE_KEYS)
     for name, src in sources.items():  # the network sees the first interferogram ("phase", "coherence") only
         key = "wrapped_phase" if name == "phase" else name
         if key in arrays:
             arrays[key] = src.read(r0, c0, h, w)
+    arrays = illumination.apply(arrays, stats.get("illumination"), pixel_size_m)
     flat = np.zeros((h, w), bool)
     if arrays["optical_pre"] is not None and arrays["optical_post"] is not None:
         flat = feat.textureless(arrays["optical_pre"], arrays["optical_post"], stats)
@@ -155,7 +158,7 @@ def infer_tiles(model: OnnxModel, sources: dict[str, AlignedSource], angles: Ang
     for i, (r0, c0, h, w) in enumerate(tiles):
         check_cancel(cancel)
         t0 = time.perf_counter()
-        arrays, flat = _tile_arrays(sources, angles, stats, r0, c0, h, w)
+        arrays, flat = _tile_arrays(sources, angles, stats, r0, c0, h, w, grid.pixel_size_m)
         if trace_lines is not None:
             side = fault_side(grid, trace_lines, r0, c0, h, w)
             if not (side == side[0, 0]).all():  # one side only: the same as no trace (the model's faster branch)

@@ -55,8 +55,8 @@ import rasterio
 from rasterio.windows import Window
 
 from . import features as feat
+from . import illumination, products
 from . import outputs as out
-from . import products
 from .align import AlignedSource, Angles
 from .config import GRID_ORDER, MIN_GRID_PX, CancelToken, EstimateConfig, Interferogram, angle_notes, check, raise_first
 from .conventions import enu_to_los, los_to_phase, phase_to_los
@@ -209,17 +209,38 @@ def _open_sources(r: _Run, stack: ExitStack) -> tuple[dict[str, AlignedSource], 
 
 
 def _stats_arrays(sources: dict[str, AlignedSource], grid: Grid) -> dict[str, np.ndarray]:
-    """Full-resolution samples for the global statistics: the whole grid if small, else a lattice of blocks."""
+    """Full-resolution samples for the global statistics and the illumination fit, 2-D: the whole grid if small,
+    else a lattice of 8 x 8 blocks put side by side with a NaN row / column between them (so no gradient is taken
+    across two blocks)."""
     h, w = grid.shape
+    keys = [k for k in ("optical_pre", "optical_post", "sar_pre", "sar_post", "dem") if k in sources]
     if h * w <= STATS_FULL_MAX_PX:
-        blocks = [(0, 0, h, w)]
-    else:
-        n = 8
-        rs = np.linspace(0, max(h - STATS_BLOCK, 0), n).astype(int)
-        cs = np.linspace(0, max(w - STATS_BLOCK, 0), n).astype(int)
-        blocks = [(r, c, min(STATS_BLOCK, h), min(STATS_BLOCK, w)) for r in rs for c in cs]
-    return {key: np.concatenate([sources[key].read(*b).ravel() for b in blocks])
-            for key in ("optical_pre", "optical_post", "sar_pre", "sar_post") if key in sources}
+        return {key: np.asarray(sources[key].read(0, 0, h, w), np.float32) for key in keys}
+    n = 8
+    bh, bw = min(STATS_BLOCK, h), min(STATS_BLOCK, w)
+    rs = np.linspace(0, max(h - STATS_BLOCK, 0), n).astype(int)
+    cs = np.linspace(0, max(w - STATS_BLOCK, 0), n).astype(int)
+    out = {}
+    for key in keys:
+        mosaic = np.full((n * (bh + 1), n * (bw + 1)), np.nan, np.float32)
+        for i, r0 in enumerate(rs):
+            for j, c0 in enumerate(cs):
+                y, x = i * (bh + 1), j * (bw + 1)
+                mosaic[y:y + bh, x:x + bw] = sources[key].read(r0, c0, bh, bw)
+        out[key] = mosaic
+    return out
+
+
+def _input_stats(r: _Run, sources: dict[str, AlignedSource]) -> dict[str, Any]:
+    """stats: the illumination fit of each optical image (``illumination``, when ``cfg.illumination`` is auto and a
+    DEM is given) and the normalisation statistics of the images as the network will see them (corrected)."""
+    sample = _stats_arrays(sources, r.grid)
+    fits = illumination.fit_pair(sample, r.grid.pixel_size_m) if r.cfg.illumination == "auto" else {}
+    stats: dict[str, Any] = feat.compute_stats(illumination.apply(sample, fits, r.grid.pixel_size_m))
+    if fits:
+        stats["illumination"] = fits
+        r.notes.append(illumination.describe(fits))
+    return stats
 
 
 def _infer(r: _Run, model: OnnxModel, plan: TilePlan, sources: dict[str, AlignedSource], angles: Angles,
@@ -460,6 +481,7 @@ def _run_json(r: _Run, model: OnnxModel | None, plan: TilePlan | None, stats: di
                        "tile_shape": [plan.tile_h, plan.tile_w] if plan else None,
                        "n_tiles": plan.n_tiles if plan else 0, "threads": threads,
                        "device_requested": cfg.device, "intersection": cfg.intersection, "unwrap": r.unwrap_info,
+                       "illumination": cfg.illumination,
                        "rupture_trace": None if cfg.trace is None else
                        {"path": str(Path(cfg.trace).resolve()), "lines": len(r.trace_lines or []),
                         "tiles_crossed": r.trace_tiles}},
@@ -523,7 +545,7 @@ def _run_staged(r: _Run, stack: ExitStack, staging: out.Staging) -> EstimateResu
         r.notes += _model_notes(model.meta, r.grid) + plan.notes
         r.report(0.03, "input statistics")
         with r.clock("stats_s"):
-            stats = feat.compute_stats(_stats_arrays(sources, r.grid))
+            stats = _input_stats(r, sources)
         r.check_cancel()
         tags["model_version"] = model.meta.version
         arrows = _infer(r, model, plan, sources, angles[0], stats, staging, tags, frac, insar)

@@ -212,7 +212,7 @@ def extracted_fault_side(rec: dict, out: dict[str, np.ndarray]) -> np.ndarray | 
 class OnnxModel:
     """The exported model through ONNX Runtime; output names from the metadata ``outputs`` dict."""
 
-    def __init__(self, path: Path, trace: dict[str, Any] | None = None) -> None:
+    def __init__(self, path: Path, trace: dict[str, Any] | None = None, illumination: str = "auto") -> None:
         """``trace`` (config ``trace``): the scene's true rupture trace is given to the model (``fault_side``),
         moved by ``offset_px`` px to its right (a trace drawn off the rupture); with ``"from": "extracted"`` the
         geologist's two-step workflow instead: a blind run, its trace extracted as ``python -m backend trace``
@@ -223,6 +223,7 @@ class OnnxModel:
         from backend.model import cpu_session_options
 
         self.trace = trace
+        self.illumination = illumination
         self.no_trace: list[str] = []  # the modality combination of each run where no trace was found
         self.sess = ort.InferenceSession(str(path), cpu_session_options(), providers=["CPUExecutionProvider"])
         self.meta = json.loads(self.sess.get_modelmeta().custom_metadata_map["quakefusion"])  # no torch import
@@ -247,8 +248,12 @@ class OnnxModel:
         return self._run(rec, arrays)
 
     def _run(self, rec: dict, arrays: dict[str, Any]) -> dict[str, np.ndarray]:
+        from backend import illumination
         from backend.features import build_features, compute_stats
 
+        if self.illumination != "off":
+            ps = float(rec["pixel_size_m"])
+            arrays = illumination.apply(arrays, illumination.fit_pair(arrays, ps), ps)
         x = build_features(self.meta["channels"], arrays, stats=compute_stats(arrays),
                            pixel_size_m=rec["pixel_size_m"], wavelength_m=rec["wavelength_m"],
                            phase_sign=int(rec["phase_sign"]))
@@ -425,7 +430,7 @@ def _summary(acc: _Acc) -> dict[str, Any]:
 
 
 def evaluate(cfg: dict[str, Any], model_path: Path) -> dict[str, Any]:
-    model = OnnxModel(model_path, trace=cfg.get("trace"))
+    model = OnnxModel(model_path, trace=cfg.get("trace"), illumination=cfg.get("illumination", "auto"))
     out_dir = Path(cfg["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = Path(cfg["cache_dir"])
@@ -624,6 +629,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--count", type=int, help="override the number of test scenes")
     ap.add_argument("--pc-step", type=int, help="override the correlator's grid step (px)")
     ap.add_argument("--out-dir", help="override the output folder")
+    ap.add_argument("--illumination", choices=("auto", "off"),
+                    help="override the topographic correction of the optical pair (default: config, else auto)")
     ap.add_argument("--precompute", action="store_true", help="only simulate test scenes + correlator")
     args = ap.parse_args(argv)
     cfg = json.loads(args.config.read_text())
@@ -633,6 +640,8 @@ def main(argv: list[str] | None = None) -> None:
         cfg["pc_step"] = args.pc_step
     if args.out_dir:
         cfg["out_dir"] = args.out_dir
+    if args.illumination:
+        cfg["illumination"] = args.illumination
     if args.precompute:
         precompute(cfg)
         return

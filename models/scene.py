@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from backend import conventions as cv
+from backend.illumination import hillshade
 from models.okada import Patch, patches_displacement
 from models.slip_models import load_darfield, moment_magnitude
 
@@ -423,14 +424,6 @@ def _grad(a: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
     return gx, -gy
 
 
-def _hillshade(dem: np.ndarray, step: float, az_deg: float, el_deg: float) -> np.ndarray:
-    ge, gn = _grad(dem, step)
-    az, el = math.radians(az_deg), math.radians(el_deg)
-    sun = np.array([math.sin(az) * math.cos(el), math.cos(az) * math.cos(el), math.sin(el)])
-    norm = np.sqrt(ge * ge + gn * gn + 1.0)
-    return np.clip((-ge * sun[0] - gn * sun[1] + sun[2]) / norm, 0.0, 1.0)
-
-
 def _choose(rng: np.random.Generator, options: list[str], p: list[float]) -> str:
     return str(options[int(rng.choice(len(options), p=p))])
 
@@ -650,7 +643,7 @@ def simulate_scene(
     ambient = float(rng.uniform(0.15, 0.35))
     rad = []
     for k in range(2):
-        shade = _hillshade(dem_s, step_s, *sun[k])
+        shade = hillshade(dem_s, step_s, *sun[k])
         a_k = alb if (k == 0 or alb_post is None) else alb_post
         if k == 1 and not noise_free and alb_post is None:
             # seasonal / vegetation (smooth gain) + anthropic changes (random rectangles)

@@ -672,7 +672,8 @@ class MainDialog(QDialog, FORM_CLASS):
                        wavelength_m=self.wavelength_m() if "phase" in inputs else None,
                        phase_sign=self.phase_sign(), device=str(self.cb_device.currentData()),
                        tile=int(self.spin_tile.value()), model_path=Path(model) if model else None,
-                       extent=extent, intersection=True, more_ifgs=self.more_ifgs(), products=self.products())
+                       extent=extent, intersection=True, more_ifgs=self.more_ifgs(), products=self.products(),
+                       illumination="auto" if self.chk_relight.isChecked() else "off")
 
     def use_trace(self, trace: Any) -> Any:
         """Choose ``trace`` (a line layer, or a file such as a run's rupture_trace.gpkg: loaded into the project
