@@ -35,6 +35,7 @@ import numpy as np
 
 MIN_CORRELATION = 0.1  # a fit whose hillshade explains less of the image than this (Pearson r) is not used at all
 MAX_FIT_SAMPLES = 400_000  # pixels used for the fit (a fixed random subset of larger rasters)
+COARSE_SAMPLES = 40_000  # of which the coarse grid of suns is scored on
 MIN_GAIN = 0.02  # relight only when the pair's detail correlation rises by at least this much
 DETAIL_SIGMA_PX = 3.0  # the "detail" the similarity compares: each image minus its Gaussian blur of this sigma
 FLOOR = 0.1  # illumination is floored at this fraction of its median (deep shade: no division blow-up)
@@ -98,21 +99,22 @@ def fit_illumination(image: np.ndarray, dem: np.ndarray, pixel_size_m: float) ->
     n = int(ok.sum())
     if n < 1000:
         return IlluminationFit(False, f"too few pixels with both image and DEM ({n} < 1000)")
-    idx = np.flatnonzero(ok.ravel())
-    if idx.size > MAX_FIT_SAMPLES:  # a fixed subset: the same fit on every run of the same data
-        idx = np.random.default_rng(0).choice(idx, MAX_FIT_SAMPLES, replace=False)
+    idx = np.flatnonzero(ok.ravel())  # in a fixed random order: the same fit on every run of the same data
+    idx = np.random.default_rng(0).permutation(idx)[:MAX_FIT_SAMPLES]
     v = img.ravel()[idx]
     facets = tuple(a.ravel()[idx] for a in facets)
     if float(np.std(facets[2])) < 1e-4:
         return IlluminationFit(False, "the DEM is flat: no shading")
     vc = (v - v.mean()) / (v.std() + 1e-12)
 
-    def corr(az: float, el: float) -> float:
-        h = _shade(facets, az, el)
+    def corr(az: float, el: float, n: int | None = None) -> float:
+        h = _shade(tuple(f[:n] for f in facets), az, el)
         sd = h.std()
-        return float(np.mean(vc * (h - h.mean())) / sd) if sd > 1e-9 else -1.0
+        return float(np.mean(vc[:n] * (h - h.mean())) / sd) if sd > 1e-9 else -1.0
 
-    r, az, el = max((corr(a, e), a, e) for a in _AZ_GRID for e in _EL_GRID)
+    # the grid on the first COARSE_SAMPLES pixels of the (random) subset, the refinement on all of them
+    _, az, el = max((corr(a, e, COARSE_SAMPLES), a, e) for a in _AZ_GRID for e in _EL_GRID)
+    r = corr(az, el)
     step_az, step_el = 5.0, 2.5  # coordinate refinement down to 0.3 deg
     while step_az > 0.3:
         for da, de in ((step_az, 0), (-step_az, 0), (0, step_el), (0, -step_el)):
