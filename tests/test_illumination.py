@@ -50,7 +50,7 @@ def test_the_sun_is_fitted_and_the_relit_pre_image_is_lit_like_the_post_image() 
     f = il.fit_illumination(pre, dem, PIX)
     assert f.usable and abs(f.azimuth_deg - 150.0) < 3 and abs(f.elevation_deg - 55.0) < 3 and f.correlation > 0.5
     fits = il.fit_pair({"optical_pre": pre, "optical_post": post, "dem": dem}, PIX)
-    assert fits["relit"] and fits["uses"] == "both"
+    assert fits["relit"]
     assert abs(fits["optical_post"]["azimuth_deg"] - 245.0) < 3 and abs(fits["optical_post"]["elevation_deg"] - 28) < 3
     before, after = fits["similarity"]
     assert before < 0.7 and after > 0.97
@@ -136,7 +136,7 @@ def test_the_pipeline_relights_and_the_shipped_model_stops_reading_the_sun_as_mo
     # measured 0.03 px relit, 0.42 px raw (the sun's shading read as motion)
     assert errs["auto"] < 0.08 and errs["off"] > 0.3
     ill = runs["auto"]["stats"]["illumination"]
-    assert runs["auto"]["parameters"]["illumination"] == "auto" and ill["relit"] and ill["uses"] == "both"
+    assert runs["auto"]["parameters"]["illumination"] == "auto" and ill["relit"]
     assert ill["similarity"][1] > ill["similarity"][0] + 0.2
     for key, (az, el) in (("optical_pre", sc.params["optical"]["sun_pre"]),
                           ("optical_post", sc.params["optical"]["sun_post"])):
