@@ -55,6 +55,7 @@ CSV_COLUMNS = ["along_m", "parallel_m", "parallel_sigma_m", "normal_m", "normal_
 EXTRA_COLUMNS = ["trace_id", "x", "y", "strike_deg", "n_left", "n_right"]
 OFFSETS_GPKG, OFFSETS_CSV, SLIP_PNG = "fault_offsets.gpkg", "fault_offsets.csv", "slip_along_strike.png"
 COMPONENTS = ("parallel", "normal", "vertical")
+MAX_COND = 1e10  # a least-squares system worse conditioned than this (columns scaled to unit norm) has no solution
 # GeoPackage / shapefile fields (<= 10 characters)
 OFFSET_FIELDS = {"trace_id": "int", "along_m": "real", "strike": "real", "par_m": "real", "par_sig": "real",
                  "nor_m": "real", "nor_sig": "real", "vert_m": "real", "vert_sig": "real", "n_left": "int",
@@ -64,8 +65,15 @@ FIELD_OF = {"parallel": ("par_m", "par_sig"), "normal": ("nor_m", "nor_sig"), "v
 
 def _wls(X: np.ndarray, v: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Weighted least squares: coefficients and their unscaled covariance, or None when singular."""
+    a = X.T @ (X * w[:, None])
+    dg = np.diag(a)
+    if not (np.all(np.isfinite(a)) and np.all(dg > 0)):
+        return None
+    sc = 1.0 / np.sqrt(dg)  # the condition number of the column-scaled system: unit-free
+    if np.linalg.cond(a * sc[:, None] * sc[None, :]) > MAX_COND:  # e.g. every sample at one distance
+        return None
     try:
-        cov = np.linalg.inv(X.T @ (X * w[:, None]))
+        cov = np.linalg.inv(a)
     except np.linalg.LinAlgError:
         return None
     return cov @ (X.T @ (w * v)), cov
@@ -106,7 +114,7 @@ def fit_side(d: np.ndarray, v: np.ndarray, s: np.ndarray | None, corr_px: float 
     each minus the part that the noise alone explains (the variance difference of the nested fits)."""
     ok = np.isfinite(d) & np.isfinite(v) & (np.isfinite(s) & (s > 0) if s is not None else True)
     d, v = d[ok], v[ok]
-    if len(d) < 3 or np.ptp(d) <= 0:
+    if len(d) < 3 or np.ptp(d) <= 1e-6 * (1.0 + float(np.abs(d).max())):  # one distance only: no line to fit
         return math.nan, math.nan, math.nan
     w = 1.0 / s[ok] ** 2 if s is not None else np.ones_like(d)
     X = np.column_stack([np.ones_like(d), d])

@@ -274,3 +274,19 @@ def test_offsets_keep_what_supports_a_line_search_trace(mw69_run, tmp_path, caps
     assert "times the largest of shuffled copies" in capsys.readouterr().out
     _, rows = read_table(tmp_path / "rupture_trace.gpkg", "rupture_trace")
     assert rows[0]["source"] == "line" and rows[0]["signif"] >= 2.0 and rows[0]["step_z"] > 0
+
+
+def test_a_side_with_every_sample_at_one_distance_has_no_line_not_a_crash() -> None:
+    """Found on a model run: a stack side whose samples all lie 30 m from the trace (to 1e-9 m) made the normal
+    matrix singular to rounding, its 'inverse' had a negative variance and sqrt raised. Now: NaN, as for < 3
+    samples; a well-spread side still fits, in any units."""
+    from backend.offsets import fit_side
+
+    rng = np.random.default_rng(0)
+    d = 30.0 + rng.uniform(0, 1e-9, 19)
+    a, sa, b = fit_side(d, rng.normal(1.0, 0.5, 19), np.full(19, 1.9), 1.0)
+    assert math.isnan(a) and math.isnan(sa) and math.isnan(b)
+    d = np.linspace(30.0, 500.0, 40)
+    for unit in (1.0, 1e-3):  # metres or kilometres: the same line
+        a, sa, b = fit_side(d * unit, 2.0 + 0.001 * d, np.full(40, 0.1), 1.0)
+        assert a == pytest.approx(2.0, abs=1e-9) and b * unit == pytest.approx(0.001, abs=1e-12) and 0 < sa < 0.1
