@@ -64,7 +64,7 @@ export: setup
 	$(PY) -m models.export
 
 evaluate: setup
-	@for c in eval eval_strong eval_real_texture eval_real_texture_large eval_real_texture_large_cloudmask \
+	@for c in eval eval_strong eval_norelight eval_strong_norelight eval_real_texture eval_real_texture_large eval_real_texture_large_cloudmask \
 	    eval_real_pair_clean eval_same_image \
 	    eval_no_motion eval_no_motion_real \
 	    eval_trace eval_real_texture_trace eval_real_texture_large_trace eval_real_texture_large_trace_off3 \

@@ -8,10 +8,11 @@ the true trace (distance_to_rupture_m), the stacked offsets with the true slip o
 With ``--model`` (the shipped ONNX by default: ``--model models/quakefusion.onnx``) the same event is also run
 through the real pipeline (``backend.pipeline.run_estimate`` on the simulated optical + SAR + InSAR files, as the
 dialog would) and the tools are measured on the *model's* output, with the extracted trace and with the true trace;
-and once more with the true trace given to the network (``--trace``, model 0.7.0).
+and once more with the true trace given to the network (``--trace``, model 0.7.0). ``--optical-only``: the model
+runs get the optical pair and the DEM only.
 
-Usage: ``.venv/bin/python benchmarks/geotools_accuracy.py [--size 768] [--pixel 10] [--out DIR] [--model [ONNX]]``
-(prints Markdown).
+Usage: ``.venv/bin/python benchmarks/geotools_accuracy.py [--size 768] [--pixel 10] [--out DIR] [--model [ONNX]]
+[--optical-only] [--reuse]`` (prints Markdown).
 """
 
 from __future__ import annotations
@@ -43,14 +44,20 @@ def trace_distances(run, scene, lines) -> np.ndarray:  # noqa: ANN001
     return np.concatenate(out)
 
 
-def model_run(scene, folder: Path, model: Path, trace: Path | None = None) -> Path:  # noqa: ANN001 (Scene)
-    """The pipeline on the scene's simulated input files (all modalities), as the dialog runs it (``trace``: a
-    rupture trace given to the network, ``--trace``); the run folder."""
+OPTICAL_ONLY = ("optical_pre", "optical_post", "dem")
+
+
+def model_run(scene, folder: Path, model: Path, trace: Path | None = None,  # noqa: ANN001 (Scene)
+              optical_only: bool = False) -> Path:
+    """The pipeline on the scene's simulated input files (all modalities, or the optical pair and the DEM), as
+    the dialog runs it (``trace``: a rupture trace given to the network, ``--trace``); the run folder."""
     from backend.config import CancelToken, EstimateConfig
     from backend.pipeline import run_estimate
     from models.testing import scene_estimate_inputs
 
     inputs = scene_estimate_inputs(scene, folder / "inputs")
+    if optical_only:
+        inputs = {k: v for k, v in inputs.items() if k in OPTICAL_ONLY}
     cfg = EstimateConfig(out_dir=folder / "results", model_path=model, trace=trace, **inputs)
     run_estimate(cfg, progress=lambda f, m: None, cancel=CancelToken())
     return folder / "results"
@@ -83,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="folder for the run folders (default: a temporary one)")
     ap.add_argument("--model", nargs="?", const="models/quakefusion.onnx", default=None,
                     help="also measure on the output of this ONNX model run through the pipeline")
+    ap.add_argument("--optical-only", action="store_true",
+                    help="the model runs get the optical pair and the DEM only (no SAR, no interferogram)")
     ap.add_argument("--reuse", action="store_true", help="reuse OUT/model/results when it holds a finished run")
     a = ap.parse_args(argv)
     pix = a.pixel
@@ -96,11 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     runs = [(f"truth + {noise * 100:g} cm", load_run(write_truth_run(scene, root / f"truth_noise{noise:g}",
                                                                       noise_m=noise, seed=1)))
             for noise in (0.0, 0.05)]
+    tag = " (optical + DEM)" if a.optical_only else ""
     if a.model:
         done = root / "model" / "results"
         if not (a.reuse and (done / "run.json").exists()):
-            done = model_run(scene, root / "model", Path(a.model))
-        runs.append((f"model {Path(a.model).name}", load_run(done)))
+            done = model_run(scene, root / "model", Path(a.model), optical_only=a.optical_only)
+        runs.append((f"model {Path(a.model).name}{tag}", load_run(done)))
     true_lines = [np.asarray(seg, float) for seg in true_trace_lines(scene, runs[0][1])]
     if a.model:  # the true trace given to the network (model 0.7.0: --trace), as a geologist's mapped trace
         from backend.trace import write_trace
@@ -108,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         done = root / "model_trace" / "results"
         if not (a.reuse and (done / "run.json").exists()):
             given = write_trace(root / "true_trace.gpkg", true_lines, runs[0][1].crs_wkt)
-            done = model_run(scene, root / "model_trace", Path(a.model), trace=given)
-        runs.append((f"model {Path(a.model).name}, true trace given", load_run(done)))
+            done = model_run(scene, root / "model_trace", Path(a.model), trace=given, optical_only=a.optical_only)
+        runs.append((f"model {Path(a.model).name}{tag}, true trace given", load_run(done)))
     for label, run in runs:
         for method in ("probability", "step", "line", "true trace"):
             if method == "true trace":

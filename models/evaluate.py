@@ -224,6 +224,7 @@ class OnnxModel:
 
         self.trace = trace
         self.illumination = illumination
+        self.relit: list[bool] = []  # per model run with an optical pair and a DEM: was the pre image relit
         self.no_trace: list[str] = []  # the modality combination of each run where no trace was found
         self.sess = ort.InferenceSession(str(path), cpu_session_options(), providers=["CPUExecutionProvider"])
         self.meta = json.loads(self.sess.get_modelmeta().custom_metadata_map["quakefusion"])  # no torch import
@@ -253,7 +254,10 @@ class OnnxModel:
 
         if self.illumination != "off":
             ps = float(rec["pixel_size_m"])
-            arrays = illumination.apply(arrays, illumination.fit_pair(arrays, ps), ps)
+            fits = illumination.fit_pair(arrays, ps)
+            arrays = illumination.apply(arrays, fits, ps)
+            if fits:
+                self.relit.append(bool(fits["relit"]))
         x = build_features(self.meta["channels"], arrays, stats=compute_stats(arrays),
                            pixel_size_m=rec["pixel_size_m"], wavelength_m=rec["wavelength_m"],
                            phase_sign=int(rec["phase_sign"]))
@@ -500,6 +504,7 @@ def evaluate(cfg: dict[str, Any], model_path: Path) -> dict[str, Any]:
     res: dict[str, Any] = {"config": cfg, "model": str(model_path), "model_version": model.meta.get("model_version"),
                            "sigma_kind": "Laplace (ideal share |err| < sigma = 0.757; Gaussian 0.683)",
                            "timing_s": timing, "scenes": events, "methods": {}}
+    res["relit"] = {"runs": len(model.relit), "relit": sum(model.relit)}
     if (cfg.get("trace") or {}).get("from") == "extracted":
         res["trace_not_found"] = {c: getattr(model, "no_trace", []).count(c) for c in cfg["combos"]}
     for name, acc in accs.items():
@@ -523,7 +528,9 @@ def describe(cfg: dict[str, Any]) -> str:
     return (f"{cfg['count']} scenes ({kind}), seeds {cfg['seed_start']}..{cfg['seed_start'] + cfg['count'] - 1}, "
             f"{cfg['size']}x{cfg['size']} px, pixel sizes {cfg['pixel_sizes_m']} m (cycled), {cfg['margin_px']}-px "
             f"border excluded; near = within {cfg['near_m']:g} m of the rupture (top-edge trace if blind)."
-            + _describe_trace(cfg.get("trace")))
+            + _describe_trace(cfg.get("trace"))
+            + (" The optical pair fed as it is (`illumination` off: no relighting from the DEM)."
+               if cfg.get("illumination") == "off" else ""))
 
 
 def _describe_trace(trace: dict[str, Any] | None) -> str:
@@ -607,6 +614,10 @@ def fault_table(res: dict[str, Any]) -> list[str]:
 def to_markdown(res: dict[str, Any]) -> str:
     cfg = res["config"]
     lines = [f"Held-out test: {describe(cfg)}", ""]
+    rl = res.get("relit")
+    if rl and rl["runs"]:
+        lines += [f"Pre image relit to the post image's sun from the DEM (`backend.illumination`, as the backend "
+                  f"does): {rl['relit']} of {rl['runs']} model runs with an optical pair.", ""]
     if "trace_not_found" in res:
         lines += ["No trace found (the blind run counts) in: " + ", ".join(
             f"{n} of {cfg['count']} scenes [{c}]" for c, n in res["trace_not_found"].items()) + ".", ""]
