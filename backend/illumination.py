@@ -140,18 +140,20 @@ def fit_illumination(image: np.ndarray, dem: np.ndarray, pixel_size_m: float) ->
 
 def relative_illumination(dem: np.ndarray, pixel_size_m: float, fit: IlluminationFit | None) -> np.ndarray | float:
     """``(offset + gain * hillshade) / level`` (the illumination relative to its median), floored at
-    :data:`FLOOR`; 1 without a fit and where the DEM has no value."""
+    :data:`FLOOR`; 1 without a fit, NaN where the DEM (or its gradient) has no value."""
     if fit is None:
         return 1.0
     facets = _facets(np.asarray(dem, np.float64), float(pixel_size_m))
     rel = (fit.offset + fit.gain * _shade(facets, fit.azimuth_deg, fit.elevation_deg)) / fit.level
-    return np.where(np.isfinite(rel), np.maximum(rel, FLOOR), 1.0)
+    return np.maximum(rel, FLOOR)  # NaN stays NaN
 
 
 def relight_pre(pre: np.ndarray, dem: np.ndarray, pixel_size_m: float, fit_pre: IlluminationFit | None,
                 fit_post: IlluminationFit | None) -> np.ndarray:
     """The pre image lit by the post image's sun: ``pre * rel_post / rel_pre`` (float32; NaN stays NaN; a fit
-    of None = that image's illumination is taken as uniform).
+    of None = that image's illumination is taken as uniform). Where the DEM has no value (voids, outside its
+    cover) the relit image has none either: an unlit patch in a relit image would be an edge that does not move
+    with the ground, and the network treats missing pixels exactly (other modalities, else NaN there).
 
     Only the pre image is changed, and the DEM is registered to it: the post image keeps its own shading, which
     moved with the ground, so the relit pair differs by the ground motion alone. (Dividing both images by their

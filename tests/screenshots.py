@@ -1,6 +1,6 @@
 """Screenshots of the real QGIS desktop under Xvfb: the filled-in dialog and the result layers over the rupture.
 
-    .venv/bin/python tests/screenshots.py            # -> docs/img/qgis_dialog(_insar|_trace|_advanced).png, qgis_results.png
+    .venv/bin/python tests/screenshots.py   # -> docs/img/qgis_dialog(_insar|_trace|_advanced).png, qgis_results.png
 
 Starts Xvfb, then ``qgis`` with a throw-away profile in which the plugin (a ``quakefusion`` symlink on
 QGIS_PLUGINPATH) is enabled, and a ``--code`` script that simulates a scene (models.scene), loads it, fills the

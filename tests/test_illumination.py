@@ -144,3 +144,20 @@ def test_the_pipeline_relights_and_the_shipped_model_stops_reading_the_sun_as_mo
     assert any("relit to the post image's sun" in n for n in runs["auto"]["notes"])
     assert "illumination" not in runs["off"]["stats"] and runs["off"]["parameters"]["illumination"] == "off"
     assert not any("relit" in n for n in runs["off"]["notes"])
+
+
+def test_where_the_dem_has_no_value_the_relit_pre_image_has_none() -> None:
+    """A DEM void: no shading to divide out there, and an unlit patch inside a relit image would be an edge that
+    does not move with the ground; the pre image is missing there instead (and only where relit)."""
+    dem, alb = _terrain(seed=4)
+    pre, post = _lit(alb, dem, 150.0, 55.0), _lit(alb, dem, 245.0, 28.0)
+    holed = dem.copy()
+    holed[80:100, 60:90] = np.nan
+    arrays = {"optical_pre": pre, "optical_post": post, "dem": holed}
+    fits = il.fit_pair(arrays, PIX)
+    assert fits["relit"]
+    relit = il.apply(arrays, fits, PIX)["optical_pre"]
+    assert np.isnan(relit[80:100, 60:90]).all()
+    assert np.isfinite(relit[:70]).all() and np.isfinite(relit[110:]).all()
+    ring = np.isnan(relit) & np.isfinite(holed)  # the gradient needs both neighbours: one pixel around the void
+    assert ring.sum() <= 2 * (20 + 30) + 4 + 10
