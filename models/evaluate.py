@@ -10,9 +10,11 @@ image, no temporal change) and ``eval_no_motion.json`` (the real pair without mo
 
 Runs the ONNX model (ONNX Runtime, features from ``backend.features``; output names from the model's metadata
 ``outputs``: ``displacement``, ``sigma`` and, when present, ``rupture_probability``) for the configured modality
-combinations, and on the same optical pairs OpenCV DIS (``PRESET_MEDIUM``, and the same at finest scale 0) and a
-COSI-Corr-style correlator with iterative sub-pixel refinement (``models/baselines.py``). Writes
-``<out_dir>/metrics.json`` and ``<out_dir>/metrics.md`` (the MODEL_CARD tables).
+combinations (the optical pair relit from the DEM as the backend does, ``backend.illumination``; config
+``illumination`` "off" or ``--illumination off`` feeds it raw), and on the same optical pairs OpenCV DIS
+(``PRESET_MEDIUM``, and the same at finest scale 0) and a COSI-Corr-style correlator with iterative sub-pixel
+refinement (``models/baselines.py``). Writes ``<out_dir>/metrics.json`` and ``<out_dir>/metrics.md`` (the
+MODEL_CARD tables).
 
 Metrics (pixels within ``margin`` px of the scene edge, and pixels where either optical image is nodata, are
 left out for every method):
