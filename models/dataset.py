@@ -115,6 +115,35 @@ def save_record(path: Path, rec: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+ILLUMINATION_KEY = "illumination_fits"  # a record's relighting decision (backend.illumination.fit_pair, JSON)
+
+
+def add_illumination_fits(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """The record with its relighting decision (``fit_pair`` on its optical pair and DEM, as JSON under
+    :data:`ILLUMINATION_KEY`; "{}" without a pair or a DEM). Made once per scene: the caller caches the record."""
+    import json
+
+    from backend import illumination
+
+    out = dict(rec)
+    if ILLUMINATION_KEY not in out:
+        fits = illumination.fit_pair(out, float(out["pixel_size_m"])) if out.get("dem") is not None else {}
+        out[ILLUMINATION_KEY] = json.dumps(fits)
+    return out
+
+
+def relit_view(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """The record as the backend feeds it to the network: the pre image relit to the post image's sun where its
+    decision (:func:`add_illumination_fits`) says so (``backend.illumination.apply``). A view for features: never
+    cache it (the cached record keeps the raw pre image)."""
+    import json
+
+    from backend import illumination
+
+    fits = json.loads(str(rec[ILLUMINATION_KEY])) if ILLUMINATION_KEY in rec else None
+    return illumination.apply(rec, fits, float(rec["pixel_size_m"]))
+
+
 def make_cache(out_dir: Path, seeds: Iterable[int], size: tuple[int, int], backend: str = "sim") -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for seed in seeds:

@@ -35,12 +35,15 @@ def measure_record(model: torch.nn.Module, rec: dict[str, Any]) -> dict[str, np.
     return {k: v[0].numpy().astype(np.float16) for k, v in m.items()}
 
 
-def meas_path(cache_dir: Path, seed: int) -> Path:
-    return cache_dir / f"scene_{seed:08d}.meas.npz"
+def meas_path(cache_dir: Path, seed: int, relit: bool = True) -> Path:
+    """The scene's cached measurements: of the relit record (``models.dataset.relit_view``, the default) or of the
+    raw one (``.meas.npz``, caches made before relighting)."""
+    return cache_dir / f"scene_{seed:08d}.{'relit.' if relit else ''}meas.npz"
 
 
-def get_measured(model: torch.nn.Module, cache_dir: Path, seed: int, rec: dict[str, Any]) -> dict[str, np.ndarray]:
-    p = meas_path(cache_dir, seed)
+def get_measured(model: torch.nn.Module, cache_dir: Path, seed: int, rec: dict[str, Any],
+                 relit: bool = True) -> dict[str, np.ndarray]:
+    p = meas_path(cache_dir, seed, relit)
     if p.exists():
         try:
             with np.load(p) as z:
@@ -114,14 +117,15 @@ def main(argv: list[str] | None = None) -> None:
     model = build_model(cfg["model"]).eval()
     model.use_side = False  # training scenes carry no trace (fault_side 0): the same result, ~half the time
     d = cfg["data"]
+    relight = bool(d.get("relight", True))
     t0, n = time.time(), 0
     for src in d["sources"]:
         cdir, (s0, s1) = Path(src["cache_dir"]), src["seeds"]
         for seed in range(s0 + args.worker, s1, args.workers):
-            if meas_path(cdir, seed).exists():
+            if meas_path(cdir, seed, relight).exists():
                 continue
-            rec = get_record(cdir, seed, d["scene_size"], src["backend"])
-            get_measured(model, cdir, seed, rec)
+            rec = get_record(cdir, seed, d["scene_size"], src["backend"], relight=relight)
+            get_measured(model, cdir, seed, rec, relit=relight)
             n += 1
             if n % 100 == 0:
                 print(f"{n} scenes measured in {time.time() - t0:.0f} s", flush=True)

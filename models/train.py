@@ -26,8 +26,11 @@ from tqdm import tqdm
 
 from models.dataset import (
     COMBOS,
+    ILLUMINATION_KEY,
+    add_illumination_fits,
     features_and_target,
     load_record,
+    relit_view,
     rupture_target,
     save_record,
     simulate_record,
@@ -54,17 +57,26 @@ def load_config(path: Path) -> dict[str, Any]:
     return _merge(load_config(path.parent / base), cfg) if base else cfg
 
 
-def get_record(cache_dir: Path, seed: int, size: int, backend: str) -> dict[str, Any]:
+def get_record(cache_dir: Path, seed: int, size: int, backend: str, relight: bool = True) -> dict[str, Any]:
+    """A cached (else simulated and cached) training record; with ``relight`` (config ``data.relight``, default
+    True, as the backend runs) the view with the pre image relit from the DEM (``models.dataset.relit_view``; the
+    decision is made once and cached with the raw record)."""
     p = cache_dir / f"scene_{seed:08d}.npz"
+    rec = None
     if p.exists():
         try:
-            return load_record(p)
+            rec = load_record(p)
         except Exception:  # half-written by a concurrent generator: simulate ourselves
-            pass
-    rec = simulate_record(seed, (size, size), backend)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    save_record(p, rec)
-    return rec
+            rec = None
+    fresh = rec is None
+    if fresh:
+        rec = simulate_record(seed, (size, size), backend)
+    if relight and ILLUMINATION_KEY not in rec:
+        rec, fresh = add_illumination_fits(rec), True
+    if fresh:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        save_record(p, rec)
+    return relit_view(rec) if relight else rec
 
 
 def laplace_nll(d_px: torch.Tensor, logb: torch.Tensor, target_enu_px: torch.Tensor,
@@ -134,7 +146,8 @@ def validation_set(cfg: dict[str, Any]) -> list[tuple[str, tuple[torch.Tensor, .
     combos = list(d.get("val_combos", COMBOS))
     out = []
     for i in range(count):
-        rec = get_record(Path(d["val_dir"]), start + i, d["scene_size"], d.get("val_backend", "sim_real"))
+        rec = get_record(Path(d["val_dir"]), start + i, d["scene_size"], d.get("val_backend", "sim_real"),
+                         relight=bool(d.get("relight", True)))
         combo = combos[i % len(combos)]
         out.append((combo, batch_tensors([(*features_and_target(rec, COMBOS[combo]), rupture_target(rec))])))
     return out
@@ -225,6 +238,7 @@ def train(cfg: dict[str, Any], resume: bool = False) -> Path:
     t_ckpt = time.time()
     max_s = float(tr.get("max_minutes", 1e9)) * 60
     w_rupt = float(tr.get("w_rupture", 0.2))
+    relight = bool(d.get("relight", True))  # the pre image relit from the DEM, as the backend feeds the network
     model.train()
     bar = tqdm(total=tr["steps"], initial=step, dynamic_ncols=True, mininterval=10)
     run_loss = run_err = 0.0
@@ -233,8 +247,8 @@ def train(cfg: dict[str, Any], resume: bool = False) -> Path:
         for _ in range(tr["batch"]):
             cdir, (s0, s1), be = sources[int(rng.choice(len(sources), p=weights))]
             seed_i = int(rng.integers(s0, s1))
-            rec = get_record(cdir, seed_i, d["scene_size"], be)
-            meas = get_measured(measurer, cdir, seed_i, rec)
+            rec = get_record(cdir, seed_i, d["scene_size"], be, relight=relight)
+            meas = get_measured(measurer, cdir, seed_i, rec, relit=relight)
             items.append(sample_item(rec, meas, rng, d["crop"], model.channels, p_keep=d.get("p_keep", 0.6)))
         x, t, v, r = batch_tensors([i[:4] for i in items])
         lr = lr_at(step, cfg, (time.time() - t_start + t_before) / max_s)
