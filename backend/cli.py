@@ -99,9 +99,10 @@ def _add_estimate_args(ap: argparse.ArgumentParser) -> None:
                         "rupture_trace.gpkg): the network's windows stop at it, so each side is measured from its own "
                         "pixels (sharper, less biased offsets across it; docs/geologist_tools.md)")
     o.add_argument("--illumination", choices=C.ILLUMINATION_MODES, default="auto",
-                   help="auto (default): with a DEM, divide each optical image's topographic shading out (the sun is "
-                        "fitted to the image; a different sun on the two dates otherwise reads as motion); off: leave "
-                        "the images as they are")
+                   help="auto (default): with a DEM, relight the pre optical image to the post image's sun (each "
+                        "image's sun fitted to the DEM's shading; only when that makes the pair more alike): a sun "
+                        "that differs between the dates otherwise reads as motion on relief; off: leave the images "
+                        "as they are")
     o.add_argument("--grid-like", metavar="RASTER", help="use this raster's grid for all outputs")
     o.add_argument("--extent", type=float, nargs=4, metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
                    help="crop the output grid to this area (in --extent-crs; snapped outwards to whole pixels)")

@@ -272,8 +272,8 @@ class EstimateConfig:
     known surface rupture trace, e.g. ``rupture_trace.gpkg`` of a first run, edited, or a mapped trace. The
     network's windows then stop at it: each side is measured from its own pixels only (docs/geologist_tools.md).
 
-    ``illumination``: "auto" (default) divides the topographic shading out of each optical image where a DEM is
-    given and its hillshade explains the image (sun fitted per image, ``backend.illumination``); "off" leaves the
+    ``illumination``: "auto" (default) relights the pre optical image to the post image's sun where a DEM is given,
+    both images show its shading and the relit pair is more alike (``backend.illumination``); "off" leaves the
     images as they are.
     """
 

@@ -93,8 +93,11 @@ class IlluminationFit:
 
 def fit_illumination(image: np.ndarray, dem: np.ndarray, pixel_size_m: float) -> IlluminationFit:
     """Fit the sun and ``offset``, ``gain`` of one image's shading to the DEM (same grid; NaN = no data)."""
+    return _fit(image, _facets(np.asarray(dem, np.float64), float(pixel_size_m)))
+
+
+def _fit(image: np.ndarray, facets: tuple[np.ndarray, np.ndarray, np.ndarray]) -> IlluminationFit:
     img = np.asarray(image, np.float64)
-    facets = _facets(np.asarray(dem, np.float64), float(pixel_size_m))
     ok = np.isfinite(img) & np.isfinite(facets[0]) & np.isfinite(facets[1])
     n = int(ok.sum())
     if n < 1000:
@@ -138,28 +141,30 @@ def fit_illumination(image: np.ndarray, dem: np.ndarray, pixel_size_m: float) ->
     return IlluminationFit(True, f"{sun} (r {r:.2f})", **fit)
 
 
-def relative_illumination(dem: np.ndarray, pixel_size_m: float, fit: IlluminationFit | None) -> np.ndarray | float:
+def _relative(facets: tuple[np.ndarray, np.ndarray, np.ndarray], fit: IlluminationFit) -> np.ndarray:
     """``(offset + gain * hillshade) / level`` (the illumination relative to its median), floored at
-    :data:`FLOOR`; 1 without a fit, NaN where the DEM (or its gradient) has no value."""
-    if fit is None:
-        return 1.0
-    facets = _facets(np.asarray(dem, np.float64), float(pixel_size_m))
+    :data:`FLOOR`; NaN where the DEM (or its gradient) has no value."""
     rel = (fit.offset + fit.gain * _shade(facets, fit.azimuth_deg, fit.elevation_deg)) / fit.level
     return np.maximum(rel, FLOOR)  # NaN stays NaN
 
 
-def relight_pre(pre: np.ndarray, dem: np.ndarray, pixel_size_m: float, fit_pre: IlluminationFit | None,
-                fit_post: IlluminationFit | None) -> np.ndarray:
-    """The pre image lit by the post image's sun: ``pre * rel_post / rel_pre`` (float32; NaN stays NaN; a fit
-    of None = that image's illumination is taken as uniform). Where the DEM has no value (voids, outside its
-    cover) the relit image has none either: an unlit patch in a relit image would be an edge that does not move
-    with the ground, and the network treats missing pixels exactly (other modalities, else NaN there).
+def relight_pre(pre: np.ndarray, dem: np.ndarray, pixel_size_m: float, fit_pre: IlluminationFit,
+                fit_post: IlluminationFit) -> np.ndarray:
+    """The pre image lit by the post image's sun: ``pre * rel_post / rel_pre`` (float32; NaN stays NaN). Where
+    the DEM has no value (voids, outside its cover) the relit image has none either: an unlit patch in a relit image
+    would be an edge that does not move with the ground, and the network treats missing pixels exactly (other
+    modalities, else NaN there).
 
     Only the pre image is changed, and the DEM is registered to it: the post image keeps its own shading, which
     moved with the ground, so the relit pair differs by the ground motion alone. (Dividing both images by their
     shading would imprint the DEM's shading at zero motion on the post image and pull large offsets toward 0.)
     """
-    ratio = relative_illumination(dem, pixel_size_m, fit_post) / relative_illumination(dem, pixel_size_m, fit_pre)
+    return _relight(pre, _facets(np.asarray(dem, np.float64), float(pixel_size_m)), fit_pre, fit_post)
+
+
+def _relight(pre: np.ndarray, facets: tuple[np.ndarray, np.ndarray, np.ndarray], fit_pre: IlluminationFit,
+             fit_post: IlluminationFit) -> np.ndarray:
+    ratio = _relative(facets, fit_post) / _relative(facets, fit_pre)
     return (np.asarray(pre, np.float32) * ratio).astype(np.float32)
 
 
@@ -194,14 +199,15 @@ def fit_pair(arrays: Mapping[str, Any], pixel_size_m: float) -> dict[str, Any]:
     pre, post = arrays.get("optical_pre"), arrays.get("optical_post")
     if dem is None or pre is None or post is None:
         return {}
-    fit_pre, fit_post = fit_illumination(pre, dem, pixel_size_m), fit_illumination(post, dem, pixel_size_m)
+    facets = _facets(np.asarray(dem, np.float64), float(pixel_size_m))  # one gradient for both fits and the check
+    fit_pre, fit_post = _fit(pre, facets), _fit(post, facets)
     out: dict[str, Any] = {"optical_pre": fit_pre.to_json(), "optical_post": fit_post.to_json(), "relit": False}
     if not (fit_pre.usable and fit_post.usable):
         which = "neither image" if not (fit_pre.usable or fit_post.usable) else (
             "the pre image only" if fit_pre.usable else "the post image only")
         return out | {"similarity": None, "reason": f"the DEM's shading explains {which}"}
     before = pair_similarity(pre, post)
-    after = pair_similarity(relight_pre(pre, dem, pixel_size_m, fit_pre, fit_post), post)
+    after = pair_similarity(_relight(pre, facets, fit_pre, fit_post), post)
     sim = [round(before, 4), round(after, 4)]
     if not after >= before + MIN_GAIN:
         return out | {"similarity": sim,

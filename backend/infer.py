@@ -74,8 +74,8 @@ def fault_side(grid: Grid, lines: list[np.ndarray], r0: int, c0: int, h: int, w:
 
 def _tile_arrays(sources: dict[str, AlignedSource], angles: Angles, stats: dict[str, Any], r0: int, c0: int,
                  h: int, w: int, pixel_size_m: float) -> tuple[dict[str, Any], np.ndarray]:
-    """The tile's input arrays (the optical pair with its topographic shading divided out where ``stats`` holds
-    an applied illumination fit), and where the optical pair has no texture (there it is given to the model as
+    """The tile's input arrays (the pre image relit to the post image's sun where ``stats["illumination"]`` says
+    so, ``backend.illumination``), and where the optical pair has no texture (there it is given to the model as
     missing, NaN; the mask is kept to blank east/north where no other modality sees horizontal motion)."""
     arrays: dict[str, Any] = dict.fromkeys(FEATURE_KEYS)
     for name, src in sources.items():  # the network sees the first interferogram ("phase", "coherence") only

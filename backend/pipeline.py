@@ -208,12 +208,11 @@ def _open_sources(r: _Run, stack: ExitStack) -> tuple[dict[str, AlignedSource], 
     return sources, [angles_of(Interferogram(None, incidence_deg=cfg.incidence_deg, heading_deg=cfg.heading_deg), 1)]
 
 
-def _stats_arrays(sources: dict[str, AlignedSource], grid: Grid) -> dict[str, np.ndarray]:
-    """Full-resolution samples for the global statistics and the illumination fit, 2-D: the whole grid if small,
-    else a lattice of 8 x 8 blocks put side by side with a NaN row / column between them (so no gradient is taken
-    across two blocks)."""
+def _stats_arrays(sources: dict[str, AlignedSource], grid: Grid, keys: list[str]) -> dict[str, np.ndarray]:
+    """Full-resolution samples of ``keys`` for the global statistics and the illumination fit, 2-D: the whole grid
+    if small, else a lattice of 8 x 8 blocks put side by side with a NaN row / column between them (so no gradient
+    is taken across two blocks)."""
     h, w = grid.shape
-    keys = [k for k in ("optical_pre", "optical_post", "sar_pre", "sar_post", "dem") if k in sources]
     if h * w <= STATS_FULL_MAX_PX:
         return {key: np.asarray(sources[key].read(0, 0, h, w), np.float32) for key in keys}
     n = 8
@@ -233,9 +232,11 @@ def _stats_arrays(sources: dict[str, AlignedSource], grid: Grid) -> dict[str, np
 
 def _input_stats(r: _Run, sources: dict[str, AlignedSource]) -> dict[str, Any]:
     """stats: the illumination fit of each optical image (``illumination``, when ``cfg.illumination`` is auto and a
-    DEM is given) and the normalisation statistics of the images as the network will see them (corrected)."""
-    sample = _stats_arrays(sources, r.grid)
-    fits = illumination.fit_pair(sample, r.grid.pixel_size_m) if r.cfg.illumination == "auto" else {}
+    DEM is given) and the normalisation statistics of the images as the network will see them (relit)."""
+    relight = r.cfg.illumination == "auto" and all(k in sources for k in ("optical_pre", "optical_post", "dem"))
+    keys = [k for k in ("optical_pre", "optical_post", "sar_pre", "sar_post") if k in sources]
+    sample = _stats_arrays(sources, r.grid, keys + (["dem"] if relight else []))  # the DEM: for the fit only
+    fits = illumination.fit_pair(sample, r.grid.pixel_size_m) if relight else {}
     stats: dict[str, Any] = feat.compute_stats(illumination.apply(sample, fits, r.grid.pixel_size_m))
     if fits:
         stats["illumination"] = fits

@@ -53,7 +53,16 @@ import numpy as np
 from backend.conventions import enu_to_los
 from models import fault_metrics as fm
 from models.baselines import dis_offsets, phase_correlation_offsets
-from models.dataset import COMBOS, arrays_for, load_record, save_record, scene_to_record
+from models.dataset import (
+    COMBOS,
+    ILLUMINATION_KEY,
+    add_illumination_fits,
+    arrays_for,
+    load_record,
+    relit_view,
+    save_record,
+    scene_to_record,
+)
 
 DEFAULT_CONFIG = Path("models/configs/eval.json")
 CORR_VERSION = "v2"  # cache key of the correlator (v2: iterative re-centring, cubic spline)
@@ -227,6 +236,7 @@ class OnnxModel:
         self.trace = trace
         self.illumination = illumination
         self.relit: list[bool] = []  # per model run with an optical pair and a DEM: was the pre image relit
+        self._relit_of: tuple[dict, dict] | None = None  # (record, its relit view): the last record seen
         self.no_trace: list[str] = []  # the modality combination of each run where no trace was found
         self.sess = ort.InferenceSession(str(path), cpu_session_options(), providers=["CPUExecutionProvider"])
         self.meta = json.loads(self.sess.get_modelmeta().custom_metadata_map["quakefusion"])  # no torch import
@@ -239,6 +249,8 @@ class OnnxModel:
 
     def run(self, rec: dict, combo: str) -> dict[str, np.ndarray]:
         """{"displacement": (3, H, W) m, "sigma": (3, H, W) m[, "rupture_probability": (H, W)]} of one record."""
+        if self.illumination != "off":
+            rec = self._relit(rec)
         arrays = arrays_for(rec, COMBOS[combo])
         if self.trace is not None and self.trace.get("from") == "extracted":
             side = extracted_fault_side(rec, self._run(rec, arrays))
@@ -250,16 +262,18 @@ class OnnxModel:
             arrays["fault_side"] = true_fault_side(rec, float(self.trace.get("offset_px", 0.0)))
         return self._run(rec, arrays)
 
+    def _relit(self, rec: dict) -> dict:
+        """The record as the backend feeds it (``models.dataset.relit_view``, as training does): the relighting
+        decision is made once per record, not once per modality combination."""
+        if self._relit_of is None or self._relit_of[0] is not rec:
+            self._relit_of = (rec, relit_view(add_illumination_fits(rec)))
+        return self._relit_of[1]
+
     def _run(self, rec: dict, arrays: dict[str, Any]) -> dict[str, np.ndarray]:
-        from backend import illumination
         from backend.features import build_features, compute_stats
 
-        if self.illumination != "off":
-            ps = float(rec["pixel_size_m"])
-            fits = illumination.fit_pair(arrays, ps)
-            arrays = illumination.apply(arrays, fits, ps)
-            if fits:
-                self.relit.append(bool(fits["relit"]))
+        if ILLUMINATION_KEY in rec and arrays.get("optical_pre") is not None and arrays.get("dem") is not None:
+            self.relit.append(bool(json.loads(str(rec[ILLUMINATION_KEY])).get("relit")))
         x = build_features(self.meta["channels"], arrays, stats=compute_stats(arrays),
                            pixel_size_m=rec["pixel_size_m"], wavelength_m=rec["wavelength_m"],
                            phase_sign=int(rec["phase_sign"]))

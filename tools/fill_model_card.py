@@ -36,7 +36,6 @@ SETS = {  # placeholder -> runs/ folder
     "TABLE_NOMOTION_REAL_TRACE": "eval_no_motion_real_trace",
     "TABLE_REAL_LARGE_TRACE_EXTRACTED": "eval_real_texture_large_trace_extracted",
     "TABLE_REAL_CLOUDMASK_TRACE_EXTRACTED": "eval_real_texture_large_cloudmask_trace_extracted",
-    "TABLE_RANDOM_NORELIGHT": "eval_norelight", "TABLE_STRONG_NORELIGHT": "eval_strong_norelight",
 }
 RELIGHT_PAIRS = {"(a) random events": ("eval_norelight", "eval"),
                  "(b) strong events": ("eval_strong_norelight", "eval_strong")}
