@@ -87,6 +87,17 @@ def run_components(run_dir: Path, p: ToolParams) -> dict[str, Path]:
     return write_component_rasters(run_dir, lines, local=not p.mean_strike)
 
 
+def offset_caveats(run_dir: Path, files: dict[str, Path]) -> list[str]:
+    """What the offsets just written (``files["csv"]``) cannot be trusted for, in words
+    (``backend.offsets.fusion_caveats``: e.g. small steps read short with a fused SAR pair); [] without offsets."""
+    if "csv" not in files:
+        return []
+    from backend.geodata import load_run
+    from backend.offsets import fusion_caveats, read_csv
+
+    return fusion_caveats(load_run(run_dir), [r["parallel_m"] for r in read_csv(files["csv"])])
+
+
 RUNNERS: dict[str, Callable[[Path, ToolParams], dict[str, Path]]] = {
     "trace": run_trace, "offsets": run_offsets, "arrows": run_arrows, "components": run_components}
 

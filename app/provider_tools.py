@@ -33,7 +33,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QUrl
 
-from .geotools import ToolParams, run_tools
+from .geotools import ToolParams, offset_caveats, run_tools
 from .tool_layers import VECTORS
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
@@ -135,6 +135,8 @@ class _ToolAlgorithm(QgsProcessingAlgorithm):
         except PipelineError as exc:
             raise QgsProcessingException(exc.message) from exc
         self._files = files
+        for note in offset_caveats(run_dir, files):  # e.g. small steps read short with a fused SAR pair
+            feedback.pushWarning(note)
         self._load(files, context)
         return self.results(files, run_dir)
 

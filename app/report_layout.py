@@ -33,7 +33,7 @@ def prepare_report(run_dir: str | Path, p: ToolParams, progress: Any = None, can
     (``report_slip.png``, ``report_profile.png``) and the summary text (``report_summary.txt``). Backend only: any
     thread."""
     from backend.geodata import load_run
-    from backend.offsets import Figures, default_exclude, plot_slip, profile_along_line
+    from backend.offsets import Figures, default_exclude, fusion_caveats, plot_slip, profile_along_line
     from backend.offsets import run_offsets as backend_offsets
     from backend.report import summary_lines
 
@@ -65,7 +65,10 @@ def prepare_report(run_dir: str | Path, p: ToolParams, progress: Any = None, can
     extra = {"trace": f"{Path(files['trace']).name} ({res['source']})", "spacing_m": f"{p.spacing:g}",
              "length_m": f"{p.length:g}", "width_m": f"{p.width:g}", "exclude_m": f"{exclude:g}",
              "profiles": str(len(profiles))}
-    (run_dir / SUMMARY_TXT).write_text("\n".join(summary_lines(run, extra)) + "\n")
+    caveats = fusion_caveats(run, [q.offsets["parallel"][0] for q in profiles])  # e.g. a fused SAR pair
+    # first: a long run summary runs past the frame's bottom, and this must be read
+    text = [f"Caution: {c}\n" for c in caveats] + summary_lines(run, extra)  # the label wraps it
+    (run_dir / SUMMARY_TXT).write_text("\n".join(text) + "\n")
     files["summary"] = run_dir / SUMMARY_TXT
     if progress:
         progress(0.9, "report figures drawn")

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from .components import mean_direction
 from .geodata import RunData, ToolsError, azimuth_deg, cumulative_length, load_run
-from .offsets import Figures, default_exclude, offsets_along_trace, plot_slip, profile_along_line
+from .offsets import Figures, default_exclude, fusion_caveats, offsets_along_trace, plot_slip, profile_along_line
 from .trace import trace_for_run
 from .vectors import make_arrows, nice_value
 
@@ -140,11 +141,14 @@ def summary_lines(run: RunData, extra: dict) -> list[str]:
     return lines + ["", "offsets (this report):"] + [f"  {k}: {v}" for k, v in extra.items()]
 
 
-def _summary_page(plt, run: RunData, extra: dict):  # noqa: ANN001, ANN202
+def _summary_page(plt, run: RunData, extra: dict, caveats: list[str] | tuple = ()):  # noqa: ANN001, ANN202
     fig = plt.figure(figsize=PAGE)
     fig.text(0.05, 0.94, "Run summary", fontsize=16, fontweight="bold")
     lines = summary_lines(run, extra)
-    fig.text(0.05, 0.9, "\n".join(lines[:48]), fontsize=8.5, family="monospace", va="top")
+    fig.text(0.05, 0.9, "\n".join(lines[:40]), fontsize=8.5, family="monospace", va="top")
+    if caveats:  # what these offsets cannot be trusted for (backend.offsets.fusion_caveats)
+        text = "\n".join(textwrap.fill(c, 150) for c in caveats)
+        fig.text(0.05, 0.04, "Caution: " + text, fontsize=9, color="#b71c1c", va="bottom")
     return fig
 
 
@@ -176,6 +180,8 @@ def make_report(run_dir: str | Path, out_pdf: str | Path, trace: str | Path | No
                                       ("exclude", exclude)) if v is not None})
         extra |= {k + ("_m" if k != "spacing" else "_m"): f"{v:g}" for k, v in prm.items()}
         profiles = offsets_along_trace(run, lines, prm["spacing"], prm["length"], prm["width"], prm["exclude"])
+        caveats = fusion_caveats(run, [p.offsets["parallel"][0] for p in profiles])
+        notes += caveats
         fig, ax = plt.subplots(3, 1, figsize=PAGE, sharex=True)
         plot_slip(profiles, ax=ax)
         fig.suptitle(f"Offsets along strike: stacks {prm['length']:g} m long, {prm['width']:g} m wide, every "
@@ -196,7 +202,7 @@ def make_report(run_dir: str | Path, out_pdf: str | Path, trace: str | Path | No
             fig.text(0.5, 0.5, f"{what}: no rupture trace found or given.\n" + "\n".join(notes), ha="center",
                      fontsize=12)
             figs.append(fig)
-    figs.append(_summary_page(plt, run, extra))
+    figs.append(_summary_page(plt, run, extra, caveats if lines else []))
     with PdfPages(out_pdf) as pdf:
         for f in figs:
             pdf.savefig(f)

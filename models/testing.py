@@ -151,6 +151,19 @@ def write_truth_run(scene, folder: Path, noise_m: float = 0.0, seed: int = 0, pr
     return folder
 
 
+def copy_run_with_inputs(run_dir: Path, dst: Path, inputs: list[str]) -> Path:
+    """A copy of a run folder whose ``run.json`` lists ``inputs`` (names as the pipeline writes them, e.g.
+    ``optical_pre``, ``sar_pre``): for testing what the tools say about the modalities a run fused."""
+    import json
+    import shutil
+
+    shutil.copytree(run_dir, dst)
+    rj = json.loads((dst / "run.json").read_text())
+    rj["inputs"] = {k: {"name": k, "path": f"/data/{k}.tif", "band": 1} for k in inputs}
+    (dst / "run.json").write_text(json.dumps(rj))
+    return dst
+
+
 def true_fault_offsets(scene, x: float, y: float) -> dict:  # noqa: ANN001 (models.scene.Scene)
     """Truth at map point (x, y) on a simulated scene's surface trace: the surface-rupturing patch there and its
     offsets in the convention of backend/offsets.py (parallel = slip cos(rake): + left-lateral; normal =

@@ -290,3 +290,31 @@ def test_a_side_with_every_sample_at_one_distance_has_no_line_not_a_crash() -> N
     for unit in (1.0, 1e-3):  # metres or kilometres: the same line
         a, sa, b = fit_side(d * unit, 2.0 + 0.001 * d, np.full(40, 0.1), 1.0)
         assert a == pytest.approx(2.0, abs=1e-9) and b * unit == pytest.approx(0.001, abs=1e-12) and 0 < sa < 0.1
+
+
+def test_small_offsets_of_a_run_that_fused_the_sar_pair_carry_a_caution(mw69_run, tmp_path, capsys):
+    """The fused SAR amplitude pair reads small steps short near a rupture (slope 0.81 vs 0.93 optical alone on
+    this Mw 6.9 scene, models/MODEL_CARD.md): the offsets tool says so, and what to do, for offsets below one
+    pixel; not for a run without the SAR pair, nor for offsets of a pixel or more."""
+    from backend.offsets import fusion_caveats
+    from backend.report import make_report
+    from models.testing import copy_run_with_inputs as _with_inputs
+
+    both = _with_inputs(mw69_run, tmp_path / "both", ["optical_pre", "optical_post", "sar_pre", "sar_post", "dem"])
+    assert main(["offsets", str(both), "--spacing", "1000", "--length", "2000", "--width", "200",
+                 "--exclude", "90"]) == 0
+    err = capsys.readouterr().err
+    assert "note: This run fused the SAR amplitude pair" in err and "optical pair and the DEM only" in err
+    assert "(30 m here)" in err  # one pixel of this 30-m grid
+    with (both / "fault_offsets.csv").open() as f:
+        par = [float(r["parallel_m"]) for r in csv.DictReader(f)]
+    assert 1.9 < np.median(par) < 2.6  # 0.07-0.09 px: below the 1-px limit
+    run = load_run(both)
+    assert len(fusion_caveats(run, par)) == 1
+    assert fusion_caveats(run, [35.0, 31.0, 25.0]) == []  # median >= 1 px (30 m): the SAR pair does no harm there
+    optical = _with_inputs(mw69_run, tmp_path / "optical", ["optical_pre", "optical_post", "dem"])
+    assert fusion_caveats(load_run(optical), par) == []
+    sar_only = _with_inputs(mw69_run, tmp_path / "sar", ["sar_pre", "sar_post"])
+    assert fusion_caveats(load_run(sar_only), par) == []  # nothing to compare with: its sigma says it
+    rep = make_report(both, tmp_path / "report.pdf")  # the report's summary page carries it too
+    assert rep["pages"] == 4 and any(n.startswith("This run fused the SAR amplitude pair") for n in rep["notes"])

@@ -76,3 +76,36 @@ def test_offsets_and_export_algorithms(provider, qgis_new_project, mw69_run, mw6
                                                       "SHAPEFILES": str(tmp_path / "shp")})
     assert res["LAYERS"] == 7 + 8  # rasters (3 + 3 + 1 bands) + vectors
     assert (tmp_path / "shp" / "offsets.shp").is_file() and (tmp_path / "shp" / "arrow_line.qml").is_file()
+
+
+class _Feedback(QgsProcessingFeedback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.warnings: list[str] = []
+
+    def pushWarning(self, warning: str) -> None:  # noqa: N802
+        self.warnings.append(warning)
+        super().pushWarning(warning)
+
+
+def test_offsets_algorithm_warns_when_a_fused_sar_pair_reads_small_steps_short(provider, qgis_new_project, mw69_run,
+                                                                              tmp_path: Path) -> None:
+    """Processing's fault offsets pushes the caution of ``backend.offsets.fusion_caveats`` (a run that fused the
+    SAR amplitude pair, offsets below one pixel: 2.2 m on 30-m pixels here) and none for an optical run."""
+    from models.testing import copy_run_with_inputs
+
+    for inputs, expected in ((["optical_pre", "optical_post", "sar_pre", "sar_post", "dem"], 1),
+                             (["optical_pre", "optical_post", "dem"], 0)):
+        run = copy_run_with_inputs(mw69_run, tmp_path / f"run{expected}", inputs)
+        alg = provider.createAlgorithmById("quakefusion:fault_offsets")
+        ctx = QgsProcessingContext()
+        ctx.setProject(QgsProject.instance())
+        fb = _Feedback()
+        res, ok = alg.run({"RUN_FOLDER": str(run), "SPACING": 1000, "LENGTH": 2000, "WIDTH": 200, "EXCLUDE": 90},
+                          ctx, fb)
+        assert ok, res
+        assert res["PROFILES"] >= 7
+        sar = [w for w in fb.warnings if "fused the SAR amplitude pair" in w]
+        assert len(sar) == expected, fb.warnings
+        if expected:
+            assert "optical pair and the DEM only" in sar[0] and "(30 m here)" in sar[0]

@@ -173,3 +173,29 @@ def test_export_names_the_bands_of_every_interferogram(qf_plugin_pkg, tmp_path) 
     tables = [t for _tif, _b, t in _raster_tables(tmp_path)]
     assert tables == ["los_displacement_fused", "los_displacement_from_phase", "los_displacement_2_fused",
                       "los_displacement_2_from_phase"]
+
+
+def test_tools_dialog_shows_the_caution_of_a_fused_sar_pair(qgis_app, qgis_iface, qgis_new_project, qf_plugin_pkg,
+                                                           qf_clean_settings, mw69_run, tmp_path: Path) -> None:
+    """Geologist's tools ▸ Offsets on a run that fused the SAR amplitude pair, with offsets below one pixel (2.2 m
+    on 30-m pixels): the dialog's status ends with the caution and what to do (backend.offsets.fusion_caveats)."""
+    from quakefusion.ui.tools_dialog import ToolsDialog
+
+    from models.testing import copy_run_with_inputs
+
+    run = copy_run_with_inputs(mw69_run, tmp_path / "run", ["optical_pre", "optical_post", "sar_pre", "sar_post"])
+    dlg = ToolsDialog(qgis_iface, None)
+    try:
+        dlg.fw_run.setFilePath(str(run))
+        dlg.spin_spacing.setValue(1000)
+        dlg.spin_length.setValue(2000)
+        dlg.spin_width.setValue(200)
+        dlg.spin_exclude.setValue(90)
+        task = dlg.run_tool("offsets")
+        _wait(task, qgis_app)
+        assert task.error is None, task.details or task.error
+        assert (run / "fault_offsets.csv").exists()
+        assert len(dlg.last_caveats) == 1 and "fused the SAR amplitude pair" in dlg.last_caveats[0]
+        assert "Caution: This run fused the SAR amplitude pair" in dlg.lbl_status.text()
+    finally:
+        dlg.close()

@@ -77,3 +77,21 @@ def test_plugin_zip_ships_the_template_and_the_guide() -> None:
     assert "resources/report_template.qpt" in files and "docs/user_guide.md" in files
     assert "docs/img/tools_dialog.png" in files  # the guide's screenshots (tests/test_package.py checks them all)
     assert not any(f.startswith("tests/") for f in files)
+
+
+def test_layout_report_summary_opens_with_the_caution_of_a_fused_sar_pair(qgis_app, qf_plugin_pkg, mw69_run,
+                                                                          tmp_path: Path) -> None:
+    """A run that fused the SAR amplitude pair, offsets below a pixel: the layout's summary opens with the caution
+    (a long summary runs past the frame's bottom), then the run summary as before."""
+    from quakefusion.app.geotools import ToolParams
+    from quakefusion.app.report_layout import make_layout_report
+
+    from models.testing import copy_run_with_inputs
+
+    run = copy_run_with_inputs(mw69_run, tmp_path / "run", ["optical_pre", "optical_post", "sar_pre", "sar_post"])
+    res = make_layout_report(run, tmp_path / "report.pdf", ToolParams(spacing=500, length=1000, width=200,
+                                                                      exclude=30))
+    text = res["layout"].itemById("summary").text()
+    assert text.startswith("Caution: This run fused the SAR amplitude pair")
+    assert "optical pair and the DEM only" in text and "\nrun folder:" in text
+    assert res["pages"] == 2

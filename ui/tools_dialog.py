@@ -37,7 +37,7 @@ from qgis.PyQt.QtWidgets import (
     QVBoxLayout,
 )
 
-from ..app.geotools import ToolParams, run_tools
+from ..app.geotools import ToolParams, offset_caveats, run_tools
 from ..app.task import ToolTask
 
 SETTINGS_PREFIX = "QuakeFusion/"
@@ -74,6 +74,7 @@ class ToolsDialog(QDialog):
         self.task: Any = None
         self.report_project: Any = None  # the report's layers and layout live here (the user's project is untouched)
         self.last_files: dict[str, Path] = {}
+        self.last_caveats: list[str] = []  # what the last offsets cannot be trusted for (app.geotools.offset_caveats)
         s = QgsSettings()
         lay = QVBoxLayout(self)
         top = QGridLayout()
@@ -293,7 +294,9 @@ class ToolsDialog(QDialog):
 
             self.last_files = files
             _group, layers = add_tool_layers(files, f"QuakeFusion tools: {Path(self.fw_run.filePath()).name}")
-            return f"{', '.join(names)}: {len(layers)} layers added; files in {self.fw_run.filePath()}"
+            msg = f"{', '.join(names)}: {len(layers)} layers added; files in {self.fw_run.filePath()}"
+            self.last_caveats = offset_caveats(Path(self.fw_run.filePath()), files)
+            return msg + "".join(f" Caution: {c}" for c in self.last_caveats)
 
         def work(run_dir: Path, p: ToolParams, prog: Any, cancel: Any) -> dict[str, Path]:
             if key == "trace" and p.trace is None:
