@@ -126,13 +126,58 @@ def style_vector(layer: Any, kind: str) -> None:
         _label_reference(layer)
 
 
+STYLE_DESCRIPTION = "QuakeFusion style"  # layer_styles: styleName = the table's name, description = this
+
+
 def save_vector_style(layer: Any, path: Path, table: str) -> None:
-    """The layer's style as the default in the GeoPackage's ``layer_styles`` and as ``<file>_<table>.qml``."""
+    """The layer's style as the default in the GeoPackage's ``layer_styles`` and as ``<file>_<table>.qml``.
+
+    The first time QGIS creates the table (``saveStyleToDatabase``). When the GeoPackage already has one (a tool
+    run again: ``backend.geodata.write_layers`` rewrites the file in place and keeps it), the row is written with
+    Python's sqlite3: in the real desktop ``saveStyleToDatabase`` hung there, on a GeoPackage whose earlier layers
+    QGIS had loaded (the tools dialog's second Offsets never finished)."""
     if Path(path).suffix.lower() == ".gpkg":
-        err = layer.saveStyleToDatabase(table, "QuakeFusion style", True, "")
-        if err:
-            raise OSError(f"cannot store the style of {table} in {path}: {err}")
+        if _has_style_table(Path(path)):
+            _write_style_row(layer, Path(path), table)
+        else:
+            err = layer.saveStyleToDatabase(table, STYLE_DESCRIPTION, True, "")
+            if err:
+                raise OSError(f"cannot store the style of {table} in {path}: {err}")
     layer.saveNamedStyle(str(Path(path).with_name(f"{Path(path).stem}_{table}.qml")))
+
+
+def _has_style_table(path: Path) -> bool:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as con:
+        return con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'layer_styles'").fetchone() \
+            is not None
+
+
+def _write_style_row(layer: Any, path: Path, table: str) -> None:
+    """The layer's QML as the default style of ``table`` in ``layer_styles`` (the row replaced)."""
+    import sqlite3
+
+    from qgis.PyQt.QtXml import QDomDocument
+
+    doc = QDomDocument()
+    err = layer.exportNamedStyle(doc)
+    if err:
+        raise OSError(f"cannot write the style of {table}: {err}")
+    con = sqlite3.connect(str(path), timeout=10)
+    try:
+        with con:
+            con.execute("UPDATE layer_styles SET useAsDefault = 0 WHERE f_table_name = ?", (table,))
+            con.execute("DELETE FROM layer_styles WHERE f_table_name = ? AND styleName = ?", (table, table))
+            con.execute("INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, f_geometry_column, "
+                        "styleName, styleQML, styleSLD, useAsDefault, description, owner) "
+                        "VALUES ('', '', ?, 'geom', ?, ?, '', 1, ?, '')",
+                        (table, table, doc.toString(), STYLE_DESCRIPTION))
+    except sqlite3.Error as exc:
+        raise OSError(f"cannot store the style of {table} in {path}: {exc}. Fix: close the layers of this file in "
+                      "QGIS and run the tool again.") from exc
+    finally:
+        con.close()
 
 
 # ----------------------------------------------------------------------------------------------- layers

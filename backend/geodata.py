@@ -266,6 +266,23 @@ def _targets(ogr, path: Path, layers: list[Layer]):  # noqa: ANN001, ANN202
     return driver, [(path / f"{lay.name}.shp", [lay]) for lay in layers]
 
 
+def _reopen_geopackage(ogr, target: Path):  # noqa: ANN001, ANN202
+    """An existing GeoPackage opened for update with its feature tables dropped (its ``layer_styles`` kept), or
+    None when it is not one. Rewritten in place, not deleted and created anew: QGIS keeps a cached connection to
+    a GeoPackage whose layers it has loaded, and a file replaced under it (a new inode with the old name) left
+    QGIS's next style save on it hanging (the tools dialog run twice in the real desktop)."""
+    try:
+        ds = ogr.Open(str(target), 1)
+    except RuntimeError:
+        return None
+    if ds is None or ds.GetDriver().GetName() != "GPKG":
+        return None
+    for i in reversed(range(ds.GetLayerCount())):
+        if ds.GetLayer(i).GetName() != "layer_styles":
+            ds.DeleteLayer(i)
+    return ds
+
+
 def _write_features(ogr, ds, ol, lay: Layer) -> None:  # noqa: ANN001
     defn = ol.GetLayerDefn()
     tx = ds.TestCapability(ogr.ODsCTransactions)
@@ -297,9 +314,11 @@ def write_layers(path: str | Path, layers: list[Layer], crs_wkt: str) -> list[Pa
     written = []
     for target, lays in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            driver.DeleteDataSource(str(target))
-        ds = driver.CreateDataSource(str(target))
+        ds = _reopen_geopackage(ogr, target) if target.suffix.lower() == ".gpkg" and target.exists() else None
+        if ds is None:
+            if target.exists():
+                driver.DeleteDataSource(str(target))
+            ds = driver.CreateDataSource(str(target))
         for lay in lays:
             ol = ds.CreateLayer(lay.name, srs, kinds[lay.geom])
             for name, kind in lay.fields.items():

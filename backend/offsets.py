@@ -384,12 +384,10 @@ def fusion_caveats(run: RunData, parallel_m: list[float] | None = None) -> list[
         par = par[np.isfinite(par)]
         if par.size and float(np.median(par)) >= SAR_STEP_PX * run.pixel_size:
             return []
-    return [f"This run fused the SAR amplitude pair with the optical pair. Next to a rupture the SAR pair (measured "
-            f"at half resolution, on speckle) reads steps below ~{SAR_STEP_PX:g} pixel "
-            f"({SAR_STEP_PX * run.pixel_size:g} m here) short: on a simulated Mw 6.9 rupture with a 0.2-pixel "
-            "step the fault-parallel estimate near the trace reads 81 % of the truth with it and 93 % with the "
-            "optical pair alone. Fix: for these offsets, run again with the optical pair and the DEM only (no SAR "
-            "pair) and compare (docs/geologist_tools.md, 'Which inputs for offsets')."]
+    return [f"This run fused the SAR amplitude pair: next to a rupture it reads steps below {SAR_STEP_PX:g} pixel "
+            f"({SAR_STEP_PX * run.pixel_size:g} m here) short (on a simulated Mw 6.9 rupture with a 0.2-pixel step: "
+            "81 % of the truth with it, 93 % with the optical pair alone). Fix: run again with the optical pair and "
+            "the DEM only, and compare (docs/geologist_tools.md, 'Which inputs for offsets')."]
 
 
 def run_offsets(run_dir: str | Path, spacing: float, length: float, width: float, exclude: float | None = None,

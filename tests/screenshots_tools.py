@@ -1,7 +1,7 @@
 """Screenshots of the geologist's tools in the real QGIS desktop under Xvfb (for docs/user_guide.md):
 
     .venv/bin/python tests/screenshots_tools.py     # -> docs/img/tools_*.png, profile_dock.png, report_page-*.png,
-                                                    #    qgis_dialog_768.png
+                                                    #    qgis_dialog_768.png, tools_caution.png
 
 The Mw 6.9 event of the issue (seed 7) as a truth run folder (``models.testing.write_truth_run``: truth + 5 cm
 noise, a rupture probability), the plugin's tools dialog run through the real plugin instance ("All four"), the
@@ -139,6 +139,33 @@ def step6():
         d = STATE["dlg"]
         print("main dialog opens", d.width(), "x", d.height(), "px; sizeHint", d.sizeHint().height(), flush=True)
         shot("qgis_dialog_768.png", d)
+        d.hide()
+        # the same run folder as if it had fused the SAR amplitude pair: Offsets then carry the caution
+        from models.testing import copy_run_with_inputs
+        run = copy_run_with_inputs(STATE["run"], Path(CFG["results"]) / "Mw6.9_sar_fused",
+                                   ["optical_pre", "optical_post", "sar_pre", "sar_post", "dem"])
+        tools = STATE["tools"]
+        tools.show()
+        tools.fw_run.setFilePath(str(run))
+        print("offsets on the SAR-fused copy", run, flush=True)
+        task = tools.run_tool("offsets")
+        if task is None:
+            raise RuntimeError("offsets did not start: " + tools.lbl_status.text())
+        task.done.connect(lambda ok, text: QTimer.singleShot(800, step7))
+        QTimer.singleShot(30000, step7)  # a task that never finishes (as a second run did before): shoot, quit
+    except Exception as exc:
+        fail(exc)
+
+
+def step7():
+    if STATE.get("step7"):
+        return
+    STATE["step7"] = True
+    try:
+        print("caution:", STATE["tools"].last_caveats, flush=True)
+        if not STATE["tools"].last_caveats:
+            raise RuntimeError("Offsets on the SAR-fused copy did not finish with its caution within 30 s")
+        shot("tools_caution.png", STATE["tools"])
         QgsApplication.exit(0)
     except Exception as exc:
         fail(exc)

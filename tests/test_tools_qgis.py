@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer
+from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer
 
 pytestmark = pytest.mark.qgis_slow
 
@@ -197,5 +197,40 @@ def test_tools_dialog_shows_the_caution_of_a_fused_sar_pair(qgis_app, qgis_iface
         assert (run / "fault_offsets.csv").exists()
         assert len(dlg.last_caveats) == 1 and "fused the SAR amplitude pair" in dlg.last_caveats[0]
         assert "Caution: This run fused the SAR amplitude pair" in dlg.lbl_status.text()
+        assert "color:#b71c1c" in dlg.lbl_status.text()  # in red, after the usual status line
+        bar = qgis_iface.messageBar().get_messages(Qgis.Warning)  # and a warning that stays until closed
+        assert any("fused the SAR amplitude pair" in t for t in bar), bar
     finally:
         dlg.close()
+
+
+def test_a_tool_run_again_rewrites_its_geopackage_in_place_with_the_new_style(qgis_app, qgis_new_project,
+                                                                              qf_plugin_pkg, run_copy) -> None:
+    """Offsets run twice with their layers loaded (the user changes the spacing and runs again): the GeoPackage
+    is rewritten in place (same file, so QGIS's cached connection stays valid; a file replaced under it left the
+    second run's style save hanging in the real desktop), its layer_styles row replaced, and a fresh layer opens
+    with the new default style and the new features."""
+    import os
+
+    from quakefusion.app.geotools import ToolParams, run_tools
+    from quakefusion.app.tool_layers import add_tool_layers
+
+    gpkg = run_copy / "fault_offsets.gpkg"
+    files = run_tools(run_copy, ["offsets"], ToolParams(spacing=1000, length=2000, width=200, exclude=90))
+    add_tool_layers(files, "tools")
+    inode, n1 = os.stat(gpkg).st_ino, len(list(QgsVectorLayer(f"{gpkg}|layername=offsets").getFeatures()))
+    files = run_tools(run_copy, ["offsets"], ToolParams(spacing=500, length=2000, width=200, exclude=90))
+    add_tool_layers(files, "tools")
+    assert os.stat(gpkg).st_ino == inode
+    fresh = QgsVectorLayer(f"{gpkg}|layername=offsets", "fresh", "ogr")
+    n2 = fresh.featureCount()
+    assert n1 in (7, 8) and n2 in (15, 16)  # ~7.9 km of trace every 1000 m, then every 500 m
+    with sqlite3.connect(gpkg) as con:
+        rows = con.execute("SELECT styleName, useAsDefault, description FROM layer_styles "
+                           "WHERE f_table_name = 'offsets'").fetchall()
+    assert rows == [("offsets", 1, "QuakeFusion style")]  # as QGIS's saveStyleToDatabase wrote it the first time
+    msg, ok = fresh.loadDefaultStyle()
+    assert ok, msg
+    assert fresh.renderer().type() == "graduatedSymbol"
+    names = [lyr.name() for lyr in QgsProject.instance().mapLayers().values()]
+    assert names.count("Fault offsets (fault-parallel, m)") == 1  # the first run's layer replaced, not duplicated

@@ -8,10 +8,12 @@ thread, in a group named after the run folder. Built in code (compact: fits a 76
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
 from qgis.core import (
+    Qgis,
     QgsApplication,
     QgsCoordinateReferenceSystem,
     QgsMapLayerProxyModel,
@@ -267,6 +269,7 @@ class ToolsDialog(QDialog):
             self.lbl_status.setText(f"<span style='color:#c62828'>{exc}</span>")
             return None
         self.remember()
+        self.last_caveats = []  # set again by the offsets' on_done
         task = ToolTask(title, lambda prog, cancel: work(run_dir, p, prog, cancel), on_done, self.iface)
         task.progressChanged.connect(lambda v: self.progress.setValue(int(v)))
         task.message.connect(self.lbl_status.setText)
@@ -282,7 +285,10 @@ class ToolsDialog(QDialog):
         self.task = None
         self._busy(False)
         self.progress.setValue(100 if ok else 0)
-        self.lbl_status.setText(text)
+        self.lbl_status.setText(text + "".join(f"<br><span style='color:#b71c1c'>Caution: {html.escape(c)}</span>"
+                                               for c in (self.last_caveats if ok else [])))
+        if self.height() < self.sizeHint().height():  # a longer status: grow rather than squeeze the rows
+            self.resize(self.width(), self.sizeHint().height())
 
     def run_tool(self, key: str) -> Any:
         names = ["trace", "offsets", "arrows", "components"] if key == "all" else [key]
@@ -294,9 +300,11 @@ class ToolsDialog(QDialog):
 
             self.last_files = files
             _group, layers = add_tool_layers(files, f"QuakeFusion tools: {Path(self.fw_run.filePath()).name}")
-            msg = f"{', '.join(names)}: {len(layers)} layers added; files in {self.fw_run.filePath()}"
             self.last_caveats = offset_caveats(Path(self.fw_run.filePath()), files)
-            return msg + "".join(f" Caution: {c}" for c in self.last_caveats)
+            if self.iface is not None:
+                for c in self.last_caveats:  # stays until closed: it qualifies the offsets just loaded
+                    self.iface.messageBar().pushMessage("QuakeFusion: offsets", c, Qgis.Warning, 0)
+            return f"{', '.join(names)}: {len(layers)} layers added; files in {self.fw_run.filePath()}"
 
         def work(run_dir: Path, p: ToolParams, prog: Any, cancel: Any) -> dict[str, Path]:
             if key == "trace" and p.trace is None:
