@@ -268,9 +268,10 @@ def _targets(ogr, path: Path, layers: list[Layer]):  # noqa: ANN001, ANN202
 
 def _reopen_geopackage(ogr, target: Path):  # noqa: ANN001, ANN202
     """An existing GeoPackage opened for update with its feature tables dropped (its ``layer_styles`` kept), or
-    None when it is not one. Rewritten in place, not deleted and created anew: QGIS keeps a cached connection to
-    a GeoPackage whose layers it has loaded, and a file replaced under it (a new inode with the old name) left
-    QGIS's next style save on it hanging (the tools dialog run twice in the real desktop)."""
+    None when it is not one. Rewritten in place, not deleted and created anew, so that a tool run again keeps the
+    file QGIS may have open and its styles table: the QGIS side then replaces the style rows with sqlite3
+    (``app.tool_layers.save_vector_style``), since QGIS's own style save hung on a GeoPackage whose earlier layers
+    it had loaded (the tools dialog run twice in the real desktop)."""
     try:
         ds = ogr.Open(str(target), 1)
     except RuntimeError:
