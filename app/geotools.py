@@ -92,10 +92,12 @@ def offset_caveats(run_dir: Path, files: dict[str, Path]) -> list[str]:
     (``backend.offsets.fusion_caveats``: e.g. small steps read short with a fused SAR pair); [] without offsets."""
     if "csv" not in files:
         return []
-    from backend.geodata import load_run
+    from backend.geodata import read_run_json, run_pixel_size
     from backend.offsets import fusion_caveats, read_csv
 
-    return fusion_caveats(load_run(run_dir), [r["parallel_m"] for r in read_csv(files["csv"])])
+    # run.json and the raster's header only: this runs on the main thread after a tool (no raster is read)
+    return fusion_caveats(read_run_json(run_dir), run_pixel_size(run_dir),
+                          [r["parallel_m"] for r in read_csv(files["csv"])])
 
 
 RUNNERS: dict[str, Callable[[Path, ToolParams], dict[str, Path]]] = {

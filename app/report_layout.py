@@ -65,9 +65,11 @@ def prepare_report(run_dir: str | Path, p: ToolParams, progress: Any = None, can
     extra = {"trace": f"{Path(files['trace']).name} ({res['source']})", "spacing_m": f"{p.spacing:g}",
              "length_m": f"{p.length:g}", "width_m": f"{p.width:g}", "exclude_m": f"{exclude:g}",
              "profiles": str(len(profiles))}
-    caveats = fusion_caveats(run, [q.offsets["parallel"][0] for q in profiles])  # e.g. a fused SAR pair
-    # first: a long run summary runs past the frame's bottom, and this must be read
-    text = [f"Caution: {c}\n" for c in caveats] + summary_lines(run, extra)  # the label wraps it
+    # the offsets' cautions (backend.offsets.fusion_caveats, e.g. a fused SAR pair), first: a long run summary runs
+    # past the frame's bottom, and they must be read
+    text = [f"Caution: {c}\n" for c in fusion_caveats(run.run_json, run.pixel_size,
+                                                       [q.offsets["parallel"][0] for q in profiles])]
+    text += summary_lines(run, extra)  # the label wraps the lines
     (run_dir / SUMMARY_TXT).write_text("\n".join(text) + "\n")
     files["summary"] = run_dir / SUMMARY_TXT
     if progress:

@@ -109,10 +109,22 @@ def load_run(run_dir: str | Path) -> RunData:
         with rasterio.open(pp) as ds:
             if (ds.height, ds.width) == shape:
                 prob = ds.read(1, masked=True).filled(np.nan).astype(np.float32)
-    pj = d / RUN_FILES["run_json"]
-    meta = json.loads(pj.read_text()) if pj.exists() else {}
     return RunData(disp=disp, transform=transform, crs_wkt=crs_wkt, sigma=sigma, prob=prob, run_dir=d,
-                   run_json=meta)
+                   run_json=read_run_json(d))
+
+
+def read_run_json(run_dir: str | Path) -> dict:
+    """A run folder's ``run.json`` ({} without one)."""
+    pj = Path(run_dir) / RUN_FILES["run_json"]
+    return json.loads(pj.read_text()) if pj.exists() else {}
+
+
+def run_pixel_size(run_dir: str | Path) -> float:
+    """The pixel size (m) of a run's ``displacement.tif``, from its header only (as ``RunData.pixel_size``)."""
+    import rasterio
+
+    with rasterio.open(Path(run_dir) / RUN_FILES["displacement"]) as ds:
+        return float(math.sqrt(abs(ds.transform.a * ds.transform.e)))
 
 
 # ------------------------------------------------------------------------------------------- geometry helpers

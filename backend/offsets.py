@@ -366,7 +366,7 @@ def plot_slip(profiles: list[OffsetProfile], png: str | Path | None = None, ax=N
 SAR_STEP_PX = 1.0  # below this fault-parallel offset (pixels) the fused SAR pair is measured to read steps short
 
 
-def fusion_caveats(run: RunData, parallel_m: list[float] | None = None) -> list[str]:
+def fusion_caveats(run_json: dict, pixel_size_m: float, parallel_m: list[float] | None = None) -> list[str]:
     """What the offsets of this run cannot be trusted for, in words (empty when nothing applies).
 
     The SAR amplitude pair fused with the optical pair reads small steps short next to a rupture (measured with
@@ -374,18 +374,18 @@ def fusion_caveats(run: RunData, parallel_m: list[float] | None = None) -> list[
     fault-parallel estimate against the truth within 1 km of the trace is 0.81 with it and 0.93 with the optical
     pair alone; on the real-texture scenes (c) (0.3-px steps) the step reads -36 % against -21 %; on steps of 1-5 px
     it does no harm. So: when the run fused both pairs and the median |fault-parallel offset| (``parallel_m``, m,
-    e.g. the profiles' ``parallel_m``) is below SAR_STEP_PX pixels (or no offsets are given), say so and what to
-    do."""
-    inputs = run.run_json.get("inputs") or {}
+    e.g. the profiles' ``parallel_m``) is below SAR_STEP_PX pixels of ``pixel_size_m`` (or no offsets are given),
+    say so and what to do. ``run_json``: the run's ``run.json`` (its ``inputs``)."""
+    inputs = run_json.get("inputs") or {}
     if not ("sar_pre" in inputs and "optical_pre" in inputs):
         return []
     if parallel_m:
         par = np.abs(np.asarray(parallel_m, float))
         par = par[np.isfinite(par)]
-        if par.size and float(np.median(par)) >= SAR_STEP_PX * run.pixel_size:
+        if par.size and float(np.median(par)) >= SAR_STEP_PX * pixel_size_m:
             return []
     return [f"This run fused the SAR amplitude pair: next to a rupture it reads steps below {SAR_STEP_PX:g} pixel "
-            f"({SAR_STEP_PX * run.pixel_size:g} m here) short (on a simulated Mw 6.9 rupture with a 0.2-pixel step: "
+            f"({SAR_STEP_PX * pixel_size_m:g} m here) short (on a simulated Mw 6.9 rupture with a 0.2-pixel step: "
             "81 % of the truth with it, 93 % with the optical pair alone). Fix: run again with the optical pair and "
             "the DEM only, and compare (docs/geologist_tools.md, 'Which inputs for offsets')."]
 
@@ -412,7 +412,7 @@ def run_offsets(run_dir: str | Path, spacing: float, length: float, width: float
              "gpkg": write_layers(out / OFFSETS_GPKG, offset_layers(profiles, length, width, exclude),
                                   run.crs_wkt)[0],
              "csv": write_csv(out / OFFSETS_CSV, profiles)}
-    notes = fusion_caveats(run, [p.offsets["parallel"][0] for p in profiles])
+    notes = fusion_caveats(run.run_json, run.pixel_size, [p.offsets["parallel"][0] for p in profiles])
     if plot:
         try:
             plot_slip(profiles, out / SLIP_PNG)

@@ -145,8 +145,8 @@ def _summary_page(plt, run: RunData, extra: dict, caveats: list[str] | tuple = (
     fig = plt.figure(figsize=PAGE)
     fig.text(0.05, 0.94, "Run summary", fontsize=16, fontweight="bold")
     lines = summary_lines(run, extra)
-    fig.text(0.05, 0.9, "\n".join(lines[:40]), fontsize=8.5, family="monospace", va="top")
-    if caveats:  # what these offsets cannot be trusted for (backend.offsets.fusion_caveats)
+    fig.text(0.05, 0.9, "\n".join(lines[:40 if caveats else 48]), fontsize=8.5, family="monospace", va="top")
+    if caveats:  # room kept at the bottom for them
         text = "\n".join(textwrap.fill(c, 150) for c in caveats)
         fig.text(0.05, 0.04, "Caution: " + text, fontsize=9, color="#b71c1c", va="bottom")
     return fig
@@ -165,7 +165,8 @@ def make_report(run_dir: str | Path, out_pdf: str | Path, trace: str | Path | No
     run = load_run(run_dir)
     out_pdf = Path(out_pdf)
     out_pdf.parent.mkdir(parents=True, exist_ok=True)
-    notes = []
+    notes: list[str] = []
+    caveats: list[str] = []  # what the offsets cannot be trusted for (backend.offsets.fusion_caveats)
     try:
         lines, source, _stats = trace_for_run(run, trace)
     except ToolsError as exc:
@@ -180,7 +181,7 @@ def make_report(run_dir: str | Path, out_pdf: str | Path, trace: str | Path | No
                                       ("exclude", exclude)) if v is not None})
         extra |= {k + ("_m" if k != "spacing" else "_m"): f"{v:g}" for k, v in prm.items()}
         profiles = offsets_along_trace(run, lines, prm["spacing"], prm["length"], prm["width"], prm["exclude"])
-        caveats = fusion_caveats(run, [p.offsets["parallel"][0] for p in profiles])
+        caveats = fusion_caveats(run.run_json, run.pixel_size, [p.offsets["parallel"][0] for p in profiles])
         notes += caveats
         fig, ax = plt.subplots(3, 1, figsize=PAGE, sharex=True)
         plot_slip(profiles, ax=ax)
@@ -202,7 +203,7 @@ def make_report(run_dir: str | Path, out_pdf: str | Path, trace: str | Path | No
             fig.text(0.5, 0.5, f"{what}: no rupture trace found or given.\n" + "\n".join(notes), ha="center",
                      fontsize=12)
             figs.append(fig)
-    figs.append(_summary_page(plt, run, extra, caveats if lines else []))
+    figs.append(_summary_page(plt, run, extra, caveats))
     with PdfPages(out_pdf) as pdf:
         for f in figs:
             pdf.savefig(f)

@@ -296,6 +296,7 @@ def test_small_offsets_of_a_run_that_fused_the_sar_pair_carry_a_caution(mw69_run
     """The fused SAR amplitude pair reads small steps short near a rupture (slope 0.81 vs 0.93 optical alone on
     this Mw 6.9 scene, models/MODEL_CARD.md): the offsets tool says so, and what to do, for offsets below one
     pixel; not for a run without the SAR pair, nor for offsets of a pixel or more."""
+    from backend.geodata import read_run_json, run_pixel_size
     from backend.offsets import fusion_caveats
     from backend.report import make_report
     from models.testing import copy_run_with_inputs as _with_inputs
@@ -310,11 +311,14 @@ def test_small_offsets_of_a_run_that_fused_the_sar_pair_carry_a_caution(mw69_run
         par = [float(r["parallel_m"]) for r in csv.DictReader(f)]
     assert 1.9 < np.median(par) < 2.6  # 0.07-0.09 px: below the 1-px limit
     run = load_run(both)
-    assert len(fusion_caveats(run, par)) == 1
-    assert fusion_caveats(run, [35.0, 31.0, 25.0]) == []  # median >= 1 px (30 m): the SAR pair does no harm there
+    assert run_pixel_size(both) == run.pixel_size == 30.0 and read_run_json(both) == run.run_json
+    assert len(fusion_caveats(run.run_json, run.pixel_size, par)) == 1
+    # median >= 1 px (30 m): the SAR pair does no harm there
+    assert fusion_caveats(run.run_json, run.pixel_size, [35.0, 31.0, 25.0]) == []
     optical = _with_inputs(mw69_run, tmp_path / "optical", ["optical_pre", "optical_post", "dem"])
-    assert fusion_caveats(load_run(optical), par) == []
+    assert fusion_caveats(read_run_json(optical), run_pixel_size(optical), par) == []
     sar_only = _with_inputs(mw69_run, tmp_path / "sar", ["sar_pre", "sar_post"])
-    assert fusion_caveats(load_run(sar_only), par) == []  # nothing to compare with: its sigma says it
+    # nothing to compare with: its sigma says it
+    assert fusion_caveats(read_run_json(sar_only), run_pixel_size(sar_only), par) == []
     rep = make_report(both, tmp_path / "report.pdf")  # the report's summary page carries it too
     assert rep["pages"] == 4 and any(n.startswith("This run fused the SAR amplitude pair") for n in rep["notes"])
