@@ -31,6 +31,7 @@ class ToolParams:
     trace: str | None = None  # a line layer file, or None (run's trace, else extracted)
     new_trace: bool = False  # extract afresh even when rupture_trace.gpkg exists
     method: str = "auto"  # trace extraction: auto | probability | step | both | line
+    band: bool = True  # move an extracted trace onto the interferogram's decorrelation band (backend/trace_band.py)
     spacing: float = 500.0
     length: float = 2000.0
     width: float = 200.0
@@ -44,8 +45,9 @@ class ToolParams:
 
 def _trace_params(p: ToolParams):  # noqa: ANN202
     from backend.trace import TraceParams
+    from backend.trace_band import BandParams
 
-    return TraceParams(method=p.method)
+    return TraceParams(method=p.method, band=BandParams() if p.band else None)
 
 
 def run_trace(run_dir: Path, p: ToolParams) -> dict[str, Path]:

@@ -83,6 +83,9 @@ class _ToolAlgorithm(QgsProcessingAlgorithm):
             [QgsProcessing.TypeVectorLine], optional=True))
         self.addParameter(QgsProcessingParameterEnum("METHOD", "Extraction method (no trace given)", METHODS,
                                                      defaultValue=0))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "BAND", "Move the extracted trace onto the interferogram's decorrelation band (runs with an "
+            "interferogram)", defaultValue=True))
 
     def _offset_params(self) -> None:
         for key, label, default, minimum in (("SPACING", "Spacing between profiles (m)", 500.0, 1.0),
@@ -104,7 +107,9 @@ class _ToolAlgorithm(QgsProcessingAlgorithm):
                     p.trace = str(save_line_layer(lyr, run_dir / "trace_input.gpkg"))
                 except OSError as exc:
                     raise QgsProcessingException(str(exc)) from exc
+        if self.parameterDefinition("METHOD") is not None:  # the trace algorithms (defaults when not given)
             p.method = METHODS[self.parameterAsEnum(parameters, "METHOD", context)]
+            p.band = self.parameterAsBoolean(parameters, "BAND", context)
         for key in ("SPACING", "LENGTH", "WIDTH"):
             if key in parameters:
                 setattr(p, key.lower(), self.parameterAsDouble(parameters, key, context))
@@ -183,7 +188,9 @@ class RuptureTraceAlgorithm(_ToolAlgorithm):
     NAME, TITLE, TOOLS = "rupture_trace", "Rupture trace", ["trace"]
     HELP = ("Extracts the surface rupture trace of a run (from rupture_probability.tif when the model wrote it, "
             "else from the displacement step) as an editable line layer RUN_FOLDER/rupture_trace.gpkg (layers "
-            "rupture_trace and trace_seg, with strike and length). Given a TRACE, copies it there instead.")
+            "rupture_trace and trace_seg, with strike and length). When the run has an interferogram and BAND is "
+            "on, the trace is moved onto the band where the wrapped phase decorrelates across the rupture (its "
+            "on_band attribute: the share of the trace moved). Given a TRACE, copies it there instead.")
 
     def initAlgorithm(self, config: Any = None) -> None:  # noqa: N802
         self._run_params()

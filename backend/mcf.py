@@ -240,6 +240,7 @@ def unwrap_residual(  # noqa: C901 (the five steps of the module docstring, in o
     max_link_frac: float = 0.3,
     mask_untrusted: bool = False,
     prefilter: str | None = None,
+    cut: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Unwrap ``wrapped_phase`` (rad, NaN = no data) with MCF on the model residual; see the module docstring.
 
@@ -248,7 +249,9 @@ def unwrap_residual(  # noqa: C901 (the five steps of the module docstring, in o
     raster or scalar; None with a model = exact). ``nlooks``: effective looks of the coherence estimate (>= 1).
     ``mask_untrusted``: NaN the output where ``regions == 0`` (default: keep MCF's value, like SNAPHU/whirlwind
     connected components). ``prefilter``: None (default) or ``"goldstein"`` (module docstring, step 2); the region
-    tests (residue density, coherence) always use the raw residual.
+    tests (residue density, coherence) always use the raw residual. ``cut``: boolean raster of pixels never trusted
+    (e.g. a band along a known rupture trace): no region crosses it, so the cycle count across it is a link's
+    decision (step 4), not MCF's.
 
     Returns ``(unwrapped float32, regions int32, summary dict)``.
     """
@@ -324,6 +327,11 @@ def unwrap_residual(  # noqa: C901 (the five steps of the module docstring, in o
         n_steep = int((steep & valid).sum())
         ok &= ~steep
         del steep
+    n_cut = 0
+    if cut is not None:
+        cut = np.asarray(cut, bool)
+        n_cut = int((cut & ok).sum())
+        ok &= ~cut
     lab, n = coherent_components(ok, cut_radius_px, min_region_px)
     del ok
 
@@ -425,6 +433,7 @@ def unwrap_residual(  # noqa: C901 (the five steps of the module docstring, in o
         "valid_px": nv,
         "n_components": n,
         "model_steep_px": n_steep,
+        "cut_px": n_cut,
         "n_regions": n_regions,
         "trusted_share": float(counts[1:].sum() / nv) if nv else 0.0,
         "region_shares": [float(c / nv) for c in counts[1:11]] if nv else [],

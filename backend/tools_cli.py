@@ -40,14 +40,20 @@ def _add_trace_args(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--min-signif", type=float, default=1.15, metavar="R",
                    help="line search: a trace's step must be R times the largest of shuffled copies of the data "
                         "(default 1.15; lower it to see weaker candidates, with their 'signif' attribute)")
+    g.add_argument("--no-band", action="store_true",
+                   help="keep the extracted trace where the displacement puts it (default: when the run has an "
+                        "interferogram, move it onto the band where the wrapped phase decorrelates across the "
+                        "rupture; its 'on_band' attribute says where it did)")
 
 
 def _trace_params(a: argparse.Namespace):  # noqa: ANN202
     from .trace import TraceParams
+    from .trace_band import BandParams
     from .trace_search import LineSearchParams
 
     return TraceParams(method=a.method, prob_threshold=a.prob_threshold, step_threshold_m=a.step_threshold,
-                       min_length_m=a.min_length, line=LineSearchParams(min_ratio=a.min_signif))
+                       min_length_m=a.min_length, line=LineSearchParams(min_ratio=a.min_signif),
+                       band=None if a.no_band else BandParams())
 
 
 def _cmd_trace(a: argparse.Namespace) -> int:
@@ -60,12 +66,15 @@ def _cmd_trace(a: argparse.Namespace) -> int:
 
 
 def _print_support(stats: list[dict]) -> None:
-    """What supports each line-search trace (nothing for drawn traces and the mask methods)."""
+    """What supports each extracted trace (nothing for drawn traces)."""
     for i, st in enumerate(stats, start=1):
-        if st:
+        if "step_z" in st:
             print(f"trace {i}: step significance z {st['step_z']:.1f}, {st['signif']:.2f} times the largest of "
                   "shuffled copies of the data (accepted from 1.15; below 1.3 the data support it only weakly: "
                   "check it against the maps)")
+        if st.get("on_band"):
+            print(f"trace {i}: {100 * st['on_band']:.0f} % of its stations moved onto the band where the "
+                  "interferogram decorrelates across the rupture (the rest: where the displacement puts them)")
 
 
 def _cmd_offsets(a: argparse.Namespace) -> int:

@@ -16,6 +16,9 @@ Extraction (numpy/scipy only):
    ``join_gap_px`` and aligned within 45 degrees are joined.
 5. Orientation: every polyline runs so that its end-to-end azimuth lies in [0, 180) (towards the east). The
    offsets' sign conventions refer to this direction (docs/geologist_tools.md).
+6. When the run has an interferogram (``rewrapped_phase.tif``), every extracted trace is moved onto the band where
+   its phase decorrelates across the rupture (backend/trace_band.py; ``band=None`` keeps it where the displacement
+   puts it).
 
 ``rupture_trace.gpkg`` holds the layer ``rupture_trace`` (one editable polyline per trace: ``trace_id``,
 ``strike``, ``length_m``, ``source``) and ``trace_seg`` (each straight segment with its ``strike``, degrees
@@ -45,6 +48,7 @@ from .geodata import (
     simplify,
     write_layers,
 )
+from .trace_band import BandParams, decorrelation_map, move_onto_band
 from .trace_search import LineSearchParams, search_lines
 
 TRACE_FILE = "rupture_trace.gpkg"
@@ -68,6 +72,9 @@ class TraceParams:
     simplify_px: float = 1.0
     join_gap_px: float = 15.0
     line: LineSearchParams = field(default_factory=LineSearchParams)  # method "line" (backend/trace_search.py)
+    # every extracted trace moved onto the interferogram's decorrelation band when the run has a wrapped phase
+    # (backend/trace_band.py); None: keep the trace where the displacement puts it
+    band: BandParams | None = field(default_factory=BandParams)
 
 
 def step_map(disp: np.ndarray, step_px: int = 2, smooth_px: float = 0.0) -> np.ndarray:
@@ -257,19 +264,45 @@ def extract_trace(run: RunData, params: TraceParams | None = None) -> tuple[list
 def extract_trace_stats(run: RunData, params: TraceParams | None = None
                         ) -> tuple[list[np.ndarray], str, list[dict]]:
     """:func:`extract_trace` and, per polyline, what supports it: ``{"step_z": z, "signif": z / z_null}`` for the line
-    search (backend/trace_search.py), empty dicts for the mask methods. ``auto`` uses the rupture probability
-    when the run has it and it yields a trace, else the line search (the source then says why)."""
+    search (backend/trace_search.py), and ``{"on_band": share}`` when the run's interferogram moved the trace
+    (backend/trace_band.py). ``auto`` uses the rupture probability when the run has it and it yields a trace, else
+    the line search (the source then says why)."""
     p = params or TraceParams()
     if p.method == "line" or (p.method == "auto" and run.prob is None):
-        return _line_trace(run, p, "line")
-    if p.method == "auto":
+        lines, source, stats = _line_trace(run, p, "line")
+    elif p.method == "auto":
         try:
             lines, source = _mask_trace(run, replace(p, method="probability"))
-            return lines, source, [{} for _ in lines]
+            stats = [{} for _ in lines]
         except ToolsError:
-            return _line_trace(run, p, f"line (rupture probability never forms a trace at {p.prob_threshold})")
-    lines, source = _mask_trace(run, p)
-    return lines, source, [{} for _ in lines]
+            lines, source, stats = _line_trace(run, p,
+                                               f"line (rupture probability never forms a trace at {p.prob_threshold})")
+    else:
+        lines, source = _mask_trace(run, p)
+        stats = [{} for _ in lines]
+    return _onto_band(run, lines, source, stats, p)
+
+
+def _onto_band(run: RunData, lines: list[np.ndarray], source: str, stats: list[dict], p: TraceParams
+               ) -> tuple[list[np.ndarray], str, list[dict]]:
+    """Extracted traces moved onto the decorrelation band of the run's wrapped phase, when it has one; the source
+    says how many of the stations moved (backend/trace_band.py)."""
+    if p.band is None:
+        return lines, source, stats
+    band, files = decorrelation_map(run.run_dir, run.shape)
+    if band is None:
+        return lines, source, stats
+    out, shares = [], []
+    for line in lines:
+        r, c = run.rowcol(line[:, 0], line[:, 1])
+        rc, share = move_onto_band(np.column_stack([r, c]), band, p.band)
+        x, y = run.xy(rc[:, 0], rc[:, 1])
+        out.append(orient(np.column_stack([x, y])) if share > 0 else line)
+        shares.append(share)
+    if max(shares) > 0:
+        source += (f"; moved onto the interferogram's decorrelation band ({', '.join(files)}) at "
+                   + ", ".join(f"{100 * s:.0f} %" for s in shares) + " of its stations")
+    return out, source, [st | {"on_band": round(s, 2)} for st, s in zip(stats, shares)]
 
 
 def _line_trace(run: RunData, p: TraceParams, source: str) -> tuple[list[np.ndarray], str, list[dict]]:
@@ -324,10 +357,12 @@ def segment_strikes(line: np.ndarray) -> np.ndarray:
 def trace_layers(lines: list[np.ndarray], source: str, stats: list[dict] | None = None) -> list[Layer]:
     """The ``rupture_trace`` polyline layer and the ``trace_seg`` segment layer. ``stats``: per line, the line
     search's ``step_z`` (significance of the step over the whole line) and ``signif`` (that z over the largest
-    z of shuffled copies of the data: accepted from 1.15; backend/trace_search.py); empty (NULL) for drawn
-    traces and the mask methods."""
+    z of shuffled copies of the data: accepted from 1.15; backend/trace_search.py) and ``on_band`` (the share of
+    its stations moved onto the interferogram's decorrelation band, backend/trace_band.py); empty (NULL) for drawn
+    traces, as ``step_z``/``signif`` for the mask methods."""
     poly = Layer(TRACE_LAYER, "LineString", {"trace_id": "int", "strike": "real", "length_m": "real",
-                                             "source": "str", "step_z": "real", "signif": "real"})
+                                             "source": "str", "step_z": "real", "signif": "real",
+                                             "on_band": "real"})
     stats = stats or [{} for _ in lines]
     segs = Layer(SEGMENT_LAYER, "LineString", {"trace_id": "int", "seg_id": "int", "strike": "real",
                                                "length_m": "real", "along_m": "real"})

@@ -174,7 +174,7 @@ def demo_strong_rupture(out: Path, device: str = "auto", model: Path | None = No
     out_m["jump3_true_m"], out_m["jump3_model_m"] = step_m(truth, 2.5 * ps, 3.5 * ps, 3), step_m(est, 2.5 * ps,
                                                                                                    3.5 * ps, 3)
     # the geologist's second run: the trace extracted from this run (as the Rupture trace tool does), given back
-    out_m.update(_rerun_with_trace(out, cfg, step_m))
+    out_m.update(_rerun_with_trace(out, cfg, step_m, np.asarray(s.distance_to_rupture_m, np.float64)))
     try:
         from models.baselines import dis_offsets
 
@@ -188,23 +188,33 @@ def demo_strong_rupture(out: Path, device: str = "auto", model: Path | None = No
     return out_m
 
 
-def _rerun_with_trace(out: Path, cfg: EstimateConfig, step_m) -> dict:  # noqa: ANN001
-    """Extract the rupture trace of the first run (``backend.trace``, as ``python -m backend trace``), run again
+def _rerun_with_trace(out: Path, cfg: EstimateConfig, step_m, distance_m: np.ndarray) -> dict:  # noqa: ANN001
+    """Extract the rupture trace of the first run (``backend.trace``, as ``python -m backend trace``; where it lies:
+    the share of its length within 1 and 2 px of the true trace, ``distance_m`` the distance raster), run again
     with it (``--trace``): the step and the jump at +-3 px of the second run."""
     from dataclasses import replace
 
-    from backend.geodata import ToolsError
+    from backend.geodata import ToolsError, cumulative_length, load_run
     from backend.trace import write_run_trace
 
     try:
-        trace, _, source, _ = write_run_trace(out / "results")
+        trace, lines, source, _ = write_run_trace(out / "results")
     except ToolsError as exc:
         return {"trace_source": f"none: {exc}"}
+    run = load_run(out / "results")
+    dist = []
+    for line in lines:  # sampled every metre
+        cl = cumulative_length(line)
+        at = np.arange(0.0, cl[-1], 1.0)
+        dist.append(run.sample(distance_m, np.interp(at, cl, line[:, 0]), np.interp(at, cl, line[:, 1])))
+    dist = np.concatenate(dist) / run.pixel_size
+    where = {"trace_within_1px": float(np.mean(dist <= 1.0)), "trace_within_2px": float(np.mean(dist <= 2.0)),
+             "trace_mean_distance_m": float(np.nanmean(dist) * run.pixel_size)}
     res = run_estimate(replace(cfg, out_dir=out / "results_with_trace", trace=trace),
                        progress=_progress("rupture, trace given"), cancel=CancelToken())
     est = np.stack([_read(res.outputs["displacement"], i) for i in (1, 2)]).astype(np.float64)
     ps = res.grid.pixel_size_m
-    return {"trace_source": source, "out_with_trace": str(out / "results_with_trace"),
+    return where | {"trace_source": source, "out_with_trace": str(out / "results_with_trace"),
             "time_with_trace_s": res.run["timings"]["total_s"], "step_with_trace_m": step_m(est),
             "jump3_with_trace_m": step_m(est, 2.5 * ps, 3.5 * ps, 3)}
 
@@ -263,9 +273,11 @@ def run_demo(out: Path, device: str = "auto", model: Path | None = None) -> int:
               + (f"; DIS {c['jump3_dis_m'] / jt * 100:.0f} %)" if c["jump3_dis_m"] is not None else ")"))
         if "step_with_trace_m" in c:
             w, j = c["step_with_trace_m"], c["jump3_with_trace_m"]
-            print(f"    second run with the trace extracted from the first ({c['trace_source']}; python -m backend "
-                  f"trace, then --trace): offset {w:+.2f} m ({(w - t) / abs(t) * 100:+.0f} %), jump at +-3 px "
-                  f"{j:+.2f} m ({j / jt * 100:.0f} %)  -> {c['out_with_trace']}")
+            print(f"    rupture trace extracted from this run ({c['trace_source']}; python -m backend trace): "
+                  f"{c['trace_within_1px'] * 100:.0f} % of it within 1 px of the true trace, "
+                  f"{c['trace_within_2px'] * 100:.0f} % within 2 px (mean {c['trace_mean_distance_m']:.0f} m)")
+            print(f"    second run with that trace (--trace): offset {w:+.2f} m ({(w - t) / abs(t) * 100:+.0f} %), "
+                  f"jump at +-3 px {j:+.2f} m ({j / jt * 100:.0f} %)  -> {c['out_with_trace']}")
         else:
             print(f"    no second run with a trace: {c['trace_source']}")
         summary["simulated_rupture_10m"] = c

@@ -184,3 +184,25 @@ def true_fault_offsets(scene, x: float, y: float) -> dict:  # noqa: ANN001 (mode
                     "to_patch_end_m": p["length"] / 2 - abs(along)}
     return {"parallel": math.nan, "normal": math.nan, "vertical": math.nan, "strike": math.nan,
             "to_patch_end_m": 0.0}
+
+
+def true_trace_rc(scene, margin_px: float = 2.0) -> list[np.ndarray]:  # noqa: ANN001 (models.scene.Scene)
+    """The simulator's surface trace segments as (row, col) polylines (two vertices each, pixel centres at integers)
+    of the scene's grid, clipped ``margin_px`` inside the raster."""
+    from affine import Affine
+
+    from models.evaluate import trace_geometry
+
+    h, w = scene.dem.shape
+    t = Affine(*scene.transform[:6])
+    x0, y0 = t * (w / 2.0, h / 2.0)
+    segs = trace_geometry(scene)["trace_segments"].reshape(-1, 2, 2)  # local (east, north) m, scene centre = 0
+    out = []
+    for seg in segs + np.array([x0, y0]):
+        s = np.linspace(0.0, 1.0, 2001)[:, None]
+        x, y = (seg[0] + s * (seg[1] - seg[0])).T
+        r, c = (y - t.f) / t.e - 0.5, (x - t.c) / t.a - 0.5
+        keep = np.flatnonzero((r > margin_px) & (r < h - 1 - margin_px) & (c > margin_px) & (c < w - 1 - margin_px))
+        if keep.size > 1:
+            out.append(np.column_stack([r[keep[[0, -1]]], c[keep[[0, -1]]]]))
+    return out

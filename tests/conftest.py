@@ -170,6 +170,24 @@ def mw69_run(mw69_scene, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def mw69_phase_run(mw69_run, mw69_scene, tmp_path_factory) -> Path:
+    """The Mw 6.9 truth run folder plus the scene's simulated wrapped phase as ``rewrapped_phase.tif`` (what a run
+    with an interferogram writes: the input phase, on the run's grid)."""
+    import shutil
+
+    import numpy as np
+    import rasterio
+
+    d = tmp_path_factory.mktemp("mw69_phase") / "run"
+    shutil.copytree(mw69_run, d)
+    with rasterio.open(d / "displacement.tif") as src:
+        prof = src.profile | {"count": 1, "dtype": "float32", "nodata": None}
+    with rasterio.open(d / "rewrapped_phase.tif", "w", **prof) as ds:
+        ds.write(np.asarray(mw69_scene.wrapped_phase, np.float32), 1)
+    return d
+
+
+@pytest.fixture(scope="session")
 def mw69_truth(mw69_scene):
     """``truth(x, y)`` -> ``models.testing.true_fault_offsets`` of the Mw 6.9 scene at a map point on the trace."""
     from models.testing import true_fault_offsets

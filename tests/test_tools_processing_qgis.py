@@ -109,3 +109,24 @@ def test_offsets_algorithm_warns_when_a_fused_sar_pair_reads_small_steps_short(p
         assert len(sar) == expected, fb.warnings
         if expected:
             assert "optical pair and the DEM only" in sar[0] and "(30 m here)" in sar[0]
+
+
+def test_rupture_trace_algorithm_moves_the_trace_onto_the_band_unless_told_not_to(provider, qgis_new_project,
+                                                                                  mw69_phase_run, mw69_scene,
+                                                                                  tmp_path: Path) -> None:
+    from backend.geodata import load_run, read_lines, read_table
+
+    from .test_trace import share_within
+
+    run_dir = Path(shutil.copytree(mw69_phase_run, tmp_path / "run"))
+    run = load_run(run_dir)
+    res, _ = _run(provider, "quakefusion:rupture_trace", {"RUN_FOLDER": str(run_dir), "METHOD": 4})  # line search
+    gpkg = run_dir / "rupture_trace.gpkg"
+    rows = read_table(gpkg, "rupture_trace")[1]
+    assert len(rows) == 1 and rows[0]["on_band"] >= 0.7
+    assert "decorrelation band (rewrapped_phase.tif)" in rows[0]["source"]
+    assert share_within(run, mw69_scene, read_lines(gpkg, run.crs_wkt, "rupture_trace"), tol_px=1.0) >= 0.9
+    _run(provider, "quakefusion:rupture_trace", {"RUN_FOLDER": str(run_dir), "METHOD": 4, "BAND": False})
+    rows = read_table(gpkg, "rupture_trace")[1]
+    assert rows[0]["on_band"] is None and rows[0]["source"] == "line"
+

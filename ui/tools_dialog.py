@@ -97,6 +97,12 @@ class ToolsDialog(QDialog):
             self.cb_method.addItem(label, key)
         top.addWidget(QLabel("Extraction"), 2, 0)
         top.addWidget(self.cb_method, 2, 1)
+        self.chk_band = QCheckBox("Onto the InSAR band")
+        self.chk_band.setChecked(True)
+        self.chk_band.setToolTip("When the run has an interferogram, move the extracted trace onto the band where "
+                                 "the wrapped phase decorrelates across the rupture (sharp where the displacement "
+                                 "is smeared); the trace's 'on_band' attribute says along how much of it")
+        top.addWidget(self.chk_band, 2, 2)
         self.cb_layer = QgsMapLayerComboBox()
         self.cb_layer.setFilters(QgsMapLayerProxyModel.LineLayer)
         self.cb_layer.setAllowEmptyLayer(True)
@@ -191,6 +197,7 @@ class ToolsDialog(QDialog):
         mode = self.cb_trace.currentData()
         self.cb_layer.setEnabled(mode == "layer")
         self.cb_method.setEnabled(mode != "layer")
+        self.chk_band.setEnabled(mode != "layer")
 
     def run_dir(self) -> Path:
         d = Path(self.fw_run.filePath().strip())
@@ -210,6 +217,7 @@ class ToolsDialog(QDialog):
         exclude = float(self.spin_exclude.value())
         scale = float(self.spin_scale.value())
         return ToolParams(trace=trace, new_trace=mode == "new", method=str(self.cb_method.currentData()),
+                          band=self.chk_band.isChecked(),
                           spacing=float(self.spin_spacing.value()), length=float(self.spin_length.value()),
                           width=float(self.spin_width.value()), exclude=exclude or None,
                           arrow_step=int(self.spin_step.value()), arrow_scale=scale or None,
