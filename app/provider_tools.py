@@ -38,7 +38,7 @@ from .tool_layers import VECTORS
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 HELP_URL = QUrl.fromLocalFile(str(PLUGIN_DIR / "docs" / "user_guide.md")).toString()
-METHODS = ["auto", "probability", "step", "both", "line"]
+METHODS = ["auto", "probability", "step", "both", "line", "band"]
 MODES = ["sample", "mean"]
 SIGNS = ("Signs (t = trace direction, n = its right-hand normal, R/L = right/left side): parallel = (d_R - d_L).t "
          "(negative = right-lateral), normal = (d_R - d_L).n (positive = opening), vertical = U_R - U_L.")

@@ -1,7 +1,8 @@
 """The QuakeFusion pipeline, as a short sequence of named stages, each in the module that owns it:
 
     validate (config.check) -> grid (io.output_grid) -> read/align (align.AlignedSource) -> infer (infer.infer_tiles)
-    -> unwrap (rupture_cut.find_rupture, then mcf.unwrap_residual per interferogram, cut along the rupture)
+    -> unwrap (per interferogram: rupture_cut.rupture_cut along the given trace and the phase's decorrelated lines,
+    then mcf.unwrap_residual)
     -> 3-D inversion (inversion.invert_enu)
     -> products (products, outputs.write_views) -> write (outputs.Staging, run.json)
 
@@ -68,7 +69,7 @@ from .io import Grid, InputRaster, OpenedInput, check_overlap, input_kind, open_
 from .mcf import describe, unwrap_residual
 from .model import OnnxModel
 from .outputs import OUTPUT_NAMES
-from .rupture_cut import RuptureCut, describe_cut, find_rupture
+from .rupture_cut import rupture_cut
 from .unwrap import UnwrapParams, pseudo_coherence, unwrap_grid
 
 __all__ = ["EstimateConfig", "InputRaster", "run_estimate", "CancelToken", "PipelineError", "Cancelled",
@@ -361,9 +362,7 @@ def _insar(r: _Run, sources: dict[str, AlignedSource], angles: list[Angles], sta
         with rasterio.open(staging.path("displacement_sigma")) as ds:
             sig = ds.read()
     t0 = time.perf_counter()
-    r.report(0.05 + frac, "looking for the rupture to cut the interferogram along")
-    rupture = _rupture(r, disp, sig)
-    r.timings["rupture_cut_s"] = time.perf_counter() - t0
+    given = _given_trace_rc(r)
     obs, summaries = [], []
     has_los = np.zeros((H, W), bool)
     for k, (ifg, ang) in enumerate(zip(ifgs, angles), start=1):
@@ -379,16 +378,18 @@ def _insar(r: _Run, sources: dict[str, AlignedSource], angles: list[Angles], sta
         los_m = phi_m = sig_rad = None
         if disp is not None:
             los_m, phi_m, sig_rad = _model_los(disp, sig, lu, ifg)
-        cut, shares = rupture.mask(1.0 - pseudo_coherence(phi), (H, W))
+        t1 = time.perf_counter()
+        cut = rupture_cut(1.0 - pseudo_coherence(phi), given)
+        r.timings["rupture_cut_s"] = r.timings.get("rupture_cut_s", 0.0) + time.perf_counter() - t1
         unw, regions, summ = unwrap_residual(phi, coh, phi_m, sig_rad, MCF_NLOOKS, coherence_threshold=cfg.coh_min,
-                                             cut=cut)
+                                             cut=None if cut is None else cut.mask)
         del phi_m, sig_rad, phi
         summ["coherence_source"] = coh_src
         summ["interferogram"] = k
         if cut is not None:
-            summ["rupture_cut"] = {"source": rupture.source, "signif": rupture.signif, "on_band": shares,
-                                   "px": int(cut.sum())}
-            r.notes.append(f"interferogram {k}: " + describe_cut(rupture, shares, int(cut.sum())))
+            summ["rupture_cut"] = cut.summary()
+            r.notes.append(f"interferogram {k}: " + cut.describe())
+        del cut
         summaries.append(summ)
         if summ["trusted_share"] < LOW_VALID:
             r.notes.append(f"interferogram {k}: the unwrapped phase is trusted on only "
@@ -449,15 +450,12 @@ def _insar(r: _Run, sources: dict[str, AlignedSource], angles: list[Angles], sta
     return arrows
 
 
-def _rupture(r: _Run, disp: np.ndarray | None, sig: np.ndarray | None) -> RuptureCut:
-    """The rupture the interferograms are cut along before unwrapping (backend/rupture_cut.py): the given trace,
-    else one the line search finds in the fused displacement."""
-    given = None
-    if r.trace_lines:
-        t = r.grid.transform
-        given = [np.column_stack([(ln[:, 1] - t.f) / t.e - 0.5, (ln[:, 0] - t.c) / t.a - 0.5])
-                 for ln in r.trace_lines]
-    return find_rupture(disp, sig, given)
+def _given_trace_rc(r: _Run) -> list[np.ndarray] | None:
+    """The rupture trace given to the run as (row, col) polylines of the grid (None without one)."""
+    if not r.trace_lines:
+        return None
+    t = r.grid.transform
+    return [np.column_stack([(ln[:, 1] - t.f) / t.e - 0.5, (ln[:, 0] - t.c) / t.a - 0.5]) for ln in r.trace_lines]
 
 
 def _cov_summary(cov: np.ndarray, constrained: np.ndarray) -> dict[str, Any]:

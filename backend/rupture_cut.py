@@ -3,23 +3,23 @@
 Across a surface rupture the line-of-sight displacement jumps by many fringes within a pixel or two. Where the
 interferogram stays coherent up to the rupture, the wrapped phase shows the jump only as a fraction of a cycle, and
 a minimum-cost-flow unwrapper integrates straight across it: the two sides end up in one region whose relative cycle
-count is wrong by the jump's whole cycles, and nothing says so. Measured on the simulated Mw 6.9 rupture of issue
-#14 (768 x 768 px at 10 m, the fused estimate's sigma ~1 m too large to guide the unwrapper): one region on both
-sides, 9 cycles wrong; on 2 of 4 simulated Mw 6.8-7.6 ruptures at 10 m likewise (12 and 12 cycles).
+count is wrong by the jump's whole cycles, and nothing says so. Measured (docs/insar_fusion.md): the simulated Mw 6.9
+rupture of issue #14 (768 x 768 px at 10 m; the fused estimate's sigma, ~1 m, too large to guide the unwrapper) one
+region on both sides, 9 cycles wrong; 8 of 12 simulated Mw 6.6-7.2 ruptures at 256 x 256 px, 10 m, likewise.
 
-So the pipeline cuts the interferogram's trusted area along the rupture before it draws its regions
+So the pipeline cuts each interferogram's trusted area along the rupture before the regions are drawn
 (backend.mcf.unwrap_residual ``cut``): no region spans the rupture, and the cycle count across it is then a
 *link*'s decision, made only when the fused estimate knows the step to a third of a cycle; otherwise the sides are
 separate regions and the run says so. The rupture is
 
-* the trace given to the run (``--trace``), or else
-* the trace the line search finds in the fused displacement (backend/trace_search.py, on a grid of at most
-  ``MAX_GRID_PX`` a side, its sizes scaled down on rasters smaller than ``FULL_SIZE_PX``: :func:`search_params`;
-  its significance test against shuffled copies of the data keeps noise from cutting);
+* the trace given to the run (``--trace``), and its position on the interferogram's decorrelation band
+  (backend/trace_band.py, :func:`move_onto_band`) when the band follows it; and
+* every long straight ridge of the decorrelation band itself (:func:`backend.trace_band.search_band`, tested
+  against block-shuffled copies of the band: ruptures in 12 of 12 of the scenes above, no line in 6 scenes without
+  motion nor on the real Thessaly 2021 interferogram).
 
-each moved onto the interferogram's decorrelation band (backend/trace_band.py) when the band follows it. The cut is
-``CUT_PX`` either side of a trace the band moved (and of the given trace itself), ``WIDE_CUT_PX`` either side of a
-found trace the band did not confirm (the line search places it within a few pixels).
+The cut is ``CUT_PX`` either side of each of these lines, ``WIDE_CUT_PX`` of a ridge line the band's stations do not
+confirm piece by piece (its straight line may miss a bend).
 """
 
 from __future__ import annotations
@@ -29,62 +29,39 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from .trace_band import move_onto_band
-from .trace_search import LineSearchParams, search_lines
+from .trace_band import move_onto_band, search_band
 
 CUT_PX = 3
 WIDE_CUT_PX = 8
-MAX_GRID_PX = 256
-FULL_SIZE_PX = 768  # rasters at least this large (smaller side) search with the tools' line-search sizes
-SMALL_MIN_RATIO = 1.35  # significance needed on smaller rasters, where the sizes are scaled down
-
-
-def search_params(shape: tuple[int, int]) -> LineSearchParams:
-    """The line search's sizes for a raster of ``shape``: the tools' (backend/trace_search.py) from
-    ``FULL_SIZE_PX`` up; below, bands, border, pieces and surrogate blocks scaled with the raster's smaller side
-    (floors 10 / 8 / 48 / 24 px) and the significance threshold raised to ``SMALL_MIN_RATIO``: scaled sizes find
-    more ruptures on small rasters and more lines in noise too (2026-12-01 measurements: noise up to 1.32)."""
-    f = min(shape) / FULL_SIZE_PX
-    if f >= 1.0:
-        return LineSearchParams(max_grid_px=MAX_GRID_PX)
-    d = LineSearchParams()
-    return LineSearchParams(max_grid_px=MAX_GRID_PX, band_px=max(10.0, d.band_px * f),
-                            border_px=max(8, round(d.border_px * f)), chunk_px=max(48.0, d.chunk_px * f),
-                            surrogate_block_px=max(24.0, d.surrogate_block_px * f), min_ratio=SMALL_MIN_RATIO)
 
 
 @dataclass
 class RuptureCut:
-    """The traces (row, col polylines of the grid) that the cut follows, where they come from, and what supports
-    them (``signif`` of the line search; ``on_band`` the share moved onto the decorrelation band)."""
+    """One interferogram's cut: ``mask`` (H, W) bool, the given traces' shares on the band, the ridges found
+    (significance, share moved onto the band)."""
 
-    traces: list[np.ndarray] = field(default_factory=list)
-    source: str = "none"  # "given" | "found" | "none"
-    signif: list[float] = field(default_factory=list)
+    mask: np.ndarray
+    given_on_band: list[float] = field(default_factory=list)
+    found: list[tuple[float, float]] = field(default_factory=list)
 
-    def mask(self, band: np.ndarray | None, shape: tuple[int, int]) -> tuple[np.ndarray | None, list[float]]:
-        """Boolean cut raster for one interferogram (``band``: its ``1 - pseudo-coherence``, or None) and, per trace,
-        the share of it that band moved; None when there is no trace."""
-        if not self.traces:
-            return None, []
-        near = np.zeros(shape, bool)
-        wide = np.zeros(shape, bool)
-        shares = []
-        for rc in self.traces:
-            moved, share = move_onto_band(rc, band) if band is not None else (rc, 0.0)
-            shares.append(share)
-            if share > 0:
-                _draw(near, moved)
-            if self.source == "given":
-                _draw(near, rc)
-            elif share == 0:
-                _draw(wide, rc)
-        cut = np.zeros(shape, bool)
-        if near.any():
-            cut |= ndimage.distance_transform_edt(~near) <= CUT_PX
-        if wide.any():
-            cut |= ndimage.distance_transform_edt(~wide) <= WIDE_CUT_PX
-        return cut, shares
+    def summary(self) -> dict:
+        return {"px": int(self.mask.sum()), "given_on_band": [round(s, 2) for s in self.given_on_band],
+                "found_signif": [round(s, 2) for s, _ in self.found],
+                "found_on_band": [round(b, 2) for _, b in self.found]}
+
+    def describe(self) -> str:
+        """One sentence for the run's notes."""
+        what = []
+        if self.given_on_band:
+            on = [f"{100 * s:.0f} %" for s in self.given_on_band]
+            what.append(f"the rupture trace given to the run ({', '.join(on)} of it on the phase's decorrelation "
+                        "band)")
+        if self.found:
+            what.append(f"{len(self.found)} rupture(s) found as long decorrelated lines of the phase (significance "
+                        + ", ".join(f"{s:.2f}" for s, _ in self.found) + " against shuffled copies)")
+        return (f"not trusted within {CUT_PX} px of {' and '.join(what)} ({int(self.mask.sum())} px): no unwrap "
+                "region spans a rupture, so the cycle count across it is linked only where the fused estimate knows "
+                "the step to a third of a cycle")
 
 
 def _draw(mask: np.ndarray, rc: np.ndarray) -> None:
@@ -98,30 +75,27 @@ def _draw(mask: np.ndarray, rc: np.ndarray) -> None:
         mask[rr[keep], cc[keep]] = True
 
 
-def find_rupture(disp: np.ndarray | None, sigma: np.ndarray | None, given: list[np.ndarray] | None) -> RuptureCut:
-    """The rupture to cut along: the ``given`` traces ((k, 2) row/col polylines of the grid), else the traces the
-    line search finds in the fused displacement ``disp`` (3, H, W; m) with ``sigma``; none without either."""
-    if given:
-        return RuptureCut(traces=[np.asarray(x, float) for x in given], source="given")
-    if disp is None or not np.isfinite(disp).any():
-        return RuptureCut()
-    found = search_lines(disp, sigma, search_params(disp.shape[1:]))
-    if not found:
-        return RuptureCut()
-    return RuptureCut(traces=[t.rc for t in found], source="found", signif=[round(t.signif, 2) for t in found])
-
-
-def describe_cut(cut: RuptureCut, shares: list[float], n_px: int) -> str:
-    """One sentence for the run's notes."""
-    if cut.source == "given":
-        what = "the rupture trace given to the run"
-    else:
-        what = ("the rupture trace the line search found in the fused displacement (significance "
-                + ", ".join(f"{s:.2f}" for s in cut.signif) + ")")
-    on = [f"{100 * s:.0f} %" for s in shares if s > 0]
-    band = (f"; {', '.join(on)} of it lies on the phase's decorrelation band" if on else
-            "; the phase shows no decorrelation band along it")
-    wide = cut.source != "given" and any(s == 0 for s in shares)
-    width = f"{CUT_PX}-{WIDE_CUT_PX}" if wide and on else str(WIDE_CUT_PX if wide else CUT_PX)
-    return (f"not trusted within {width} px of {what}{band} ({n_px} px): no unwrap region spans the rupture, so "
-            "the cycle count across it is linked only where the fused estimate knows the step to a third of a cycle")
+def rupture_cut(band: np.ndarray, given: list[np.ndarray] | None = None) -> RuptureCut | None:
+    """The cut of one interferogram (``band``: its ``1 - pseudo-coherence``, NaN = no phase) along the ``given``
+    traces ((k, 2) row/col polylines of the grid) and the ruptures its band shows; None when there is neither."""
+    shape = band.shape
+    near, wide = np.zeros(shape, bool), np.zeros(shape, bool)
+    shares = []
+    for rc in given or []:
+        rc = np.asarray(rc, float)
+        moved, share = move_onto_band(rc, band)
+        shares.append(share)
+        _draw(near, rc)
+        if share > 0:
+            _draw(near, moved)
+    found = search_band(band)
+    for rc, _, share in found:
+        _draw(near if share > 0 else wide, rc)
+    if not (near.any() or wide.any()):
+        return None
+    mask = np.zeros(shape, bool)
+    if near.any():
+        mask |= ndimage.distance_transform_edt(~near) <= CUT_PX
+    if wide.any():
+        mask |= ndimage.distance_transform_edt(~wide) <= WIDE_CUT_PX
+    return RuptureCut(mask=mask, given_on_band=shares, found=[(s, b) for _, s, b in found])

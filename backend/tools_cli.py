@@ -30,9 +30,11 @@ Signs: t = trace direction, n = its right-hand normal, R/L = right/left side:
 
 def _add_trace_args(ap: argparse.ArgumentParser) -> None:
     g = ap.add_argument_group("trace extraction (when no trace is given)")
-    g.add_argument("--method", choices=["auto", "probability", "step", "both", "line"], default="auto",
+    g.add_argument("--method", choices=["auto", "probability", "step", "both", "line", "band"], default="auto",
                    help="auto = rupture_probability.tif when it forms a trace, else the line search (the long "
-                        "line with the most significant, consistent displacement step); step = pixel-wise step map")
+                        "line with the most significant, consistent displacement step), else (runs with an "
+                        "interferogram) band = the long lines where the wrapped phase decorrelates; step = "
+                        "pixel-wise step map")
     g.add_argument("--prob-threshold", type=float, default=0.5, help="rupture probability threshold (0..1)")
     g.add_argument("--step-threshold", type=float, default=None, metavar="M",
                    help="displacement step threshold (m; default automatic)")
@@ -41,9 +43,10 @@ def _add_trace_args(ap: argparse.ArgumentParser) -> None:
                    help="line search: a trace's step must be R times the largest of shuffled copies of the data "
                         "(default 1.15; lower it to see weaker candidates, with their 'signif' attribute)")
     g.add_argument("--no-band", action="store_true",
-                   help="keep the extracted trace where the displacement puts it (default: when the run has an "
-                        "interferogram, move it onto the band where the wrapped phase decorrelates across the "
-                        "rupture; its 'on_band' attribute says where it did)")
+                   help="do not use the interferogram: keep the extracted trace where the displacement puts it "
+                        "(default: when the run has an interferogram, move it onto the band where the wrapped phase "
+                        "decorrelates across the rupture, its 'on_band' attribute says where it did; and auto falls "
+                        "back to the band's long lines when the displacement shows no trace)")
 
 
 def _trace_params(a: argparse.Namespace):  # noqa: ANN202
@@ -72,6 +75,9 @@ def _print_support(stats: list[dict]) -> None:
             print(f"trace {i}: step significance z {st['step_z']:.1f}, {st['signif']:.2f} times the largest of "
                   "shuffled copies of the data (accepted from 1.15; below 1.3 the data support it only weakly: "
                   "check it against the maps)")
+        elif "signif" in st:
+            print(f"trace {i}: a decorrelated line of the interferogram, {st['signif']:.2f} times the largest of "
+                  "shuffled copies of the phase (accepted from 1.3)")
         if st.get("on_band"):
             print(f"trace {i}: {100 * st['on_band']:.0f} % of its stations moved onto the band where the "
                   "interferogram decorrelates across the rupture (the rest: where the displacement puts them)")

@@ -48,7 +48,7 @@ from .geodata import (
     simplify,
     write_layers,
 )
-from .trace_band import BandParams, decorrelation_map, move_onto_band
+from .trace_band import BandParams, decorrelation_map, move_onto_band, search_band
 from .trace_search import LineSearchParams, search_lines
 
 TRACE_FILE = "rupture_trace.gpkg"
@@ -60,8 +60,8 @@ SEGMENT_LAYER = "trace_seg"
 class TraceParams:
     """Parameters of :func:`extract_trace` (see the module docstring). Lengths in pixels unless named ``_m``."""
 
-    method: str = "auto"  # auto (probability when it finds a trace, else line search) | probability | step |
-    # both | line
+    method: str = "auto"  # auto (probability when it finds a trace, else line search, else the interferogram's
+    # decorrelated lines) | probability | step | both | line | band
     prob_threshold: float = 0.5
     step_px: int = 2
     smooth_px: float = 1.0  # Gaussian pre-smoothing of the displacement for the step map (noise)
@@ -72,8 +72,9 @@ class TraceParams:
     simplify_px: float = 1.0
     join_gap_px: float = 15.0
     line: LineSearchParams = field(default_factory=LineSearchParams)  # method "line" (backend/trace_search.py)
-    # every extracted trace moved onto the interferogram's decorrelation band when the run has a wrapped phase
-    # (backend/trace_band.py); None: keep the trace where the displacement puts it
+    # every extracted trace moved onto the interferogram's decorrelation band when the run has a wrapped phase,
+    # and "auto" falls back to the band's long lines (backend/trace_band.py); None: the phase is not used
+    # (the trace stays where the displacement puts it)
     band: BandParams | None = field(default_factory=BandParams)
 
 
@@ -268,19 +269,54 @@ def extract_trace_stats(run: RunData, params: TraceParams | None = None
     (backend/trace_band.py). ``auto`` uses the rupture probability when the run has it and it yields a trace, else
     the line search (the source then says why)."""
     p = params or TraceParams()
-    if p.method == "line" or (p.method == "auto" and run.prob is None):
-        lines, source, stats = _line_trace(run, p, "line")
-    elif p.method == "auto":
-        try:
-            lines, source = _mask_trace(run, replace(p, method="probability"))
-            stats = [{} for _ in lines]
-        except ToolsError:
-            lines, source, stats = _line_trace(run, p,
-                                               f"line (rupture probability never forms a trace at {p.prob_threshold})")
+    if p.method == "band":
+        return _band_trace(run, p, "band")
+    if p.method in ("line", "auto"):
+        lines = None
+        if p.method == "auto" and run.prob is not None:
+            try:
+                lines, source = _mask_trace(run, replace(p, method="probability"))
+                stats = [{} for _ in lines]
+            except ToolsError:
+                pass
+        if lines is None:
+            why = "line" if p.method == "line" or run.prob is None else (
+                f"line (rupture probability never forms a trace at {p.prob_threshold})")
+            try:
+                lines, source, stats = _line_trace(run, p, why)
+            except ToolsError as exc:
+                if p.method == "line" or p.band is None:
+                    raise
+                try:  # a run with an interferogram: the long decorrelated lines of its phase
+                    return _band_trace(run, p, f"band ({why.split(' (')[0]} search found none)")
+                except ToolsError:
+                    raise exc from None
     else:
         lines, source = _mask_trace(run, p)
         stats = [{} for _ in lines]
     return _onto_band(run, lines, source, stats, p)
+
+
+def _band_trace(run: RunData, p: TraceParams, source: str) -> tuple[list[np.ndarray], str, list[dict]]:
+    """Traces from the long decorrelated lines of the run's wrapped phase (backend/trace_band.py search_band)."""
+    band, files = decorrelation_map(run.run_dir, run.shape)
+    if band is None:
+        raise ToolsError("no rupture trace found: the band method needs an interferogram (rewrapped_phase.tif in "
+                         "the run folder). Fix: use another method, or draw or load the trace.", "trace")
+    pix = run.pixel_size
+    min_px = (p.min_length_m / pix) if p.min_length_m else 20.0
+    lines, stats = [], []
+    for rc, signif, share in search_band(band):
+        x, y = run.xy(rc[:, 0], rc[:, 1])
+        line = orient(np.column_stack([x, y]))
+        if cumulative_length(line)[-1] >= min_px * pix:
+            lines.append(line)
+            stats.append({"signif": round(signif, 2), "on_band": round(share, 2)})
+    if not lines:
+        raise ToolsError("no rupture trace found (band: no long line of the interferogram decorrelates "
+                         "significantly more than lines of shuffled copies of it). Fix: draw or load the trace.",
+                         "trace")
+    return lines, f"{source}: long decorrelated line(s) of {', '.join(files)}", stats
 
 
 def _onto_band(run: RunData, lines: list[np.ndarray], source: str, stats: list[dict], p: TraceParams

@@ -1,4 +1,4 @@
-"""A rupture trace moved onto the interferogram's decorrelation band.
+"""A rupture trace moved onto the interferogram's decorrelation band, and ruptures found as long lines of it.
 
 Across a surface rupture the line-of-sight displacement jumps by many fringes within a few pixels and the ground is
 strained and broken: the wrapped phase there has no consistent gradient, in a band centred on the rupture a few
@@ -19,6 +19,10 @@ peak between moved ones take the interpolated offset; those beyond the first or 
 were. A running median of three moved offsets removes single-station jumps. Measured on the simulated Mw 6.9
 rupture (docs/geologist_tools.md): the line search's trace from the model's output, 40 % within 2 px of the truth
 (mean 55 m), moved onto the band: 98 % within 2 px (mean 6 m).
+
+:func:`search_band` finds such bands on their own: the long straight lines whose 3-px strip of the band stands out
+of its flanks far more than any line of block-shuffled copies of the band does, and all along them (the unwrapper
+cuts the interferogram along them, backend/rupture_cut.py; measurements in docs/insar_fusion.md).
 """
 
 from __future__ import annotations
@@ -133,3 +137,162 @@ def move_onto_band(rc: np.ndarray, band: np.ndarray, params: BandParams | None =
     inside = slice(moved[0], moved[-1] + 1)
     full[inside] = np.interp(np.arange(len(pts))[inside], moved, o)
     return pts + full[:, None] * nrm, float(moved.size / len(pts))
+
+
+# ------------------------------------------------------------------------------------------- search on the band
+@dataclass
+class BandSearchParams:
+    """Parameters of :func:`search_band`; lengths in pixels of the (block-averaged) band grid."""
+
+    max_grid_px: int = 512
+    half_px: int = 1  # the ridge: 2 half_px + 1 px wide
+    gap_px: int = 2  # between the ridge and its flanks
+    flank_px: int = 8  # each flank's width
+    angle_step_deg: float = 2.0
+    min_length_frac: float = 0.3
+    chunk_px: float = 48.0
+    min_share: float = 0.6  # the ridge stands above its flanks in this share of the line's pieces
+    min_ratio: float = 1.3  # z / the largest z of the surrogates
+    surrogates: int = 6
+    surrogate_block_px: float = 48.0
+    border_px: int = 8
+    max_traces: int = 2
+
+
+def _ridge_profile(s: np.ndarray, m: np.ndarray, p: BandSearchParams) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge contrast (mean of the ridge strip minus the mean of both flanks) for every offset of the last axis of
+    row sums ``s`` / counts ``m`` (..., n), and the smaller of the ridge's and flanks' counts."""
+    cs = np.concatenate([np.zeros(s.shape[:-1] + (1,)), np.cumsum(s, axis=-1)], axis=-1)
+    cm = np.concatenate([np.zeros(m.shape[:-1] + (1,)), np.cumsum(m, axis=-1)], axis=-1)
+    n = s.shape[-1]
+    v = np.arange(n)
+
+    def win(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a, b = np.clip(a, 0, n), np.clip(b, 0, n)
+        return cs[..., b] - cs[..., a], cm[..., b] - cm[..., a]
+
+    h, g, f = p.half_px, p.gap_px, p.flank_px
+    rs, rm = win(v - h, v + h + 1)
+    ls, lm = win(v - h - g - f, v - h - g)
+    hs, hm = win(v + h + g + 1, v + h + g + f + 1)
+    ok = (rm > 0) & (lm > 0) & (hm > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.where(ok, rs / np.where(ok, rm, 1) - (ls + hs) / np.where(ok, lm + hm, 1), np.nan)
+    return c, np.minimum(rm, np.minimum(lm, hm) * (2 * h + 1) / f)
+
+
+def _ridge_z(vals: np.ndarray, cnt: np.ndarray, frame, phis: np.ndarray, p: BandSearchParams  # noqa: ANN001
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """z of every line (angles, offsets): contrast x sqrt(ridge pixels) over its robust spread over all long lines;
+    and the contrasts."""
+    cs, cover = [], []
+    for phi in phis:
+        sv, sm = frame.sample(vals[None], phi)[0], frame.sample(cnt[None], phi)[0]
+        c, m = _ridge_profile(sv.sum(axis=1), sm.sum(axis=1), p)
+        cs.append(c)
+        cover.append(m)
+    c, cover = np.stack(cs), np.stack(cover)
+    longer = cover >= p.min_length_frac * cover.max()
+    cn = c * np.sqrt(np.maximum(cover, 0))
+    x = cn[longer & np.isfinite(cn)]
+    scale = 1.4826 * float(np.median(np.abs(x - np.median(x)))) if x.size >= 10 else np.inf
+    z = np.where(longer & np.isfinite(cn), (cn - (np.median(x) if x.size else 0.0)) / (scale or np.inf), 0.0)
+    return z, c
+
+
+def search_band(band: np.ndarray, params: BandSearchParams | None = None) -> list[tuple[np.ndarray, float, float]]:
+    """Long straight ridges of the decorrelation band ``band`` (H, W; ``1 - pseudo-coherence``, NaN = no phase):
+    the lines whose ridge stands out of their flanks far more than any line of block-shuffled copies of the band
+    does, and all along them; each moved onto the band (:func:`move_onto_band`). Returns [(rc polyline of the full
+    grid, signif, share of it moved onto the band)], most significant first."""
+    from .trace_search import _Frame, _line_band
+
+    p = params or BandSearchParams()
+    b = np.asarray(band, np.float64)
+    h, w = b.shape
+    fct = max(1, int(np.ceil(max(h, w) / p.max_grid_px)))
+    ok = np.isfinite(b)
+    if fct > 1:
+        hh, ww = h // fct * fct, w // fct * fct
+        sv = np.where(ok, b, 0.0)[:hh, :ww].reshape(hh // fct, fct, ww // fct, fct).sum(axis=(1, 3))
+        sm = ok[:hh, :ww].reshape(hh // fct, fct, ww // fct, fct).sum(axis=(1, 3)).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            vals, cnt = np.where(sm > 0, sv / np.where(sm > 0, sm, 1), 0.0), (sm > 0).astype(np.float64)
+    else:
+        vals, cnt = np.where(ok, b, 0.0), ok.astype(np.float64)
+    bd = p.border_px
+    cnt[:bd], cnt[-bd:], cnt[:, :bd], cnt[:, -bd:] = 0, 0, 0, 0
+    vals = vals * cnt
+    phis = np.radians(np.arange(0.0, 180.0, p.angle_step_deg))
+    z_null = _band_null(vals, cnt, phis, p)
+    frame = _Frame(vals.shape)
+    found: list[tuple[np.ndarray, float, float]] = []
+    for _ in range(p.max_traces):
+        z, c = _ridge_z(vals, cnt, frame, phis, p)
+        a, rho = np.unravel_index(int(np.argmax(z)), z.shape)
+        if not z[a, rho] >= p.min_ratio * z_null:
+            break
+        rc = _ridge_line(vals, cnt, frame, float(phis[a]), int(rho), p)
+        if rc is None:
+            break
+        rc_full = (rc + 0.5) * fct - 0.5
+        moved, share = move_onto_band(rc_full, b, BandParams(search_px=max(6, 3 * fct)))
+        line = _to_edges(moved if share > 0 else rc_full, (h, w), (p.border_px + 2) * fct)
+        found.append((line, float(z[a, rho] / z_null), share))
+        gone = _line_band(rc, vals.shape, p.half_px + p.gap_px + p.flank_px)
+        vals, cnt = np.where(gone, 0.0, vals), np.where(gone, 0.0, cnt)
+    return found
+
+
+def _band_null(vals: np.ndarray, cnt: np.ndarray, phis: np.ndarray, p: BandSearchParams) -> float:
+    """The largest ridge z over block-shuffled, randomly turned copies of the band grid."""
+    from .trace_search import _Frame, shuffled_copies
+
+    best, frame = 0.0, None
+    for copy in shuffled_copies(np.stack([vals, cnt]), int(p.surrogate_block_px), p.surrogates):
+        frame = frame or _Frame(copy.shape[1:])
+        best = max(best, float(_ridge_z(copy[0], copy[1], frame, phis, p)[0].max()))
+    return best if best > 0 else np.inf
+
+
+def _ridge_line(vals: np.ndarray, cnt: np.ndarray, frame, phi: float, rho: int,  # noqa: ANN001
+                p: BandSearchParams) -> np.ndarray | None:
+    """The ridge line (phi, rho) as a (row, col) polyline from its first to its last piece with data, when the
+    ridge stands above its flanks in ``min_share`` of its pieces; else None."""
+    sv, sm = frame.sample(vals[None], phi)[0], frame.sample(cnt[None], phi)[0]  # (v, u)
+    lo, hi = max(rho - p.half_px - p.gap_px - p.flank_px, 0), rho + p.half_px + p.gap_px + p.flank_px + 1
+    cols = np.flatnonzero(sm[lo:hi].min(axis=0) > 0)
+    if cols.size < 4 * p.chunk_px / 2:
+        return None
+    u0, u1 = int(cols[0]), int(cols[-1]) + 1
+    k = max(4, int((u1 - u0) // p.chunk_px))
+    edges = u0 + np.round(np.linspace(0, u1 - u0, k + 1)).astype(int)
+    above = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        c, _ = _ridge_profile(sv[:, a:b].sum(axis=1), sm[:, a:b].sum(axis=1), p)
+        above.append(bool(np.isfinite(c[rho]) and c[rho] > 0))
+    if np.mean(above) < p.min_share:
+        return None
+    u = np.array([u0, u1 - 1], float)
+    return frame.to_rc(phi, u - frame.r, np.full(2, rho - frame.r, float))
+
+
+def _to_edges(rc: np.ndarray, shape: tuple[int, int], reach: float) -> np.ndarray:
+    """The polyline ``rc`` carried on along its end segments to the raster's edge from ends within ``reach`` px of
+    an edge (the search ignores a border: a line that runs into it crosses the raster)."""
+    h, w = shape
+    out = [rc]
+    for end, nxt in ((0, 1), (-1, -2)):
+        p, t = rc[end], rc[end] - rc[nxt]
+        n = float(np.hypot(*t))
+        if n == 0 or min(p[0], p[1], h - 1 - p[0], w - 1 - p[1]) > reach:
+            continue
+        t = t / n
+        steps = [((0.0 if t[k] < 0 else lim) - p[k]) / t[k] for k, lim in ((0, h - 1.0), (1, w - 1.0))
+                 if abs(t[k]) > 1e-9]
+        s = min(x for x in steps if x >= 0) if any(x >= 0 for x in steps) else 0.0
+        if s > 0:
+            edge = (p + s * t)[None]
+            out = [edge, *out] if end == 0 else [*out, edge]
+    return np.concatenate(out)
+

@@ -184,26 +184,33 @@ def search_lines(disp: np.ndarray, sigma: np.ndarray | None = None,
     return found
 
 
+def shuffled_copies(arrays: np.ndarray, block: int, count: int):  # noqa: ANN201 (a generator)
+    """``count`` copies of ``arrays`` (K, h, w) cut into ``block``-px squares, shuffled and turned at random (the
+    same for all K; fixed seed): the noise keeps its amplitude and correlation, long lines are broken. Yields
+    (K, gh * block, gw * block) arrays; nothing when fewer than 4 squares fit."""
+    gh, gw = arrays.shape[1] // block, arrays.shape[2] // block
+    if gh * gw < 4:
+        return
+    rng = np.random.default_rng(0)
+    blocks = [(i, j) for i in range(gh) for j in range(gw)]
+    b = block
+    for _ in range(count):
+        out = np.zeros((arrays.shape[0], gh * b, gw * b))
+        for (i, j), src in zip(blocks, rng.permutation(len(blocks))):
+            a, c = blocks[src]
+            out[:, i * b:(i + 1) * b, j * b:(j + 1) * b] = np.rot90(arrays[:, a * b:(a + 1) * b, c * b:(c + 1) * b],
+                                                                    int(rng.integers(4)), axes=(1, 2))
+        yield out
+
+
 def _null_z(vw, wt, p, phis, band, gap, min_len, f):  # noqa: ANN001, ANN202
     """The largest line ``z`` over ``p.surrogates`` block-shuffled, randomly turned copies of the grid."""
     b = max(8, int(round(p.surrogate_block_px / f)))
-    gh, gw = vw.shape[1] // b, vw.shape[2] // b
-    if gh * gw < 4:
-        return np.inf
-    rng = np.random.default_rng(0)
-    frame = _Frame((gh * b, gw * b))
-    blocks = [(i, j) for i in range(gh) for j in range(gw)]
-    best = 0.0
-    for _ in range(p.surrogates):
-        nv, nw = np.zeros((len(vw), gh * b, gw * b)), np.zeros((len(vw), gh * b, gw * b))
-        for (i, j), src in zip(blocks, rng.permutation(len(blocks))):
-            a, c = blocks[src]
-            k = int(rng.integers(4))
-            nv[:, i * b:(i + 1) * b, j * b:(j + 1) * b] = np.rot90(vw[:, a * b:(a + 1) * b, c * b:(c + 1) * b], k,
-                                                                   axes=(1, 2))
-            nw[:, i * b:(i + 1) * b, j * b:(j + 1) * b] = np.rot90(wt[:, a * b:(a + 1) * b, c * b:(c + 1) * b], k,
-                                                                   axes=(1, 2))
-        best = max(best, float(_z_lines((nv, nw), frame, phis, band, gap, min_len, f)[0].max()))
+    c = len(vw)
+    best, frame = 0.0, None
+    for copy in shuffled_copies(np.concatenate([vw, wt]), b, p.surrogates):
+        frame = frame or _Frame(copy.shape[1:])
+        best = max(best, float(_z_lines((copy[:c], copy[c:]), frame, phis, band, gap, min_len, f)[0].max()))
     return best if best > 0 else np.inf
 
 

@@ -8,8 +8,9 @@ the true trace (distance_to_rupture_m), the stacked offsets with the true slip o
 With ``--model`` (the shipped ONNX by default: ``--model models/quakefusion.onnx``) the same event is also run
 through the real pipeline (``backend.pipeline.run_estimate`` on the simulated optical + SAR + InSAR files, as the
 dialog would) and the tools are measured on the *model's* output, with the extracted trace and with the true trace;
-and once more with the true trace given to the network (``--trace``, model 0.7.0). ``--optical-only``: the model
-runs get the optical pair and the DEM only.
+once more with the true trace given to the network (``--trace``, model 0.7.0), and once more with the trace
+extracted from the first run (``auto``, as ``python -m backend trace``: the geologist's two-step workflow; measured
+along that trace, "given trace"). ``--optical-only``: the model runs get the optical pair and the DEM only.
 
 Usage: ``.venv/bin/python benchmarks/geotools_accuracy.py [--size 768] [--pixel 10] [--out DIR] [--model [ONNX]]
 [--optical-only] [--reuse]`` (prints Markdown).
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backend.geodata import ToolsError, cumulative_length, load_run  # noqa: E402
 from backend.offsets import offsets_along_trace  # noqa: E402
-from backend.trace import TraceParams, extract_trace  # noqa: E402
+from backend.trace import TraceParams, extract_trace, read_trace  # noqa: E402
 from models.scene import simulate_scene  # noqa: E402
 from models.testing import true_fault_offsets, write_truth_run  # noqa: E402
 
@@ -120,9 +121,23 @@ def main(argv: list[str] | None = None) -> int:
             given = write_trace(root / "true_trace.gpkg", true_lines, runs[0][1].crs_wkt)
             done = model_run(scene, root / "model_trace", Path(a.model), trace=given, optical_only=a.optical_only)
         runs.append((f"model {Path(a.model).name}{tag}, true trace given", load_run(done)))
+        # the geologist's two-step workflow: the trace extracted from the first run (python -m backend trace:
+        # auto, moved onto the interferogram's decorrelation band), given to a second run, whose tools then use it
+        done = root / "model_extracted" / "results"
+        first = runs[-2][1]
+        if not (a.reuse and (done / "run.json").exists()):
+            extracted, _ = extract_trace(first)
+            given = write_trace(root / "extracted_trace.gpkg", extracted, first.crs_wkt)
+            done = model_run(scene, root / "model_extracted", Path(a.model), trace=given,
+                             optical_only=a.optical_only)
+        runs.append((f"model {Path(a.model).name}{tag}, extracted trace given", load_run(done)))
     for label, run in runs:
-        for method in ("probability", "step", "line", "true trace"):
-            if method == "true trace":
+        for method in ("probability", "step", "line", "auto", "true trace", "given trace"):
+            if method == "given trace":
+                if not label.endswith("extracted trace given"):
+                    continue
+                lines = read_trace(root / "extracted_trace.gpkg", run.crs_wkt)
+            elif method == "true trace":
                 if not label.startswith("model"):
                     continue
                 lines = true_lines

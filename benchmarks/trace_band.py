@@ -1,14 +1,15 @@
-"""Where the extracted rupture trace lies, with and without the interferogram's decorrelation band.
+"""Where the extracted rupture trace lies, with and without the interferogram.
 
 Simulated events (``models.scene.simulate_scene``, seeds 9 800 000+, outside the training and evaluation seeds),
 ``--size`` px at ``--pixel`` m, all modalities (optical + SAR pairs, interferogram, DEM) through the real pipeline
-with the shipped model, as the dialog runs them; the trace extracted as ``python -m backend trace`` does
-(``auto``), then once more with ``band=None`` (where the displacement alone puts it). Per scene: the share of the
-trace within 1 and 2 px of the true trace and the mean distance. ``--blind N`` adds N events without a surface
-rupture: a trace found there is a false trace, and moving it must not make it look better supported.
+with the shipped model, as the dialog runs them; the trace extracted as ``python -m backend trace`` does (``auto``:
+the line search on the displacement, else the interferogram's long decorrelated lines; moved onto the band), and
+as it did before the interferogram was used (``--no-band``: where the displacement alone puts it). Per scene: the
+share of the trace within 1 and 2 px of the true trace and the mean distance. ``--blind N`` adds N events without
+a surface rupture: a trace found there is a false trace.
 
 Usage: ``.venv/bin/python benchmarks/trace_band.py [--scenes 12] [--blind 6] [--size 512] [--pixel 10]
-[--out DIR]`` (prints Markdown; ~40 s a scene on 2 cores).
+[--out DIR]`` (prints Markdown; ~1 min a scene on 2 cores).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The interferogram is cut along the rupture before its unwrap regions are drawn (backend/rupture_cut.py): MCF
 alone integrates straight across a rupture whose phase stays coherent up to it and puts both sides in one region
-with a wrong cycle count; cut along the trace (given, or found in the fused displacement) the sides are separate
-regions, or linked by a confident estimate - never silently wrong."""
+with a wrong cycle count; cut along the rupture (a given trace, or a long decorrelated line of the phase found by
+backend.trace_band.search_band) the sides are separate regions, or linked by a confident estimate - never
+silently wrong. The search finds no line without motion, nor on the real Thessaly 2021 interferogram."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import rasterio
 
 from backend.conventions import wrap
 from backend.mcf import unwrap_residual
-from backend.rupture_cut import CUT_PX, find_rupture
+from backend.rupture_cut import CUT_PX, rupture_cut
+from backend.trace_band import search_band
 from backend.unwrap import pseudo_coherence
 from models.metrics import classify_cross_rupture, true_cross_rupture_cycles
 from models.testing import true_trace_rc
@@ -23,6 +25,7 @@ from models.testing import true_trace_rc
 # scenes (seeds 9 810 000-011): MCF alone was wrong across the rupture in one region on 8, the cut made all 8
 # separate regions
 SEED = 9_810_000
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -41,33 +44,45 @@ def test_mcf_alone_is_silently_wrong_across_the_rupture_and_the_cut_separates_th
     unw, regions, plain = unwrap_residual(phase, coh, None, None, 5.0)
     status, err = classify_cross_rupture(unw, regions, truth, trace, CUT_PX)
     assert status == "wrong" and abs(err) == 36  # one region on both sides, 36 cycles off
-    # the cut along the true trace (what a geologist's --trace gives)
-    rupture = find_rupture(None, None, true_trace_rc(scene))
-    assert rupture.source == "given"
-    cut, shares = rupture.mask(1.0 - pseudo_coherence(phase), phase.shape)
-    assert shares[0] > 0.5  # the phase decorrelates along this rupture: the band confirms the trace
+    # the cut along the true trace (what a geologist's --trace gives) and the line the phase shows
+    band = 1.0 - pseudo_coherence(phase)
+    cut = rupture_cut(band, true_trace_rc(scene))
+    assert cut.given_on_band[0] > 0.5  # the phase decorrelates along this rupture: the band confirms the trace
+    assert len(cut.found) == 1 and cut.found[0][0] > 1.3  # and the band search finds it on its own (2.55)
     dist = scene.distance_to_rupture_m / 10.0
-    inner = np.zeros_like(cut)
+    inner = np.zeros_like(cut.mask)
     inner[4:-4, 4:-4] = True  # the trace is clipped 2 px inside the raster
-    assert cut[(dist <= 1.0) & inner].all() and not cut[dist > CUT_PX + 2].any()  # 3 px either side of it
-    unw2, regions2, summ = unwrap_residual(phase, coh, None, None, 5.0, cut=cut)
+    assert cut.mask[(dist <= 1.0) & inner].all() and not cut.mask[dist > CUT_PX + 2].any()  # 3 px either side
+    # the found line alone gives the same cut
+    found = rupture_cut(band)
+    assert found.given_on_band == [] and found.mask[(dist <= 1.0) & inner].mean() > 0.95
+    unw2, regions2, summ = unwrap_residual(phase, coh, None, None, 5.0, cut=found.mask)
     assert classify_cross_rupture(unw2, regions2, truth, trace, CUT_PX)[0] == "separate"
     # only the band is lost (401 px already untrusted or not: 0.6 % of the raster)
     assert summ["cut_px"] > 0 and summ["trusted_share"] > plain["trusted_share"] - 0.01
     ok = np.isfinite(unw2)
     np.testing.assert_allclose(wrap(unw2[ok] - phase[ok]), 0.0, atol=1e-4)  # still the input + 2 pi k
     # a confident estimate links the sides again, with the right count (the link rule of backend/mcf.py)
-    unw3, regions3, _ = unwrap_residual(phase, coh, truth, 0.2, 5.0, cut=cut)
+    unw3, regions3, _ = unwrap_residual(phase, coh, truth, 0.2, 5.0, cut=found.mask)
     assert classify_cross_rupture(unw3, regions3, truth, trace, CUT_PX)[0] == "exact"
 
 
-def test_noise_alone_finds_no_rupture_to_cut():
-    rng = np.random.default_rng(3)
-    from scipy import ndimage
+@pytest.mark.parametrize("seed", [9_820_000, 9_820_001])
+def test_a_scene_without_motion_has_no_rupture_to_cut(seed):
+    from models.scene import simulate_scene
 
-    disp = np.stack([ndimage.gaussian_filter(rng.normal(size=(256, 256)), 8) for _ in range(3)]).astype(np.float32)
-    rupture = find_rupture(disp, None, None)
-    assert rupture.source == "none" and rupture.mask(None, (256, 256)) == (None, [])
+    s = simulate_scene(seed, size=(256, 256), pixel_size_m=10.0,
+                       overrides={"uniform_displacement_enu": [0.0, 0.0, 0.0]})
+    band = 1.0 - pseudo_coherence(s.wrapped_phase)
+    assert np.nanmax(band) > 0.5  # it has decorrelated pixels, only no long line of them
+    assert search_band(band) == [] and rupture_cut(band) is None
+
+
+def test_the_real_thessaly_interferogram_has_no_rupture_to_cut():
+    # Thessaly 2021 (Mw 6.3, blind faulting): a real co-seismic interferogram without a surface rupture
+    with rasterio.open(ROOT / "data" / "thessaly2021" / "phase_wrapped.tif") as ds:
+        phase = ds.read(1, masked=True).filled(np.nan)
+    assert rupture_cut(1.0 - pseudo_coherence(phase)) is None
 
 
 @pytest.mark.slow
@@ -85,15 +100,17 @@ def test_pipeline_cuts_along_the_rupture_it_finds_or_is_given(scene, qf_model, t
     t = rasterio.Affine(*scene.transform[:6])
     lines = [np.column_stack(t * (rc[:, 1] + 0.5, rc[:, 0] + 0.5)) for rc in true_trace_rc(scene)]
     given = write_trace(tmp_path / "trace.gpkg", lines, rasterio.crs.CRS.from_epsg(scene.crs).to_wkt())
-    for name, extra, source in (("blind", {}, "the line search found"), ("trace", {"trace": given}, "given")):
+    for name, extra, source in (("blind", {}, "found as long decorrelated lines of the phase"),
+                                ("trace", {"trace": given}, "the rupture trace given to the run")):
         out = tmp_path / name
         run_estimate(EstimateConfig(out_dir=out, model_path=qf_model, device="cpu", **inputs, **extra),
                      progress=lambda f, m: None, cancel=CancelToken())
         rj = read_run_json(out)
-        note = next(n for n in rj["notes"] if "no unwrap region spans the rupture" in n)
+        note = next(n for n in rj["notes"] if "no unwrap region spans a rupture" in n)
         assert source in note
         cut = rj["parameters"]["unwrap"]["interferograms"][0]["rupture_cut"]
-        assert cut["px"] > 0 and max(cut["on_band"]) > 0.5
+        assert cut["px"] > 0 and len(cut["found_signif"]) == 1 and cut["found_on_band"][0] > 0.5
+        assert cut["given_on_band"] == ([] if name == "blind" else [pytest.approx(cut["given_on_band"][0])])
         with rasterio.open(out / "unwrapped_phase.tif") as ds:
             unw = ds.read(1).astype(np.float64)
         with rasterio.open(out / "unwrap_regions.tif") as ds:

@@ -43,7 +43,7 @@ def test_trace_gpkg_layers_and_user_trace_in_another_crs(mw69_run, tmp_path):
     assert source == "probability"  # auto: rupture_probability.tif exists
     p = write_trace(tmp_path / "rupture_trace.gpkg", lines, run.crs_wkt, source)
     names, rows = read_table(p, TRACE_LAYER)
-    assert names == ["trace_id", "strike", "length_m", "source", "step_z", "signif"]
+    assert names == ["trace_id", "strike", "length_m", "source", "step_z", "signif", "on_band"]
     assert rows[0]["step_z"] is None and rows[0]["signif"] is None  # only the line search measures them
     assert rows[0]["source"] == "probability" and abs(rows[0]["strike"] - 73.7) < 1.0
     names, segs = read_table(p, SEGMENT_LAYER)

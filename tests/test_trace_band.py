@@ -92,3 +92,20 @@ def test_lines_across_the_real_thessaly_interferogram_do_not_move(tmp_path):
              for a, b in ((np.array([0.0, 0.2 * w]), np.array([h - 1.0, 0.7 * w])),
                           (np.array([0.3 * h, 0.0]), np.array([0.6 * h, w - 1.0])))]
     assert max(moved) > 0.0
+
+
+def test_band_method_and_auto_fall_back_to_the_interferogram(mw69_phase_run, mw69_scene):
+    from .test_trace_search import correlated_noise
+
+    run = load_run(mw69_phase_run)
+    lines, source, stats = extract_trace_stats(run, TraceParams(method="band"))
+    assert source == "band: long decorrelated line(s) of rewrapped_phase.tif" and len(lines) == 1
+    assert stats[0]["signif"] >= 1.3 and stats[0]["on_band"] >= 0.5
+    assert share_within(run, mw69_scene, lines, tol_px=2.0) >= 0.9
+    # a displacement too noisy for the line search (and no rupture probability): auto reads the phase
+    run.prob = None
+    run.disp = correlated_noise(1, n=run.disp.shape[1])[:, :, :run.disp.shape[2]].astype(np.float32)
+    run.sigma = None
+    lines, source, stats = extract_trace_stats(run)
+    assert source.startswith("band (line search found none): long decorrelated line(s)")
+    assert share_within(run, mw69_scene, lines, tol_px=2.0) >= 0.9

@@ -45,9 +45,10 @@ from ..app.task import ToolTask
 SETTINGS_PREFIX = "QuakeFusion/"
 USER_TRACE = "user_trace.gpkg"  # a trace drawn by hand (draw_trace)
 TRACE_INPUT = "trace_input.gpkg"  # the chosen line layer as the backend reads it
-METHODS = [("auto", "Auto (rupture probability, else line search)"), ("probability", "Rupture probability"),
-           ("step", "Displacement step (pixel-wise)"), ("both", "Probability where a step is"),
-           ("line", "Line search (long consistent step)")]
+METHODS = [("auto", "Auto (rupture probability, else line search, else InSAR band)"),
+           ("probability", "Rupture probability"), ("step", "Displacement step (pixel-wise)"),
+           ("both", "Probability where a step is"), ("line", "Line search (long consistent step)"),
+           ("band", "InSAR band (long decorrelated line of the phase)")]
 
 
 def _spin(lo: float, hi: float, value: float, suffix: str = " m", tip: str = "") -> QDoubleSpinBox:
