@@ -328,17 +328,40 @@ def _onto_band(run: RunData, lines: list[np.ndarray], source: str, stats: list[d
     band, files = decorrelation_map(run.run_dir, run.shape)
     if band is None:
         return lines, source, stats
-    out, shares = [], []
+    out, shares, swapped = [], [], 0
+    ridges = None
     for line in lines:
         r, c = run.rowcol(line[:, 0], line[:, 1])
-        rc, share = move_onto_band(np.column_stack([r, c]), band, p.band)
+        rc0 = np.column_stack([r, c])
+        rc, share = move_onto_band(rc0, band, p.band)
+        if share == 0:  # the band is too faint piece by piece here: a long line of it along this trace?
+            ridges = search_band(band) if ridges is None else ridges
+            near = [(x, s) for x, _, s in ridges if _mean_distance(rc0, x) <= p.band.search_px]
+            if near:
+                rc, share = near[0]
+                swapped += 1
         x, y = run.xy(rc[:, 0], rc[:, 1])
         out.append(orient(np.column_stack([x, y])) if share > 0 else line)
         shares.append(share)
     if max(shares) > 0:
         source += (f"; moved onto the interferogram's decorrelation band ({', '.join(files)}) at "
-                   + ", ".join(f"{100 * s:.0f} %" for s in shares) + " of its stations")
+                   + ", ".join(f"{100 * s:.0f} %" for s in shares) + " of its stations"
+                   + (f" ({swapped} replaced by the band's own line along it)" if swapped else ""))
     return out, source, [st | {"on_band": round(s, 2)} for st, s in zip(stats, shares)]
+
+
+def _mean_distance(rc: np.ndarray, other: np.ndarray) -> float:
+    """Mean distance (px) from points every pixel along the polyline ``rc`` to the polyline ``other`` (row/col)."""
+    seg = np.diff(rc, axis=0)
+    cum = np.concatenate([[0.0], np.cumsum(np.hypot(seg[:, 0], seg[:, 1]))])
+    s = np.arange(0.0, cum[-1] + 1e-9, 1.0)
+    pts = np.column_stack([np.interp(s, cum, rc[:, 0]), np.interp(s, cum, rc[:, 1])])
+    best = np.full(len(pts), np.inf)
+    for a, b in zip(other[:-1], other[1:]):
+        ab = b - a
+        t = np.clip(((pts - a) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
+        best = np.minimum(best, np.hypot(*(pts - (a + t[:, None] * ab)).T))
+    return float(best.mean())
 
 
 def _line_trace(run: RunData, p: TraceParams, source: str) -> tuple[list[np.ndarray], str, list[dict]]:

@@ -109,3 +109,16 @@ def test_band_method_and_auto_fall_back_to_the_interferogram(mw69_phase_run, mw6
     lines, source, stats = extract_trace_stats(run)
     assert source.startswith("band (line search found none): long decorrelated line(s)")
     assert share_within(run, mw69_scene, lines, tol_px=2.0) >= 0.9
+
+
+def test_a_trace_the_band_cannot_move_is_replaced_by_the_band_line_along_it(mw69_phase_run, mw69_scene):
+    # a band too faint piece by piece to move the stations (here: an impossible threshold), but whose whole line
+    # the band search finds: the line replaces the trace when it runs within search_px of it
+    run = load_run(mw69_phase_run)
+    lines, source, stats = extract_trace_stats(run, TraceParams(method="line", band=BandParams(min_z=1e9)))
+    assert "(1 replaced by the band's own line along it)" in source
+    assert stats[0]["on_band"] >= 0.5 and share_within(run, mw69_scene, lines, tol_px=2.0) >= 0.9
+    # not when the band line runs elsewhere: a search reach of 0 px keeps the line-search trace as it is
+    lines, source, stats = extract_trace_stats(run, TraceParams(method="line",
+                                                                band=BandParams(min_z=1e9, search_px=0)))
+    assert source == "line" and stats[0]["on_band"] == 0.0
