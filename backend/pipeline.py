@@ -370,16 +370,18 @@ def _insar(r: _Run, sources: dict[str, AlignedSource], angles: list[Angles], sta
         r.report(0.05 + frac + 0.15 * (k - 1) / len(ifgs), f"unwrapping interferogram {k}/{len(ifgs)} (MCF)")
         r.check_cancel()
         phi = sources[nm["phase"]].read(0, 0, H, W)
+        phase_pc = pseudo_coherence(phi)  # the rupture cut's band, and the coherence when none is given
         if nm["coherence"] in sources:
             coh, coh_src = sources[nm["coherence"]].read(0, 0, H, W), "input"
         else:
-            coh, coh_src = pseudo_coherence(phi), "phase-gradient pseudo-coherence"
+            coh, coh_src = phase_pc, "phase-gradient pseudo-coherence"
         lu = ang.los(0, 0, H, W)
         los_m = phi_m = sig_rad = None
         if disp is not None:
             los_m, phi_m, sig_rad = _model_los(disp, sig, lu, ifg)
         t1 = time.perf_counter()
-        cut = rupture_cut(1.0 - pseudo_coherence(phi), given)
+        cut = rupture_cut(1.0 - phase_pc, given)
+        del phase_pc
         r.timings["rupture_cut_s"] = r.timings.get("rupture_cut_s", 0.0) + time.perf_counter() - t1
         unw, regions, summ = unwrap_residual(phi, coh, phi_m, sig_rad, MCF_NLOOKS, coherence_threshold=cfg.coh_min,
                                              cut=None if cut is None else cut.mask)

@@ -27,9 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
 
 from .trace_band import move_onto_band, search_band
+from .trace_search import line_band
 
 CUT_PX = 3
 WIDE_CUT_PX = 8
@@ -64,38 +64,22 @@ class RuptureCut:
                 "the step to a third of a cycle")
 
 
-def _draw(mask: np.ndarray, rc: np.ndarray) -> None:
-    """Set the pixels along the polyline ``rc`` (row, col) in ``mask``."""
-    h, w = mask.shape
-    for (r0, c0), (r1, c1) in zip(rc[:-1], rc[1:]):
-        n = int(np.ceil(np.hypot(r1 - r0, c1 - c0))) * 2 + 2
-        rr = np.round(np.linspace(r0, r1, n)).astype(int)
-        cc = np.round(np.linspace(c0, c1, n)).astype(int)
-        keep = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
-        mask[rr[keep], cc[keep]] = True
-
-
 def rupture_cut(band: np.ndarray, given: list[np.ndarray] | None = None) -> RuptureCut | None:
     """The cut of one interferogram (``band``: its ``1 - pseudo-coherence``, NaN = no phase) along the ``given``
     traces ((k, 2) row/col polylines of the grid) and the ruptures its band shows; None when there is neither."""
     shape = band.shape
-    near, wide = np.zeros(shape, bool), np.zeros(shape, bool)
+    mask = np.zeros(shape, bool)
     shares = []
     for rc in given or []:
         rc = np.asarray(rc, float)
         moved, share = move_onto_band(rc, band)
         shares.append(share)
-        _draw(near, rc)
+        mask |= line_band(rc, shape, CUT_PX)
         if share > 0:
-            _draw(near, moved)
+            mask |= line_band(moved, shape, CUT_PX)
     found = search_band(band)
     for rc, _, share in found:
-        _draw(near if share > 0 else wide, rc)
-    if not (near.any() or wide.any()):
+        mask |= line_band(rc, shape, CUT_PX if share > 0 else WIDE_CUT_PX)
+    if not mask.any():
         return None
-    mask = np.zeros(shape, bool)
-    if near.any():
-        mask |= ndimage.distance_transform_edt(~near) <= CUT_PX
-    if wide.any():
-        mask |= ndimage.distance_transform_edt(~wide) <= WIDE_CUT_PX
     return RuptureCut(mask=mask, given_on_band=shares, found=[(s, b) for _, s, b in found])

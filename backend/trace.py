@@ -45,6 +45,7 @@ from .geodata import (
     load_run,
     point_at,
     read_lines,
+    signed_distance,
     simplify,
     write_layers,
 )
@@ -352,16 +353,9 @@ def _onto_band(run: RunData, lines: list[np.ndarray], source: str, stats: list[d
 
 def _mean_distance(rc: np.ndarray, other: np.ndarray) -> float:
     """Mean distance (px) from points every pixel along the polyline ``rc`` to the polyline ``other`` (row/col)."""
-    seg = np.diff(rc, axis=0)
-    cum = np.concatenate([[0.0], np.cumsum(np.hypot(seg[:, 0], seg[:, 1]))])
-    s = np.arange(0.0, cum[-1] + 1e-9, 1.0)
-    pts = np.column_stack([np.interp(s, cum, rc[:, 0]), np.interp(s, cum, rc[:, 1])])
-    best = np.full(len(pts), np.inf)
-    for a, b in zip(other[:-1], other[1:]):
-        ab = b - a
-        t = np.clip(((pts - a) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
-        best = np.minimum(best, np.hypot(*(pts - (a + t[:, None] * ab)).T))
-    return float(best.mean())
+    cl = cumulative_length(rc)
+    s_ = np.arange(0.0, cl[-1] + 1e-9, 1.0)
+    return float(np.abs(signed_distance(np.interp(s_, cl, rc[:, 0]), np.interp(s_, cl, rc[:, 1]), other)).mean())
 
 
 def _line_trace(run: RunData, p: TraceParams, source: str) -> tuple[list[np.ndarray], str, list[dict]]:

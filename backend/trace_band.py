@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from .trace_search import _Frame, _peak, distance_to_edge, line_band, shuffled_copies
+
 PHASE_GLOB = "rewrapped_phase*.tif"
 
 
@@ -108,9 +110,7 @@ def _band_offset(band: np.ndarray, p0: np.ndarray, t: np.ndarray, n: np.ndarray,
     contrast = float(prof[k]) - base
     if contrast < p.min_contrast or contrast < p.min_z * spread:
         return np.nan
-    y0, y1, y2 = prof[k - 1], prof[k], prof[k + 1]
-    den = y0 - 2 * y1 + y2
-    return float(vv[k] + (0.5 * (y0 - y2) / den if den < 0 else 0.0))
+    return float(vv[0] + _peak(prof - prof.min()))  # sub-pixel: a parabola through the peak (vv steps of 1 px)
 
 
 def move_onto_band(rc: np.ndarray, band: np.ndarray, params: BandParams | None = None) -> tuple[np.ndarray, float]:
@@ -205,8 +205,6 @@ def search_band(band: np.ndarray, params: BandSearchParams | None = None) -> lis
     the lines whose ridge stands out of their flanks far more than any line of block-shuffled copies of the band
     does, and all along them; each moved onto the band (:func:`move_onto_band`). Returns [(rc polyline of the full
     grid, signif, share of it moved onto the band)], most significant first."""
-    from .trace_search import _Frame, _line_band
-
     p = params or BandSearchParams()
     b = np.asarray(band, np.float64)
     h, w = b.shape
@@ -239,15 +237,13 @@ def search_band(band: np.ndarray, params: BandSearchParams | None = None) -> lis
         moved, share = move_onto_band(rc_full, b, BandParams(search_px=max(6, 3 * fct)))
         line = _to_edges(moved if share > 0 else rc_full, (h, w), (p.border_px + 2) * fct)
         found.append((line, float(z[a, rho] / z_null), share))
-        gone = _line_band(rc, vals.shape, p.half_px + p.gap_px + p.flank_px)
+        gone = line_band(rc, vals.shape, p.half_px + p.gap_px + p.flank_px)
         vals, cnt = np.where(gone, 0.0, vals), np.where(gone, 0.0, cnt)
     return found
 
 
 def _band_null(vals: np.ndarray, cnt: np.ndarray, phis: np.ndarray, p: BandSearchParams) -> float:
     """The largest ridge z over block-shuffled, randomly turned copies of the band grid."""
-    from .trace_search import _Frame, shuffled_copies
-
     best, frame = 0.0, None
     for copy in shuffled_copies(np.stack([vals, cnt]), int(p.surrogate_block_px), p.surrogates):
         frame = frame or _Frame(copy.shape[1:])
@@ -287,12 +283,8 @@ def _to_edges(rc: np.ndarray, shape: tuple[int, int], reach: float) -> np.ndarra
         n = float(np.hypot(*t))
         if n == 0 or min(p[0], p[1], h - 1 - p[0], w - 1 - p[1]) > reach:
             continue
-        t = t / n
-        steps = [((0.0 if t[k] < 0 else lim) - p[k]) / t[k] for k, lim in ((0, h - 1.0), (1, w - 1.0))
-                 if abs(t[k]) > 1e-9]
-        s = min(x for x in steps if x >= 0) if any(x >= 0 for x in steps) else 0.0
+        s = distance_to_edge(p, t / n, shape)
         if s > 0:
-            edge = (p + s * t)[None]
+            edge = (p + s * t / n)[None]
             out = [edge, *out] if end == 0 else [*out, edge]
     return np.concatenate(out)
-

@@ -180,7 +180,7 @@ def search_lines(disp: np.ndarray, sigma: np.ndarray | None = None,
             rim = _weighted_grid(disp, sig, 0, 1)
         rc = _extend_to_edges(_refine(rc, *full, p, 2 * f + 2), *rim, p)
         found.append(LineTrace(rc=rc, z=zb, signif=zb / z_null, step=step))
-        removed |= _line_band(rc_grid, vw.shape[1:], band + gap)
+        removed |= line_band(rc_grid, vw.shape[1:], band + gap)
     return found
 
 
@@ -413,9 +413,7 @@ def _extend_to_edges(rc: np.ndarray, vw: np.ndarray, wt: np.ndarray, p: LineSear
             t = -t
         tip = centre + float(t @ (rc[end] - centre)) * t
         inner = centre + float(t @ (pts[0 if end else -1] - centre)) * t
-        reach = [((0.0 if t[k] < 0 else lim) - tip[k]) / t[k] for k, lim in ((0, h - 1.0), (1, w - 1.0))
-                 if abs(t[k]) > 1e-9]
-        s_max = min(reach) if reach else 0.0
+        s_max = distance_to_edge(tip, t, (h, w))
         if s_max < 1.0:
             continue
         edge = tip + s_max * t
@@ -428,12 +426,25 @@ def _extend_to_edges(rc: np.ndarray, vw: np.ndarray, wt: np.ndarray, p: LineSear
     return np.concatenate(out)
 
 
-def _line_band(rc: np.ndarray, shape: tuple[int, int], half_width: float) -> np.ndarray:
-    """Boolean mask of the pixels within ``half_width`` of the polyline ``rc`` (grid row/col)."""
+def line_band(rc: np.ndarray, shape: tuple[int, int], half_width: float) -> np.ndarray:
+    """Boolean mask of the pixels within ``half_width`` of the polyline ``rc`` (grid row/col; the parts outside the
+    grid are left out)."""
     mask = np.zeros(shape, bool)
     for (r0, c0), (r1, c1) in zip(rc[:-1], rc[1:]):
         n = int(np.ceil(np.hypot(r1 - r0, c1 - c0))) + 1
-        rr = np.clip(np.round(np.linspace(r0, r1, n)).astype(int), 0, shape[0] - 1)
-        cc = np.clip(np.round(np.linspace(c0, c1, n)).astype(int), 0, shape[1] - 1)
-        mask[rr, cc] = True
+        rr = np.round(np.linspace(r0, r1, n)).astype(int)
+        cc = np.round(np.linspace(c0, c1, n)).astype(int)
+        keep = (rr >= 0) & (rr < shape[0]) & (cc >= 0) & (cc < shape[1])
+        mask[rr[keep], cc[keep]] = True
+    if not mask.any():
+        return mask
     return ndimage.distance_transform_edt(~mask) <= half_width
+
+
+def distance_to_edge(p: np.ndarray, t: np.ndarray, shape: tuple[int, int]) -> float:
+    """Distance (px) from the point ``p`` (row, col) along the unit vector ``t`` to the edge of a ``shape`` grid
+    (pixel centres 0 .. n - 1); 0 when it points out of it."""
+    h, w = shape
+    reach = [((0.0 if t[k] < 0 else lim) - p[k]) / t[k] for k, lim in ((0, h - 1.0), (1, w - 1.0))
+             if abs(t[k]) > 1e-9]
+    return max(min(reach), 0.0) if reach else 0.0
