@@ -49,7 +49,7 @@ from .geodata import (
     simplify,
     write_layers,
 )
-from .trace_band import BandParams, decorrelation_map, move_onto_band, search_band
+from .trace_band import BandParams, coherent_along, decorrelation_map, move_onto_band, search_band
 from .trace_search import LineSearchParams, search_lines
 
 TRACE_FILE = "rupture_trace.gpkg"
@@ -329,7 +329,7 @@ def _onto_band(run: RunData, lines: list[np.ndarray], source: str, stats: list[d
     band, files = decorrelation_map(run.run_dir, run.shape)
     if band is None:
         return lines, source, stats
-    out, shares, swapped = [], [], 0
+    moved, swapped = [], 0
     ridges = None
     for line in lines:
         r, c = run.rowcol(line[:, 0], line[:, 1])
@@ -341,14 +341,29 @@ def _onto_band(run: RunData, lines: list[np.ndarray], source: str, stats: list[d
             if near:
                 rc, share = near[0]
                 swapped += 1
+        moved.append((rc0, rc, share))
+    if max(m[2] for m in moved) == 0:
+        return lines, source, [st | {"on_band": 0.0} for st in stats]
+    # this event's rupture breaks the phase (a line lies on the band): a line along which the phase stays as
+    # coherent as the scene is no rupture (trace_band.coherent_along)
+    out, kept, dropped = [], [], []
+    for line, st, (rc0, rc, share) in zip(lines, stats, moved):
+        why = coherent_along(rc0, band, p.band) if share == 0 else None
+        if why is not None:
+            dropped.append(why)
+            continue
         x, y = run.xy(rc[:, 0], rc[:, 1])
         out.append(orient(np.column_stack([x, y])) if share > 0 else line)
-        shares.append(share)
-    if max(shares) > 0:
-        source += (f"; moved onto the interferogram's decorrelation band ({', '.join(files)}) at "
-                   + ", ".join(f"{100 * s:.0f} %" for s in shares) + " of its stations"
-                   + (f" ({swapped} replaced by the band's own line along it)" if swapped else ""))
-    return out, source, [st | {"on_band": round(s, 2)} for st, s in zip(stats, shares)]
+        kept.append(st | {"on_band": round(share, 2)})
+    source += (f"; moved onto the interferogram's decorrelation band ({', '.join(files)}) at "
+               + ", ".join(f"{100 * st['on_band']:.0f} %" for st in kept) + " of its stations"
+               + (f" ({swapped} replaced by the band's own line along it)" if swapped else ""))
+    if dropped:
+        source += (f"; {len(dropped)} line(s) dropped: the phase stays as coherent along "
+                   + ("it" if len(dropped) == 1 else "them") + " as in the scene (decorrelation "
+                   + ", ".join(f"{d['decorrelation']:.2f}" for d in dropped) + f", scene {dropped[0]['scene']:.2f}) "
+                   "while the rupture on the band decorrelates it: no surface rupture crosses there")
+    return out, source, kept
 
 
 def _mean_distance(rc: np.ndarray, other: np.ndarray) -> float:

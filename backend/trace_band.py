@@ -23,6 +23,13 @@ rupture (docs/geologist_tools.md): the line search's trace from the model's outp
 :func:`search_band` finds such bands on their own: the long straight lines whose 3-px strip of the band stands out
 of its flanks far more than any line of block-shuffled copies of the band does, and all along them (the unwrapper
 cuts the interferogram along them, backend/rupture_cut.py; measurements in docs/insar_fusion.md).
+
+:func:`coherent_along` is the converse: whether the phase stays as coherent along a line as in the rest of the scene
+(``1 - pseudo-coherence`` within ``strip_px`` of it: median at most ``coherent_max`` and at most the scene's median
++ ``coherent_margin``). The trace tool drops an extracted line that is coherent along its length when another line
+of the same run lies on the band: this interferogram shows its rupture as a decorrelated band, and shows none there
+(backend/trace.py). A pure jump of whole fringes leaves the wrapped phase coherent, so coherence alone would not
+rule a rupture out; the other line's band is the evidence that this event's ruptures break the phase.
 """
 
 from __future__ import annotations
@@ -48,6 +55,10 @@ class BandParams:
     min_contrast: float = 0.1
     peak_halfwidth_px: int = 4
     min_share: float = 0.5
+    # coherent_along: a strip this coherent (1 - pseudo-coherence) shows no band
+    strip_px: float = 3.0
+    coherent_max: float = 0.3
+    coherent_margin: float = 0.05
 
 
 def decorrelation_map(run_dir: str | Path | None, shape: tuple[int, int]) -> tuple[np.ndarray | None, list[str]]:
@@ -71,6 +82,19 @@ def decorrelation_map(run_dir: str | Path | None, shape: tuple[int, int]) -> tup
         return None, []
     with np.errstate(invalid="ignore"):
         return (np.nanmean(np.stack(maps), axis=0) if len(maps) > 1 else maps[0]), used
+
+
+def coherent_along(rc: np.ndarray, band: np.ndarray, p: BandParams | None = None) -> dict | None:
+    """``{"decorrelation": median along the strip, "scene": the scene's median}`` when the phase is as coherent
+    within ``strip_px`` of the polyline ``rc`` (row/col) as in the scene (see the module docstring); else None."""
+    p = p or BandParams()
+    strip = line_band(rc, band.shape, p.strip_px)
+    if not strip.any():
+        return None
+    d_line, d_scene = float(np.nanmedian(band[strip])), float(np.nanmedian(band))
+    if d_line <= p.coherent_max and d_line <= d_scene + p.coherent_margin:
+        return {"decorrelation": round(d_line, 3), "scene": round(d_scene, 3)}
+    return None
 
 
 def _station_frames(rc: np.ndarray, half: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

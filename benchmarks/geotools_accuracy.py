@@ -94,9 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--optical-only", action="store_true",
                     help="the model runs get the optical pair and the DEM only (no SAR, no interferogram)")
     ap.add_argument("--reuse", action="store_true", help="reuse OUT/model/results when it holds a finished run")
+    ap.add_argument("--sar-psf", type=float, default=None,
+                    help="the simulator's SAR impulse response, 1-sigma in pixels (``sar_psf_px``; default: its own)")
     a = ap.parse_args(argv)
     pix = a.pixel
-    scene = simulate_scene(7, size=(a.size, a.size), pixel_size_m=pix)
+    scene = simulate_scene(7, size=(a.size, a.size), pixel_size_m=pix,
+                           overrides=None if a.sar_psf is None else {"sar_psf_px": a.sar_psf})
     root = Path(a.out or tempfile.mkdtemp(prefix="qf-geotools-"))
     print(f"Mw {scene.params['event_params']['mw']:.2f}, {a.size}^2 at {pix:g} m; spacing 500 m, width 200 m, "
           f"exclude {3 * pix:g} m\n")

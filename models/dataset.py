@@ -56,7 +56,20 @@ def scene_to_record(scene: Any) -> dict[str, Any]:
             rec[k] = np.asarray(v, dtype=np.float32)
     for k in SCALAR_KEYS:
         rec[k] = float(_get(scene, k))
+    params = _get(scene, "params")
+    if isinstance(params, Mapping) and "simulator_version" in params:
+        rec["simulator_version"] = float(params["simulator_version"])
     return rec
+
+
+def is_current(rec: Mapping[str, Any]) -> bool:
+    """Whether a cached simulated record was made by this simulator (``models.scene.SIMULATOR_VERSION``); records
+    of an older one (or without a version) are simulated again."""
+    from models.scene import SIMULATOR_VERSION
+
+    if "simulator_version" not in rec:
+        return False
+    return int(float(np.asarray(rec["simulator_version"]))) == SIMULATOR_VERSION
 
 
 # Scene profiles: "sim" = the simulator's own random draw (most events move the ground by far less
@@ -148,7 +161,7 @@ def make_cache(out_dir: Path, seeds: Iterable[int], size: tuple[int, int], backe
     out_dir.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
         p = out_dir / f"scene_{seed:08d}.npz"
-        if p.exists():
+        if p.exists() and (backend == "standin" or is_current(load_record(p))):
             continue
         try:
             rec = simulate_record(seed, size, backend)

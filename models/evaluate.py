@@ -58,6 +58,7 @@ from models.dataset import (
     ILLUMINATION_KEY,
     add_illumination_fits,
     arrays_for,
+    is_current,
     load_record,
     relit_view,
     save_record,
@@ -130,8 +131,8 @@ def test_record(cache: Path, seed: int, size: int, pixel_size_m: float, profile:
     p = cache / f"test_{seed:08d}_{pixel_size_m:g}{cache_tag(ov)}.npz"
     if p.exists():
         rec = load_record(p)
-        if "strike_deg" in rec:  # older caches lack the trace geometry: simulate again
-            return rec
+        if "strike_deg" in rec and is_current(rec):  # older caches lack the trace geometry or are of an older
+            return rec  # simulator: simulate again
     from models.scene import simulate_scene
 
     scene = simulate_scene(seed, size=(size, size), pixel_size_m=pixel_size_m, overrides=ov)
@@ -521,6 +522,9 @@ def evaluate(cfg: dict[str, Any], model_path: Path) -> dict[str, Any]:
                            "sigma_kind": "Laplace (ideal share |err| < sigma = 0.757; Gaussian 0.683)",
                            "timing_s": timing, "scenes": events, "methods": {}}
     res["relit"] = {"runs": len(model.relit), "relit": sum(model.relit)}
+    from models.scene import SIMULATOR_VERSION
+
+    res["simulator_version"] = SIMULATOR_VERSION  # the records are re-simulated when older (test_record)
     if (cfg.get("trace") or {}).get("from") == "extracted":
         res["trace_not_found"] = {c: getattr(model, "no_trace", []).count(c) for c in cfg["combos"]}
     for name, acc in accs.items():
@@ -629,7 +633,10 @@ def fault_table(res: dict[str, Any]) -> list[str]:
 
 def to_markdown(res: dict[str, Any]) -> str:
     cfg = res["config"]
-    lines = [f"Held-out test: {describe(cfg)}", ""]
+    sim = res.get("simulator_version", 1)
+    lines = [f"Held-out test: {describe(cfg)} Simulator v{sim}"
+             + (" (SAR amplitude band-limited, models/scene.py)." if sim >= 2 else
+                " (SAR amplitude aliased: its sub-pixel SAR offsets read short; see the SAR item in the limits)."), ""]
     rl = res.get("relit")
     if rl and rl["runs"]:
         lines += [f"Pre image relit to the post image's sun from the DEM (`backend.illumination`, as the backend "

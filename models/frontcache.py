@@ -44,15 +44,17 @@ def meas_path(cache_dir: Path, seed: int, relit: bool = True) -> Path:
 def get_measured(model: torch.nn.Module, cache_dir: Path, seed: int, rec: dict[str, Any],
                  relit: bool = True) -> dict[str, np.ndarray]:
     p = meas_path(cache_dir, seed, relit)
+    version = float(np.asarray(rec.get("simulator_version", 0.0)))  # measurements of the record's own scene only
     if p.exists():
         try:
             with np.load(p) as z:
-                return {k: z[k] for k in KEYS}
+                if "simulator_version" in z.files and float(z["simulator_version"]) == version:
+                    return {k: z[k] for k in KEYS}
         except Exception:  # half-written by a concurrent filler: recompute
             pass
     m = measure_record(model, rec)
     tmp = p.with_suffix(".tmp.npz")
-    np.savez(tmp, **m)
+    np.savez(tmp, **m, simulator_version=np.float64(version))
     tmp.replace(p)
     return m
 

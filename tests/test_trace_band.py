@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from backend.geodata import cumulative_length, load_run, read_table
+from backend.geodata import cumulative_length, load_run, read_table, signed_distance
 from backend.trace import TRACE_LAYER, TraceParams, extract_trace_stats
-from backend.trace_band import BandParams, decorrelation_map, move_onto_band
+from backend.trace_band import BandParams, coherent_along, decorrelation_map, move_onto_band
 from models.testing import true_trace_rc
 
 from .test_trace import share_within
@@ -122,3 +122,34 @@ def test_a_trace_the_band_cannot_move_is_replaced_by_the_band_line_along_it(mw69
     lines, source, stats = extract_trace_stats(run, TraceParams(method="line",
                                                                 band=BandParams(min_z=1e9, search_px=0)))
     assert source == "line" and stats[0]["on_band"] == 0.0
+
+
+def test_a_line_where_the_phase_stays_coherent_is_dropped(mw69_phase_run, mw69_scene, tmp_path):
+    # an estimate with two clean 1-m steps: across the rupture, and across a line ~90 px south of it (e.g. the
+    # estimate's correlated noise), where the simulated interferogram stays coherent. The line search finds both;
+    # the band confirms the rupture, so the coherent line is dropped, and the source says why
+    d = tmp_path / "run"
+    shutil.copytree(mw69_phase_run, d)
+    shape = np.asarray(mw69_scene.truth_enu).shape[1:]
+    rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
+    rc_false = np.array([[215.0, 0.0], [150.0, shape[1] - 1.0]])
+    right = (cols - rc_false[0, 1]) * (rc_false[1, 0] - rc_false[0, 0]) - \
+        (rows - rc_false[0, 0]) * (rc_false[1, 1] - rc_false[0, 1]) < 0
+    fault = np.concatenate(true_trace_rc(mw69_scene))
+    side = np.sign(signed_distance(cols.ravel().astype(float), rows.ravel().astype(float), fault[:, ::-1]))
+    east = 0.5 * side.reshape(shape) + np.where(right, 1.0, 0.0)
+    east += np.random.default_rng(0).normal(0.0, 0.05, shape)
+    with rasterio.open(d / "displacement.tif", "r+") as ds:
+        ds.write(east.astype(np.float32), 1)
+        ds.write(np.zeros(shape, np.float32), 2)
+        ds.write(np.zeros(shape, np.float32), 3)
+    run = load_run(d)
+    plain, _, _ = extract_trace_stats(run, TraceParams(method="line", band=None))
+    assert len(plain) == 2
+    lines, source, stats = extract_trace_stats(run, TraceParams(method="line"))
+    assert len(lines) == 1 and stats[0]["on_band"] >= 0.7
+    assert "1 line(s) dropped: the phase stays as coherent along it as in the scene" in source
+    assert share_within(run, mw69_scene, lines, tol_px=1.0) >= 0.9
+    band, _ = decorrelation_map(d, run.shape)
+    assert coherent_along(rc_false, band) is not None
+    assert coherent_along(true_trace_rc(mw69_scene)[0], band) is None  # the rupture: decorrelated

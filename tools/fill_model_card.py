@@ -43,8 +43,14 @@ OPT = model_name("optical")
 
 
 def _table(md: Path) -> str:
-    lines = md.read_text().splitlines()
-    return "\n".join(lines[2:])  # drop the first (set description) line; the card has its own heading
+    lines = md.read_text().splitlines()[2:]  # drop the first (set description) line; the card has its own heading
+    res = json.loads((md.parent / "metrics.json").read_text()) if (md.parent / "metrics.json").exists() else {}
+    if any(c != "optical" for c in (res.get("config") or {}).get("combos", ["optical"])):  # rows with SAR
+        v = res.get("simulator_version", 1)
+        lines = [f"*Simulator v{v}*" + (" (SAR amplitude band-limited)." if v >= 2 else
+                                        ": SAR amplitude aliased (its rows with SAR read sub-pixel steps short; "
+                                        "the SAR item under Limits). Re-run with `make evaluate`."), ""] + lines
+    return "\n".join(lines)
 
 
 def _load(folder: str) -> dict[str, Any] | None:
