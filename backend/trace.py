@@ -323,7 +323,9 @@ def _band_trace(run: RunData, p: TraceParams, source: str) -> tuple[list[np.ndar
 def _onto_band(run: RunData, lines: list[np.ndarray], source: str, stats: list[dict], p: TraceParams
                ) -> tuple[list[np.ndarray], str, list[dict]]:
     """Extracted traces moved onto the decorrelation band of the run's wrapped phase, when it has one; the source
-    says how many of the stations moved (backend/trace_band.py)."""
+    says how many of the stations moved (backend/trace_band.py). When a line lies on the band, a line without any
+    band along which the phase stays as coherent as the scene is dropped, and the source says why
+    (``trace_band.coherent_along``)."""
     if p.band is None:
         return lines, source, stats
     band, files = decorrelation_map(run.run_dir, run.shape)
