@@ -631,12 +631,17 @@ def fault_table(res: dict[str, Any]) -> list[str]:
     return lines
 
 
+def simulator_note(res: dict[str, Any]) -> str:
+    """Which simulator made the set's scenes (``models.scene.SIMULATOR_VERSION``; results without one: version 1)."""
+    v = res.get("simulator_version", 1)
+    return f"*Simulator v{v}*" + (" (SAR amplitude band-limited)." if v >= 2 else
+                                  ": SAR amplitude aliased (its rows with SAR read sub-pixel steps short; the SAR "
+                                  "item under Limits). Re-run with `make evaluate`.")
+
+
 def to_markdown(res: dict[str, Any]) -> str:
     cfg = res["config"]
-    sim = res.get("simulator_version", 1)
-    lines = [f"Held-out test: {describe(cfg)} Simulator v{sim}"
-             + (" (SAR amplitude band-limited, models/scene.py)." if sim >= 2 else
-                " (SAR amplitude aliased: its sub-pixel SAR offsets read short; see the SAR item in the limits)."), ""]
+    lines = [f"Held-out test: {describe(cfg)} {simulator_note(res)}", ""]
     rl = res.get("relit")
     if rl and rl["runs"]:
         lines += [f"Pre image relit to the post image's sun from the DEM (`backend.illumination`, as the backend "

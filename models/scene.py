@@ -793,8 +793,8 @@ def simulate_scene(
         i_pre = np.zeros((H, W))
         i_post = np.zeros((H, W))
         gamma_sar = np.clip(coh, 0, 1)
+        zs = math.hypot(0.5, sar_psf) * os_  # the speckle's own 0.5-px correlation through the response
         for _ in range(L_c):
-            zs = math.hypot(0.5, sar_psf) * os_  # the speckle's own 0.5-px correlation through the response
             zr = ndimage.gaussian_filter(rng.standard_normal((Hs, Ws), dtype=F32), zs)
             zi = ndimage.gaussian_filter(rng.standard_normal((Hs, Ws), dtype=F32), zs)
             sd = math.sqrt(0.5 * (zr.var() + zi.var()) * 2)

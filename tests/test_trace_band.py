@@ -131,13 +131,13 @@ def test_a_line_where_the_phase_stays_coherent_is_dropped(mw69_phase_run, mw69_s
     d = tmp_path / "run"
     shutil.copytree(mw69_phase_run, d)
     shape = np.asarray(mw69_scene.truth_enu).shape[1:]
-    rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
+    rows, cols = (a.ravel().astype(float) for a in np.mgrid[0:shape[0], 0:shape[1]])
     rc_false = np.array([[215.0, 0.0], [150.0, shape[1] - 1.0]])
-    right = (cols - rc_false[0, 1]) * (rc_false[1, 0] - rc_false[0, 0]) - \
-        (rows - rc_false[0, 0]) * (rc_false[1, 1] - rc_false[0, 1]) < 0
-    fault = np.concatenate(true_trace_rc(mw69_scene))
-    side = np.sign(signed_distance(cols.ravel().astype(float), rows.ravel().astype(float), fault[:, ::-1]))
-    east = 0.5 * side.reshape(shape) + np.where(right, 1.0, 0.0)
+
+    def side(rc: np.ndarray) -> np.ndarray:  # +1 / -1 on either side of a row/col polyline
+        return np.sign(signed_distance(cols, rows, rc[:, ::-1])).reshape(shape)
+
+    east = 0.5 * side(np.concatenate(true_trace_rc(mw69_scene))) + np.where(side(rc_false) < 0, 1.0, 0.0)
     east += np.random.default_rng(0).normal(0.0, 0.05, shape)
     with rasterio.open(d / "displacement.tif", "r+") as ds:
         ds.write(east.astype(np.float32), 1)

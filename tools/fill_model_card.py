@@ -18,7 +18,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.evaluate import CORR, DIS_FS0, ZERO, model_name  # noqa: E402
+from models.evaluate import CORR, DIS_FS0, ZERO, model_name, simulator_note  # noqa: E402
 
 SETS = {  # placeholder -> runs/ folder
     "TABLE_RANDOM": "eval", "TABLE_STRONG": "eval_strong", "TABLE_REAL": "eval_real_texture",
@@ -46,10 +46,7 @@ def _table(md: Path) -> str:
     lines = md.read_text().splitlines()[2:]  # drop the first (set description) line; the card has its own heading
     res = json.loads((md.parent / "metrics.json").read_text()) if (md.parent / "metrics.json").exists() else {}
     if any(c != "optical" for c in (res.get("config") or {}).get("combos", ["optical"])):  # rows with SAR
-        v = res.get("simulator_version", 1)
-        lines = [f"*Simulator v{v}*" + (" (SAR amplitude band-limited)." if v >= 2 else
-                                        ": SAR amplitude aliased (its rows with SAR read sub-pixel steps short; "
-                                        "the SAR item under Limits). Re-run with `make evaluate`."), ""] + lines
+        lines = [simulator_note(res), ""] + lines
     return "\n".join(lines)
 
 
