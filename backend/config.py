@@ -275,6 +275,11 @@ class EstimateConfig:
     ``illumination``: "auto" (default) relights the pre optical image to the post image's sun where a DEM is given,
     both images show its shading and the relit pair is more alike (``backend.illumination``); "off" leaves the
     images as they are.
+
+    ``sar_vertical_coupling`` (experimental, off; ``benchmarks/sar_vertical.py``): the 3-D inversion models the
+    vertical's apparent ground-range shift in the SAR part of the horizontal (``backend.inversion.sar_up_coupling``,
+    the SAR pair taken to be from the first interferogram's track). Off because it amplifies the SAR offsets' other
+    errors by 1 / (1 - SAR share): measured worse than leaving the leak (docs/insar_fusion.md).
     """
 
     out_dir: Path
@@ -305,6 +310,7 @@ class EstimateConfig:
     interferograms: list[Interferogram] = field(default_factory=list)
     trace: Path | None = None
     illumination: str = "auto"
+    sar_vertical_coupling: bool = False
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)

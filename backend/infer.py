@@ -60,8 +60,10 @@ class TilePlan:
 
 
 def extra_outputs(meta: ModelMeta) -> list[str]:
-    """Per-pixel model outputs besides displacement and sigma, in metadata order (e.g. rupture_probability)."""
-    return [k for k in meta.outputs if k not in ("displacement", "sigma")]
+    """Per-pixel model outputs besides displacement and sigma, in metadata order (e.g. rupture_probability),
+    less those the metadata marks as carrying no information (``ModelMeta.uninformative_outputs``)."""
+    skip = meta.uninformative_outputs
+    return [k for k in meta.outputs if k not in ("displacement", "sigma") and k not in skip]
 
 
 def fault_side(grid: Grid, lines: list[np.ndarray], r0: int, c0: int, h: int, w: int) -> np.ndarray:

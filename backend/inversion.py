@@ -6,7 +6,12 @@ Model, per pixel: observations ``y = A u + e`` with ``u = (E, N, U)`` (m):
 
 * optical / SAR offset-tracking horizontal estimate: ``E_h = E``, ``N_h = N`` with 1-sigma ``sigma_e``, ``sigma_n``
   (metres; from the network's heteroscedastic head or the matcher; independent), optionally a vertical estimate
-  ``U_h`` with ``sigma_up`` (the network's, usually much poorer);
+  ``U_h`` with ``sigma_up`` (the network's, usually much poorer). With ``up_coupling`` (c_e, c_n) the estimate
+  reads ``E_h = E + c_e U``, ``N_h = N + c_n U``: SAR amplitude offsets in a geocoded image see the apparent
+  shift ``d_h - U cot(theta) g`` (g the ground-range direction), so a horizontal that takes a share w of its
+  weight from them has ``c = -w cot(theta) g`` (``sar_up_coupling``); with one LOS of that geometry the system
+  stays solvable for w < 1 (its determinant is ``l_u (1 - w)``: SAR range offsets and the LOS then measure the
+  same combination);
 * each unwrapped interferogram ``k``: ``d_k = l_k . u + c_k`` where ``l_k`` is the ground-to-satellite unit vector
   (constants or (3, H, W) rasters), ``d_k`` the LOS displacement (m, towards the satellite; see
   backend/conventions.py), ``c_k`` the interferogram's unknown constant (its reference), and variance
@@ -116,6 +121,24 @@ class Horizontal:
     sigma_north: np.ndarray | float
     up: np.ndarray | None = None  # optional vertical estimate (e.g. the network's), with its sigma
     sigma_up: np.ndarray | float | None = None
+    # (2, H, W) or None: the estimate reads (E + c_e U, N + c_n U), not (E, N). A geocoded SAR amplitude image moves by
+    # the apparent shift d_h - U cot(theta) g (g: ground range, away from the satellite), so a horizontal that takes
+    # a share w of its weight from SAR offsets has c = w l_u l_h / |l_h|^2 (sar_up_coupling); NaN/None: 0
+    up_coupling: np.ndarray | None = None
+
+
+def sar_up_coupling(sar_share: np.ndarray, los_unit_vector: np.ndarray) -> np.ndarray:
+    """(2, H, W) ``Horizontal.up_coupling`` of a horizontal estimate that takes ``sar_share`` (0..1, (H, W)) of its
+    weight from SAR amplitude offsets in the geometry ``los_unit_vector`` ((3,) or (3, H, W), ground to satellite):
+    w l_u (l_e, l_n) / (l_e^2 + l_n^2), i.e. -w cot(theta) g. 0 where the share or the geometry is missing, and for
+    a LOS closer than ~6 degrees to vertical (no ground-range direction to speak of)."""
+    w = np.nan_to_num(np.clip(np.asarray(sar_share, np.float64), 0.0, 1.0))
+    lv = np.asarray(los_unit_vector, np.float64)
+    if lv.ndim == 1:
+        lv = lv[:, None, None]
+    lh2 = lv[0] ** 2 + lv[1] ** 2
+    f = np.where(np.isfinite(lh2) & (lh2 > 1e-2), w * lv[2] / np.where(lh2 > 1e-2, lh2, 1.0), 0.0)
+    return np.nan_to_num(np.stack([f * lv[0], f * lv[1]])).astype(np.float32)
 
 
 @dataclass
@@ -248,13 +271,21 @@ def invert_enu(  # noqa: C901 (one vectorised solver; split would copy its closu
             comps = [(0, horizontal.east, horizontal.sigma_east), (1, horizontal.north, horizontal.sigma_north)]
             if horizontal.up is not None and horizontal.sigma_up is not None:
                 comps.append((2, horizontal.up, horizontal.sigma_up))
+            coup = horizontal.up_coupling
             for i, val, sg in comps:
                 v = np.asarray(val, np.float64)[sl]
                 w = 1.0 / np.broadcast_to(np.asarray(sg, np.float64), (H, W))[sl] ** 2
                 ok = np.isfinite(v) & np.isfinite(w)
                 w = np.where(ok, w, 0.0)
-                N[i, i] += w
-                b[i] += w * np.where(ok, v, 0.0)
+                if i < 2 and coup is not None:  # this row reads E + c_e U (N + c_n U): a = (1, 0, c_e)
+                    a = np.zeros((3, *bs))
+                    a[i] = 1.0
+                    a[2] = np.nan_to_num(np.asarray(coup[i], np.float64)[sl])
+                    N += a[:, None] * a[None, :] * w
+                    b += a * (w * np.where(ok, v, 0.0))
+                else:
+                    N[i, i] += w
+                    b[i] += w * np.where(ok, v, 0.0)
                 n_data += ok
                 if i == 1:
                     has_h |= ok

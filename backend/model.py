@@ -43,6 +43,14 @@ class ModelMeta:
         return out
 
     @property
+    def uninformative_outputs(self) -> dict[str, str]:
+        """Output key -> why it is not written: outputs the graph computes but that carry no information (the
+        export says so, ``models/export.py`` ``UNINFORMATIVE_OUTPUTS``; e.g. a rupture head that has not learnt).
+        A layer that shows the base rate everywhere would read as "no rupture here": the run leaves it out and
+        its notes say why."""
+        return {str(k): str(v) for k, v in (self.raw.get("uninformative_outputs") or {}).items()}
+
+    @property
     def receptive_field_px(self) -> int | None:
         """Context (px) the network needs on each side of a pixel, when the export recorded it."""
         v = self.raw.get("receptive_field_px")
@@ -159,7 +167,7 @@ def _session_metadata(path: str | Path) -> dict[str, str]:
 
 
 REQUIRED_OUTPUTS = ("displacement", "sigma")
-KNOWN_OUTPUTS = {"displacement": 3, "sigma": 3, "rupture_probability": 1}  # key -> bands
+KNOWN_OUTPUTS = {"displacement": 3, "sigma": 3, "rupture_probability": 1, "sar_share": 1}  # key -> bands
 
 
 def check_compatible(meta: ModelMeta, path: Path) -> None:

@@ -36,6 +36,7 @@ OUTPUT_NAMES = {"displacement": "displacement.tif", "displacement_sigma": "displ
                 "horizontal": "horizontal_magnitude.tif", "uncertainty": "uncertainty.tif",
                 "rewrapped_phase": "rewrapped_phase.tif", "arrows": "displacement_arrows.gpkg",
                 "unwrap_regions": "unwrap_regions.tif"}
+SAR_SHARE_FILE = ".sar_share.tif"  # staged, never published: the model's sar_share output for the inversion
 COLUMN_CHUNK = 2048  # the writer works on column chunks: temporaries stay small on wide rasters
 
 
@@ -358,6 +359,9 @@ class InferenceWriter:
             self.ds["rupture_probability"] = open_out(staging.path("rupture_probability"), grid,
                                                       ["probability that the pixel lies on a surface rupture"],
                                                       ["1"], tags)
+        if "sar_share" in extra:  # internal (a dot file: not published), for the 3-D inversion's SAR coupling
+            self.ds["sar_share"] = open_out(staging.tmp / SAR_SHARE_FILE, grid,
+                                            ["share of the horizontal from the SAR amplitude candidates"], ["1"], tags)
         if angles.given and not with_phase:
             # without unwrapping: the fused estimate in LOS (with it, the unwrapping stage writes the LOS files)
             desc = ["LOS displacement, fused estimate (positive towards the satellite)"]

@@ -64,7 +64,7 @@ from .config import GRID_ORDER, MIN_GRID_PX, CancelToken, EstimateConfig, Interf
 from .conventions import enu_to_los, los_to_phase, phase_to_los
 from .errors import Cancelled, PipelineError
 from .infer import TilePlan, check_cancel, extra_outputs, infer_tiles
-from .inversion import Horizontal, LosObservation, invert_enu
+from .inversion import Horizontal, LosObservation, invert_enu, sar_up_coupling
 from .io import Grid, InputRaster, OpenedInput, check_overlap, input_kind, open_inputs, output_grid
 from .mcf import describe, unwrap_residual
 from .model import OnnxModel
@@ -114,6 +114,7 @@ class _Run:
     log: list[str] = field(default_factory=list)  # -> run.log beside run.json
     trace_lines: list[np.ndarray] | None = None  # the given rupture trace in the grid's CRS (cfg.trace)
     trace_tiles: int = 0  # tiles the trace crosses (the others run without it: one side only)
+    sar_share_median: float | None = None  # the SAR pair's median share of the horizontal (model output sar_share)
 
     def report(self, fraction: float, message: str) -> None:
         self.log.append(f"{time.perf_counter() - self.t_start:8.2f} s  {100 * fraction:5.1f} %  {message}")
@@ -184,11 +185,12 @@ def _crosses_box(line: np.ndarray, box: tuple[float, float, float, float]) -> bo
 
 
 def _model_notes(meta: Any, grid: Grid) -> list[str]:
+    notes = [f"{OUTPUT_NAMES.get(k, k)} not written: {why}" for k, why in meta.uninformative_outputs.items()]
     rng = meta.pixel_size_range_m
     if rng and not (rng[0] <= grid.pixel_size_m <= rng[1]):
-        return [f"output pixel size {grid.pixel_size_m:.3g} m is outside the model's trained range "
-                f"{rng[0]:g}-{rng[1]:g} m: expect lower accuracy (use --grid-like to choose another grid)"]
-    return []
+        notes.append(f"output pixel size {grid.pixel_size_m:.3g} m is outside the model's trained range "
+                     f"{rng[0]:g}-{rng[1]:g} m: expect lower accuracy (use --grid-like to choose another grid)")
+    return notes
 
 
 def _open_sources(r: _Run, stack: ExitStack) -> tuple[dict[str, AlignedSource], list[Angles]]:
@@ -348,6 +350,48 @@ def _unwrap_blocks(r: _Run, sources: dict[str, AlignedSource], angles: list[Angl
                    "displacement.tif is the network's estimate). Crop the grid (--extent) for the MCF unwrapper")
 
 
+def _sar_share(staging: out.Staging) -> np.ndarray | None:
+    """The model's ``sar_share`` (staged internal file, ``outputs.SAR_SHARE_FILE``), None without one or where no
+    pixel takes any weight from the SAR pair."""
+    p = staging.tmp / out.SAR_SHARE_FILE
+    if not p.exists():
+        return None
+    with rasterio.open(p) as ds:
+        share = ds.read(1)
+    return share if np.nanmax(np.nan_to_num(share, nan=0.0), initial=0.0) > 0.01 else None
+
+
+def _share_median(share: np.ndarray) -> float:
+    v = share[np.isfinite(share) & (share > 0.01)]
+    return float(np.median(v)) if v.size else 0.0
+
+
+def _sar_share_note(share: np.ndarray, coupled: bool) -> str:
+    """What the SAR amplitude offsets' vertical leak means for this run (``inversion.sar_up_coupling``)."""
+    med = 100 * _share_median(share)
+    head = (f"the SAR amplitude pair gives {med:.0f} % (median) of the horizontal's weight; a geocoded amplitude "
+            "image moves by the horizontal minus U cot(incidence) along ground range, so that share of the "
+            "horizontal carries the vertical (about U at Sentinel-1 incidences)")
+    if coupled:
+        return head + ": modelled in the 3-D inversion with interferogram 1's geometry (experimental)"
+    return head + (": where the ground rose or subsided, east/north lean along the ground-range direction by that "
+                   "share of U (not removed: modelling it amplifies the SAR offsets' other errors, "
+                   "docs/insar_fusion.md); for offsets on a dip-slip rupture compare a run with the optical pair only")
+
+
+def _horizontal(r: _Run, staging: out.Staging, disp: np.ndarray, sig: np.ndarray, ang: Angles) -> Horizontal:
+    """The network's horizontal for the 3-D inversion, with the SAR pair's vertical leak noted (and modelled with
+    ``sar_vertical_coupling``, experimental) where the model gives its SAR share."""
+    horizontal = Horizontal(disp[0], disp[1], sig[0], sig[1])
+    share = _sar_share(staging)
+    if share is not None:
+        if r.cfg.sar_vertical_coupling:  # the first interferogram's geometry (EstimateConfig docstring)
+            horizontal.up_coupling = sar_up_coupling(share, ang.los(0, 0, *share.shape))
+        r.notes.append(_sar_share_note(share, r.cfg.sar_vertical_coupling))
+        r.sar_share_median = _share_median(share)
+    return horizontal
+
+
 def _insar(r: _Run, sources: dict[str, AlignedSource], angles: list[Angles], staging: out.Staging,
            tags: dict[str, str], with_net: bool, frac: float) -> products.ArrowGrid:
     """unwrap + 3-D inversion (whole grid): MCF per interferogram on the residual against the fused estimate,
@@ -423,7 +467,7 @@ def _insar(r: _Run, sources: dict[str, AlignedSource], angles: list[Angles], sta
     t0 = time.perf_counter()
     horizontal = None
     if disp is not None and (cfg.optical_pre is not None or cfg.sar_pre is not None):
-        horizontal = Horizontal(disp[0], disp[1], sig[0], sig[1])
+        horizontal = _horizontal(r, staging, disp, sig, angles[0])
     if horizontal is None and len(obs) == 1:
         enu = np.full((3, H, W), np.nan, np.float32)
         sigma = enu
@@ -488,6 +532,7 @@ def _run_json(r: _Run, model: OnnxModel | None, plan: TilePlan | None, stats: di
     else:
         meta = model.meta
         model_json = {"path": str(model.path), "version": meta.version, "outputs": meta.outputs,
+                      "outputs_not_written": meta.uninformative_outputs,
                       "receptive_field_px": meta.receptive_field_px,
                       "channels": [feat.channel_name(c) for c in meta.channels],
                       "interferogram_seen": "the first (phase, coherence)" if cfg.ifgs() else None}
@@ -516,7 +561,9 @@ def _run_json(r: _Run, model: OnnxModel | None, plan: TilePlan | None, stats: di
         "throughput_mpx_s": {"end_to_end": mpx / max(r.timings["total_s"], 1e-9),
                              "inference_only": mpx / max(r.timings.get("inference_onnx_s", 0.0), 1e-9)
                              if model is not None else None},
-        "valid_fraction": r.valid_fraction, "notes": r.notes,
+        "valid_fraction": r.valid_fraction, "sar_share_median": r.sar_share_median,
+        "sar_vertical_coupling": cfg.sar_vertical_coupling if r.sar_share_median is not None else None,
+        "notes": r.notes,
         "platform": {"python": platform.python_version(), "machine": platform.machine()},
         "outputs": {k: v.name for k, v in produced.items()} | {"run_json": OUTPUT_NAMES["run_json"]},
         "files": sorted([v.name for v in produced.values()] + [OUTPUT_NAMES["run_json"]]),
@@ -582,6 +629,11 @@ def _run_staged(r: _Run, stack: ExitStack, staging: out.Staging) -> EstimateResu
         arrows = _insar(r, sources, angles, staging, tags, with_net, frac)
     elif insar:
         _unwrap_blocks(r, sources, angles, staging, tags, frac)
+    if with_net and not (insar and whole):  # no 3-D inversion: the network's horizontal as it is
+        share = _sar_share(staging)
+        if share is not None:
+            r.notes.append(_sar_share_note(share, False))
+            r.sar_share_median = _share_median(share)
     r.check_cancel()
     r.notes += out.write_views(staging, r.grid, arrows)
     replaced = staging.stale()

@@ -107,8 +107,9 @@ def rupture_mask(run: RunData, params: TraceParams | None = None) -> tuple[np.nd
     if method == "auto":
         method = "probability" if run.prob is not None else "step"
     if method in ("probability", "both") and run.prob is None:
-        raise ToolsError("this run has no rupture_probability.tif (models before Step 7 do not write it). Fix: "
-                         "use the displacement step (method 'step' or 'auto').", "trace")
+        raise ToolsError("this run has no rupture_probability.tif (models before Step 7, and models whose rupture head "
+                         "has not learnt, do not write it: see the run's notes). Fix: use method 'auto' (line "
+                         "search) or 'step'.", "trace")
     masks, names = [], []
     if method in ("probability", "both"):
         masks.append(np.nan_to_num(run.prob, nan=0.0) >= p.prob_threshold)

@@ -39,7 +39,7 @@ RECEPTIVE_FIELD_PX = 224
 DEFAULT_CKPTS = (Path("runs/warp_fusion_blind/best.pt"), Path("runs/warp_fusion/best.pt"),
                  Path("runs/warp_fusion/last.pt"))
 DEFAULT_OUT = Path("models/quakefusion.onnx")
-OUTPUT_NAMES = ("displacement_enu_m", "sigma_enu_m", "rupture_probability")
+OUTPUT_NAMES = ("displacement_enu_m", "sigma_enu_m", "rupture_probability", "sar_share")
 # Parameter-free settings of the fusion applied at export, whatever the checkpoint's config says (they have no
 # weights): 0.5.0 = the 0.4.0 weights with the wide windows closed at a detected discontinuity and an exact mask for
 # absent pairs (models/fusion.py ``_wide_gate`` / ``exact_mask``; numbers in models/MODEL_CARD.md), and sigma x 1.29:
@@ -50,17 +50,31 @@ EXPORT_SETTINGS = {"wide_gate_px": 0.15, "wide_gate_k": 0.0, "wide_gate_set": Tr
                    "mask_warp": True,
                    "sigma_scale": 1.33}
 
+# Outputs the graph computes but that carry no information (backend.model.ModelMeta.uninformative_outputs): the
+# backend does not write them and says why in the run's notes. 0.7.0's rupture head learnt only the base rate
+# (ROC AUC 0.48-0.54 on the held-out sets; models/MODEL_CARD.md): its layer was ~0.1 everywhere, on the rupture too.
+UNINFORMATIVE_OUTPUTS = {
+    "rupture_probability": (
+        "this model's rupture head has not learnt (ROC AUC 0.48-0.54 on the held-out test sets, models/MODEL_CARD.md): "
+        "it gives about the base rate (~0.1) everywhere, on a rupture too. Find the trace with Raster ▸ QuakeFusion ▸ "
+        "Geologist's tools… (Extract a new trace) or python -m backend trace RUN_DIR: a line search on the "
+        "displacement, placed by the interferogram's decorrelation band when there is one"),
+}
 
-def build_metadata(model: torch.nn.Module, ckpt: dict[str, Any] | None = None) -> dict[str, Any]:
+
+def build_metadata(model: torch.nn.Module, ckpt: dict[str, Any] | None = None,
+                   settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``quakefusion`` metadata; ``settings``: the export settings applied (default ``EXPORT_SETTINGS``)."""
     data = (ckpt or {}).get("config", {}).get("data", {})
     meta: dict[str, Any] = {
         "model_version": MODEL_VERSION,
         "input_name": "features",
         "outputs": {"displacement": "displacement_enu_m", "sigma": "sigma_enu_m",
-                    "rupture_probability": "rupture_probability"},
+                    "rupture_probability": "rupture_probability", "sar_share": "sar_share"},
         "output_units": {"displacement_enu_m": "m (east, north, up)",
                          "sigma_enu_m": "m, 1-sigma (std of a Laplace predictive) per component",
-                         "rupture_probability": "0-1, probability that a surface rupture passes within 1 px"},
+                         "rupture_probability": "0-1, probability that a surface rupture passes within 1 px",
+                         "sar_share": "0-1, share of the horizontal's mix weight on the SAR amplitude candidates"},
         "channels": channel_specs(model.channels),
         "pixel_size_range_m": list(data.get("pixel_size_range_m", [5.0, 30.0])),
         "tile_multiple": TILE_MULTIPLE,
@@ -69,13 +83,14 @@ def build_metadata(model: torch.nn.Module, ckpt: dict[str, Any] | None = None) -
         "phase_convention": "features use phase_sign * wrapped_phase (= 4 pi / lambda * range increase)",
         "grid": "north-up: row 0 north, column 0 west",
         "opset": OPSET,
+        "uninformative_outputs": dict(UNINFORMATIVE_OUTPUTS),
     }
     if ckpt is not None:
         meta["training"] = {k: ckpt.get(k) for k in ("step", "seed", "val_loss", "val_epe_px", "val_epe_px_by_combo")
                             if k in ckpt}
         meta["training"]["data"] = {k: data.get(k) for k in ("backend", "train_seeds", "scene_size", "crop")
                                     if k in data}
-        meta["network"] = {**ckpt.get("config", {}).get("model", {}), **EXPORT_SETTINGS}
+        meta["network"] = {**ckpt.get("config", {}).get("model", {}), **(settings or EXPORT_SETTINGS)}
     return meta
 
 
@@ -216,8 +231,9 @@ def check_export(model: torch.nn.Module, out: Path) -> dict[str, float]:
         for drop_dem in (False, True):
             mods = tuple(m for m in present if not (drop_dem and m == "dem"))
             xc = features_and_target(rec, mods, list(model.channels))[0][None]
-            d, s, r = sess.run(None, {"features": xc})
-            if not (np.isfinite(d).all() and np.isfinite(s).all() and (s > 0).all() and ((r >= 0) & (r <= 1)).all()):
+            d, s, r, w = sess.run(None, {"features": xc})
+            if not (np.isfinite(d).all() and np.isfinite(s).all() and (s > 0).all() and ((r >= 0) & (r <= 1)).all()
+                    and ((w >= 0) & (w <= 1 + 1e-6)).all()):
                 raise RuntimeError(f"{out}: non-finite output or sigma <= 0 for modalities {mods}")
     return res
 
@@ -227,13 +243,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ckpt", type=Path,
                     help="default: runs/warp_fusion_blind/best.pt, else runs/warp_fusion/best.pt or last.pt")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="an export setting over EXPORT_SETTINGS (experiments), e.g. --set sar_vertical=true")
     args = ap.parse_args(argv)
     ckpt_path = args.ckpt or default_checkpoint()
     model, ckpt = load_checkpoint(ckpt_path)
-    for key, value in EXPORT_SETTINGS.items():
+    settings = dict(EXPORT_SETTINGS)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if not hasattr(model, key):
+            raise SystemExit(f"--set {item}: the network has no setting {key!r}")
+        settings[key] = json.loads(value)
+    for key, value in settings.items():
         setattr(model, key, value)
     model.set_channels(CHANNELS)  # the current list (0.7.0: + fault_side, a given rupture trace; no weights)
-    out = export_onnx(model, args.out, build_metadata(model, ckpt))
+    out = export_onnx(model, args.out, build_metadata(model, ckpt, settings))
     res = check_export(model, out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) from {ckpt_path} (step {ckpt.get('step')}); "
           f"max |onnx - torch| on a stand-in scene = {res['max_abs_onnx_minus_torch_m']:.2e} m"

@@ -327,6 +327,13 @@ class WarpFusionNet(FusionBase):
 
     def fuse(self, x: torch.Tensor, m: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The learned part: (d = (dx, dy, up) px, log b (3) px, rupture logit (1)), (B, ., H, W)."""
+        return self.fuse_all(x, m)[:3]
+
+    def fuse_all(self, x: torch.Tensor, m: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """``fuse`` and the SAR share of the horizontal (B, 1, H, W), 0..1: the part of the convex mix's weight on
+        the SAR amplitude candidates. A geocoded amplitude image moves by the *apparent* shift d_h - u cot(theta) g
+        (g: ground range, away from the satellite), so the fused horizontal carries share x that leak; the
+        backend's 3-D inversion removes it with the vertical from the unwrapped LOS (``backend.inversion``)."""
         c = self.c
         if self.drop_wide:
             m = {**m, **{k: torch.cat([m[k][:, :6], m[k][:, :5]], 1) for k in ("cand_o", "ldet_o", "lres_o")}}
@@ -362,7 +369,8 @@ class WarpFusionNet(FusionBase):
         dxy = (e.unsqueeze(2) * cand).sum(1) / e.sum(1, keepdim=True) * torch.clamp(mo + ms, max=1.0)
         logb = (out[:, k:k + 3] + fine[:, k:k + 3]).clamp(LOGB_MIN, LOGB_MAX)
         d = torch.cat([dxy, out[:, k + 3:k + 4]], 1)
-        return d, logb, out[:, k + 4:k + 5] + fine[:, k + 3:k + 4]
+        share = e[:, N_WINDOWS:].sum(1, keepdim=True) / e.sum(1, keepdim=True) * ms
+        return d, logb, out[:, k + 4:k + 5] + fine[:, k + 3:k + 4], share
 
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(d = (dx, dy, up) px, log b (3) px, rupture logit (1)), all (B, ., H, W) at full resolution."""
@@ -372,11 +380,12 @@ class WarpFusionNet(FusionBase):
         d, logb, _ = self.forward_all(x)
         return d, logb, [(d, logb)]
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """features -> displacement_enu_m, sigma_enu_m (B,3,H,W), rupture_probability (B,1,H,W)."""
-        d, logb, rupt = self.forward_all(x)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """features -> displacement_enu_m, sigma_enu_m (B,3,H,W), rupture_probability, sar_share (B,1,H,W)."""
+        d, logb, rupt, share = self.fuse_all(x, self.measure(x))
         ps = self.c(x, "pixel_size_m")
-        return enu_px_from_d(d) * ps, SQRT2 * torch.exp(logb) * ps * self.sigma_scale, torch.sigmoid(rupt)
+        return (enu_px_from_d(d) * ps, SQRT2 * torch.exp(logb) * ps * self.sigma_scale, torch.sigmoid(rupt),
+                share)
 
 
 def count_params(model: nn.Module) -> int:

@@ -21,11 +21,12 @@ DEFAULT_CHANNELS = [
 
 def make_tiny_model(path: str | Path, channels: list[str] | None = None, kernel: int = 5, layers: int = 2,
                     hidden: int = 8, seed: int = 0, version: str = "test-tiny", rupture: bool = False,
-                    receptive_field_px: int | None = None) -> Path:
+                    receptive_field_px: int | None = None, uninformative: dict[str, str] | None = None) -> Path:
     """Write a small conv net ONNX with QuakeFusion metadata to ``path``; returns the path.
 
     ``rupture``: also a ``rupture_probability`` output (B,1,H,W, sigmoid, 0..1) listed in the metadata, as the next
-    model has; ``receptive_field_px`` is recorded in the metadata when given."""
+    model has; ``receptive_field_px`` is recorded in the metadata when given, ``uninformative`` (output key -> why)
+    as ``uninformative_outputs`` (outputs the backend does not write: the export marks a head that has not learnt)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -70,6 +71,8 @@ def make_tiny_model(path: str | Path, channels: list[str] | None = None, kernel:
             "pixel_size_range_m": [5.0, 200.0], "tile_multiple": 16, "wavelength_m_trained": [0.0555, 0.2384]}
     if receptive_field_px is not None:
         meta["receptive_field_px"] = int(receptive_field_px)
+    if uninformative:
+        meta["uninformative_outputs"] = dict(uninformative)
     helper.set_model_props(model, {"quakefusion": json.dumps(meta)})
     onnx.checker.check_model(model)
     path = Path(path)

@@ -29,6 +29,7 @@ from models.dataset import (
     ILLUMINATION_KEY,
     add_illumination_fits,
     features_and_target,
+    is_current,
     load_record,
     relit_view,
     rupture_target,
@@ -68,6 +69,8 @@ def get_record(cache_dir: Path, seed: int, size: int, backend: str, relight: boo
             rec = load_record(p)
         except Exception:  # half-written by a concurrent generator: simulate ourselves
             rec = None
+        if rec is not None and backend != "standin" and not is_current(rec):
+            rec = None  # made by an older simulator (models.scene.SIMULATOR_VERSION): simulated again
     fresh = rec is None
     if fresh:
         rec = simulate_record(seed, (size, size), backend)

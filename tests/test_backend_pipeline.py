@@ -343,6 +343,37 @@ def test_grid_like_overrides_the_output_grid(tmp_path: Path, tiny_model: Path) -
     np.testing.assert_allclose(wrap(unw[ok].astype(np.float64) - ph[ok]), 0.0, atol=2e-5)
 
 
+def test_output_marked_uninformative_is_not_written_and_the_notes_say_why(tmp_path: Path) -> None:
+    """A model whose metadata marks ``rupture_probability`` uninformative (0.7.0: its head learnt only the base rate)
+    still computes it, but the run does not write it (a flat ~0.1 layer would read as "no rupture here"): no file,
+    no output key, the reason in the notes and in run.json; the other outputs are those of the same model without
+    the mark, to the bit."""
+    why = "this model's rupture head has not learnt (test)"
+    marked = make_tiny_model(tmp_path / "marked.onnx", rupture=True, uninformative={"rupture_probability": why})
+    plain = make_tiny_model(tmp_path / "plain.onnx", rupture=True)
+    paths = _scene(tmp_path)
+    res = run_estimate(_cfg(paths, tmp_path / "out", marked, tile=512, unwrap=False))
+    ref = run_estimate(_cfg(paths, tmp_path / "ref", plain, tile=512, unwrap=False))
+    assert "rupture_probability" not in res.outputs and not (tmp_path / "out" / "rupture_probability.tif").exists()
+    assert (tmp_path / "ref" / "rupture_probability.tif").is_file()
+    assert f"rupture_probability.tif not written: {why}" in res.run["notes"]
+    assert res.run["model"]["outputs_not_written"] == {"rupture_probability": why}
+    assert np.array_equal(read_band(res.outputs["displacement"]), read_band(ref.outputs["displacement"]),
+                          equal_nan=True)
+
+
+def test_shipped_model_marks_its_rupture_head_uninformative() -> None:
+    """The shipped 0.7.0 file says its rupture head has not learnt (models/export.py UNINFORMATIVE_OUTPUTS; AUC
+    0.48-0.54 on the held-out sets in models/MODEL_CARD.md), with the way to a trace in the reason."""
+    from backend.infer import extra_outputs
+    from backend.model import DEFAULT_MODEL, read_metadata
+
+    meta = read_metadata(DEFAULT_MODEL)
+    assert "rupture_probability" in meta.outputs and extra_outputs(meta) == ["sar_share"]
+    assert "has not learnt" in meta.uninformative_outputs["rupture_probability"]
+    assert "python -m backend trace" in meta.uninformative_outputs["rupture_probability"]
+
+
 def test_rupture_probability_output_and_receptive_field_from_metadata(tmp_path: Path) -> None:
     """A model whose metadata lists ``rupture_probability`` gets it stitched like the other outputs and written as
     rupture_probability.tif (float32, NaN nodata, 0..1); ``receptive_field_px`` sets the default overlap."""

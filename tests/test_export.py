@@ -28,7 +28,8 @@ def test_onnx_matches_pytorch_and_carries_metadata(tmp_path: Path) -> None:
     assert [c["name"] for c in meta["channels"]] == CHANNELS
     assert meta["input_name"] == "features" and meta["tile_multiple"] == 32 and meta["receptive_field_px"] == 224
     assert meta["outputs"] == {"displacement": "displacement_enu_m", "sigma": "sigma_enu_m",
-                               "rupture_probability": "rupture_probability"}
+                               "rupture_probability": "rupture_probability", "sar_share": "sar_share"}
+    assert list(meta["uninformative_outputs"]) == ["rupture_probability"]  # 0.7.0's head has not learnt
     assert min(o.version for o in onnx.load(str(out)).opset_import if o.domain in ("", "ai.onnx")) >= 17
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     # realistic feature stacks (a random stack makes the Lucas-Kanade systems ill-conditioned: float32 rounding
@@ -38,7 +39,7 @@ def test_onnx_matches_pytorch_and_carries_metadata(tmp_path: Path) -> None:
     x2 = np.concatenate([features_and_target(rec, COMBOS[c])[0][None, :, :64, :96] for c in ("optical", "insar")])
     x3 = features_and_target(standin_scene(1, (64, 64)), COMBOS["all"])[0][None]
     for x in (x1, x2, x3):
-        outs = sess.run(["displacement_enu_m", "sigma_enu_m", "rupture_probability"], {"features": x})
+        outs = sess.run(["displacement_enu_m", "sigma_enu_m", "rupture_probability", "sar_share"], {"features": x})
         with torch.no_grad():
             ref = [t.numpy() for t in model(torch.from_numpy(x))]
         for o, r in zip(outs, ref):
@@ -76,12 +77,15 @@ def test_shipped_model_is_finite_for_every_modality_subset() -> None:
                 x = build_features(meta["channels"], arrays, stats=compute_stats(arrays),
                                    pixel_size_m=r["pixel_size_m"], wavelength_m=r["wavelength_m"],
                                    phase_sign=int(r["phase_sign"]))
-                d, s, rp = sess.run(["displacement_enu_m", "sigma_enu_m", "rupture_probability"],
-                                    {"features": x[None]})
+                d, s, rp, w = sess.run(["displacement_enu_m", "sigma_enu_m", "rupture_probability", "sar_share"],
+                                       {"features": x[None]})
                 label = "+".join(mods + dem) + (" (InSAR holes)" if r is holes else "")
                 assert d.shape == (1, 3, 64, 64), label
                 assert np.isfinite(d).all() and np.isfinite(s).all() and (s > 0).all(), label
                 assert ((rp >= 0) & (rp <= 1)).all(), label
+                # the SAR candidates' share of the horizontal: none without the SAR pair, all of it with SAR alone
+                assert ((w >= 0) & (w <= 1 + 1e-6)).all(), label
+                assert ("sar" in mods or (w == 0).all()) and (mods != ("sar",) or np.allclose(w, 1.0)), label
 
 
 def test_backend_reads_the_metadata_from_the_header_and_refuses_a_truncated_model(tmp_path: Path) -> None:

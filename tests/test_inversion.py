@@ -127,3 +127,45 @@ def test_far_field_offset_is_not_biased_by_selecting_on_the_noise():
     off, osig, used = _offsets(d, np.broadcast_to(l[:, None, None], (3, h, w)), hz, None, None)
     assert abs(off[0, 0] - 0.05) < 0.004 and abs(off[0, 0] - 0.05) < 4 * osig[0, 0] + 1e-3
     assert used[1] > 0.3 * h * w
+
+
+def test_sar_up_coupling_removes_the_vertical_leak_of_sar_offsets(event):
+    """A horizontal that takes a share w of its weight from geocoded SAR amplitude offsets reads the apparent shift
+    d_h - w U cot(theta) g (the simulator draws the SAR pair so, models/scene.py). With one interferogram of the same
+    track and the coupling (``sar_up_coupling``) the inversion recovers E, N and U; without it E/N keep the leak and
+    U reads (1 - w) of the truth. At w = 1 (SAR alone) SAR range offsets and the LOS measure the same combination:
+    U is not constrained (NaN), not silently wrong."""
+    from backend.inversion import sar_up_coupling
+
+    s, tracks = event
+    u = s.truth_enu.astype(np.float64)
+    shape = u.shape[1:]
+    t = tracks[0]
+    l = np.asarray(t.los_unit_vector, np.float64)
+    l = np.broadcast_to(l[:, None, None], (3, *shape)) if l.ndim == 1 else l
+    lh = np.hypot(l[0], l[1])
+    g = -l[:2] / lh  # ground range, away from the satellite
+    cot = l[2] / lh
+    assert np.all(np.abs(u[2]) < 5) and np.percentile(np.abs(u[2]), 90) > 0.05  # the event moves the ground vertically
+    w = np.full(shape, 0.6)
+    apparent = u[:2] - w * u[2] * cot * g
+    coup = sar_up_coupling(w, t.los_unit_vector)
+    np.testing.assert_allclose(apparent, u[:2] + coup * u[2], atol=1e-5)
+    los = [LosObservation(t.los_unit_vector, los_m=t.truth_los, sigma_m=np.full(shape, 0.002), atmosphere_sigma_m=0.0)]
+    sh = 0.02
+    plain = invert_enu(shape, horizontal=Horizontal(apparent[0], apparent[1], sh, sh), los=los, los_offset="none")
+    fixed = invert_enu(shape, horizontal=Horizontal(apparent[0], apparent[1], sh, sh, up_coupling=coup), los=los,
+                       los_offset="none")
+    assert fixed.constrained.all()
+    for i in range(3):
+        assert np.max(np.abs(fixed.enu[i] - u[i])) < 0.01, i
+    leak = np.abs(w * u[2] * cot)  # the E/N leak's size
+    big = leak > 0.1
+    assert big.any()
+    assert np.median(np.hypot(*(plain.enu[:2, big] - u[:2, big]))) > 0.5 * np.median(leak[big])
+    np.testing.assert_allclose(plain.enu[2, big], (1 - w[big]) * u[2, big], atol=0.02, rtol=0.05)
+    alone = invert_enu(shape, horizontal=Horizontal(*(u[:2] + sar_up_coupling(np.ones(shape), t.los_unit_vector)
+                                                        * u[2]), 0.02, 0.02,
+                                                    up_coupling=sar_up_coupling(np.ones(shape), t.los_unit_vector)),
+                       los=los, los_offset="none")
+    assert np.isnan(alone.enu[2]).all()
