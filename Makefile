@@ -59,6 +59,7 @@ lint: setup
 train: setup
 	$(PY) -m models.train --config models/configs/default.json
 	$(PY) -m models.train --config models/configs/finetune_blind.json
+	$(PY) -m models.train --config models/configs/finetune_v2.json
 
 export: setup
 	$(PY) -m models.export

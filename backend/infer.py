@@ -156,6 +156,7 @@ def infer_tiles(model: OnnxModel, sources: dict[str, AlignedSource], angles: Ang
     blender = StripBlender(nbands, grid.height, grid.width, plan.tile_h, writer)
     batcher = _Batcher(model, blender, plan, grid, cfg.batch)
     t_read, traced = 0.0, 0
+    every_tile = model.meta.trace_branch_weights
     tiles = iter_tiles(grid.height, grid.width, plan.tile, plan.overlap, plan.multiple)
     for i, (r0, c0, h, w) in enumerate(tiles):
         check_cancel(cancel)
@@ -163,7 +164,8 @@ def infer_tiles(model: OnnxModel, sources: dict[str, AlignedSource], angles: Ang
         arrays, flat = _tile_arrays(sources, angles, stats, r0, c0, h, w, grid.pixel_size_m)
         if trace_lines is not None:
             side = fault_side(grid, trace_lines, r0, c0, h, w)
-            if not (side == side[0, 0]).all():  # one side only: the same as no trace (the model's faster branch)
+            # one side only: the same as no trace (the model's faster branch), unless that branch has other weights
+            if every_tile or not (side == side[0, 0]).all():
                 arrays["fault_side"] = side
                 traced += 1
         x = feat.build_features(model.meta.channels, arrays, stats=stats, pixel_size_m=grid.pixel_size_m,

@@ -51,6 +51,13 @@ class ModelMeta:
         return {str(k): str(v) for k, v in (self.raw.get("uninformative_outputs") or {}).items()}
 
     @property
+    def trace_branch_weights(self) -> bool:
+        """Whether the graph for a given rupture trace has weights of its own (metadata ``trace_branch``): then every
+        tile of a run with a trace takes that branch, also tiles the trace does not cross (else the two weight sets
+        would meet at tile seams); otherwise such tiles take the faster branch, which computes the same there."""
+        return bool(self.raw.get("trace_branch"))
+
+    @property
     def receptive_field_px(self) -> int | None:
         """Context (px) the network needs on each side of a pixel, when the export recorded it."""
         v = self.raw.get("receptive_field_px")

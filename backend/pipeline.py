@@ -113,7 +113,7 @@ class _Run:
     skipped_tiles: int = 0
     log: list[str] = field(default_factory=list)  # -> run.log beside run.json
     trace_lines: list[np.ndarray] | None = None  # the given rupture trace in the grid's CRS (cfg.trace)
-    trace_tiles: int = 0  # tiles the trace crosses (the others run without it: one side only)
+    trace_tiles: int = 0  # tiles given the trace: those it crosses, or all for a model with trace weights of its own
     sar_share_median: float | None = None  # the SAR pair's median share of the horizontal (model output sar_share)
 
     def report(self, fraction: float, message: str) -> None:

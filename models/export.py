@@ -29,7 +29,7 @@ import torch
 from models.channels import CHANNELS, channel_specs
 from models.fusion import build_model
 
-MODEL_VERSION = "0.7.0"
+MODEL_VERSION = "0.8.0"
 OPSET = 17
 TILE_MULTIPLE = 32  # 1/4-resolution U-Net with 4 levels
 # Context the network draws on each side of a pixel (px): 1/4-resolution U-Net (4 levels, ~130 px) + the fixed front
@@ -46,6 +46,13 @@ OUTPUT_NAMES = ("displacement_enu_m", "sigma_enu_m", "rupture_probability", "sar
 # the gate's extra error on the validation scenes (tools/sigma_scale.py), so that sigma says so. 0.6.0 adds
 # ``mask_warp`` (nodata gaps no longer pull the offsets towards zero, ``models.fusion.lk_windows``) and sigma x 1.33
 # instead of 1.29 (the same measurement with it).
+# 0.8.0: the graph for a given rupture trace takes the weights of a fine-tune on simulator-v2 scenes
+# (models/configs/finetune_v2.json, trained with the export settings below, so sigma x 1.0): it averages more than
+# 0.7.0's weights, which blurs the step where the windows may cross the rupture (blind: share of the step within
+# +-3 px 0.46 -> 0.28 on (d)) but not where they stop at a known trace (there: lower noise, same or better step;
+# models/MODEL_CARD.md). The blind graph keeps 0.7.0's weights.
+DEFAULT_TRACE_CKPT = Path("runs/warp_fusion_v2/best.pt")
+TRACE_SETTINGS = ("sigma_scale=1.0",)
 EXPORT_SETTINGS = {"wide_gate_px": 0.15, "wide_gate_k": 0.0, "wide_gate_set": True, "exact_mask": True,
                    "mask_warp": True,
                    "sigma_scale": 1.33}
@@ -137,26 +144,32 @@ def _branch(m: onnx.ModelProto, prefix: str, shared: set[str], outer: dict[str, 
     return sub
 
 
-def export_onnx(model: torch.nn.Module, out: Path, meta: dict[str, Any], size: int = 64) -> Path:
+def export_onnx(model: torch.nn.Module, out: Path, meta: dict[str, Any], size: int = 64,
+                trace_model: torch.nn.Module | None = None) -> Path:
     """One ONNX file. With a ``fault_side`` channel: an ``If`` on "any pixel of it is non-zero" between the graph
     that uses the trace (then) and the one that ignores it (else; 0.6.0's graph, ~30 % faster), sharing the weights:
-    a run without a trace does not pay for the trace's extra sums."""
+    a run without a trace does not pay for the trace's extra sums. ``trace_model`` (experimental, ``--trace-ckpt``):
+    the "then" branch from other weights (its own initializers), e.g. a fine-tune that averages more, which is harmless
+    only where the windows stop at a known trace."""
     model = model.eval()
     out.parent.mkdir(parents=True, exist_ok=True)
     if "fault_side" not in model.ix:
         m = _trace_graph(model, size)
     else:
         use = model.use_side
+        tm = trace_model if trace_model is not None else model
+        use_t = tm.use_side
         try:
-            model.use_side = True
-            with_trace = _trace_graph(model, size)
+            tm.use_side = True
+            with_trace = _trace_graph(tm, size)
             model.use_side = False
             without = _trace_graph(model, size)
         finally:
-            model.use_side = use
+            model.use_side, tm.use_side = use, use_t
         shared = {n for n, _ in model.named_parameters()}
         outer: dict[str, onnx.TensorProto] = {}
-        then_g, else_g = _branch(with_trace, "trace/", shared, outer), _branch(without, "plain/", shared, outer)
+        then_g = _branch(with_trace, "trace/", shared if trace_model is None else set(), outer)
+        else_g = _branch(without, "plain/", shared, outer)
         h, T = onnx.helper, onnx.TensorProto
         nodes = [
             h.make_node("Constant", [], ["fault_side_index"],
@@ -204,7 +217,7 @@ def default_checkpoint() -> Path:
     raise SystemExit(f"no checkpoint: none of {', '.join(map(str, DEFAULT_CKPTS))} exists (run `make train`)")
 
 
-def check_export(model: torch.nn.Module, out: Path) -> dict[str, float]:
+def check_export(model: torch.nn.Module, out: Path, trace_model: torch.nn.Module | None = None) -> dict[str, float]:
     """ONNX Runtime vs PyTorch on a stand-in scene with every modality (a random stack is an ill-posed fit whose
     float-order differences say nothing), without a trace and, for a model that takes one, with a trace across the
     scene (the graph's other branch); finite outputs for every modality subset."""
@@ -223,8 +236,9 @@ def check_export(model: torch.nn.Module, out: Path) -> dict[str, float]:
         stacks["max_abs_onnx_minus_torch_m_trace"] = xt
     res = {}
     for key, inp in stacks.items():
+        ref = trace_model if trace_model is not None and key.endswith("_trace") else model
         with torch.no_grad():
-            d_torch = model(torch.from_numpy(inp))[0].numpy()
+            d_torch = ref(torch.from_numpy(inp))[0].numpy()
         res[key] = float(np.abs(sess.run(None, {"features": inp})[0] - d_torch).max())
     rec = standin_scene(0, (64, 64), pixel_size_m=10.0)
     for present in COMBOS.values():
@@ -238,27 +252,50 @@ def check_export(model: torch.nn.Module, out: Path) -> dict[str, float]:
     return res
 
 
+def _apply_settings(model: torch.nn.Module, items: list[str]) -> dict[str, Any]:
+    """EXPORT_SETTINGS with ``KEY=JSON`` overrides, set on ``model`` (and its channel list made the current one)."""
+    settings = dict(EXPORT_SETTINGS)
+    for item in items:
+        key, _, value = item.partition("=")
+        if not hasattr(model, key):
+            raise SystemExit(f"{item}: the network has no setting {key!r}")
+        settings[key] = json.loads(value)
+    for key, value in settings.items():
+        setattr(model, key, value)
+    model.set_channels(CHANNELS)  # the current list (0.7.0: + fault_side, a given rupture trace; no weights)
+    return settings
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", type=Path,
                     help="default: runs/warp_fusion_blind/best.pt, else runs/warp_fusion/best.pt or last.pt")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--trace-ckpt", default=str(DEFAULT_TRACE_CKPT),
+                    help="the graph for a given rupture trace from this checkpoint's weights (default: "
+                         f"{DEFAULT_TRACE_CKPT}, 0.8.0; 'same': the --ckpt weights in both graphs, as 0.7.0)")
+    ap.add_argument("--trace-set", action="append", default=list(TRACE_SETTINGS), metavar="KEY=JSON",
+                    help="an export setting of the trace graph's model (default: sigma_scale=1.0)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                     help="an export setting over EXPORT_SETTINGS (experiments), e.g. --set sar_vertical=true")
     args = ap.parse_args(argv)
     ckpt_path = args.ckpt or default_checkpoint()
     model, ckpt = load_checkpoint(ckpt_path)
-    settings = dict(EXPORT_SETTINGS)
-    for item in args.set:
-        key, _, value = item.partition("=")
-        if not hasattr(model, key):
-            raise SystemExit(f"--set {item}: the network has no setting {key!r}")
-        settings[key] = json.loads(value)
-    for key, value in settings.items():
-        setattr(model, key, value)
-    model.set_channels(CHANNELS)  # the current list (0.7.0: + fault_side, a given rupture trace; no weights)
-    out = export_onnx(model, args.out, build_metadata(model, ckpt, settings))
-    res = check_export(model, out)
+    settings = _apply_settings(model, args.set)
+    trace_model = None
+    meta = build_metadata(model, ckpt, settings)
+    if args.trace_ckpt != "same":
+        if not Path(args.trace_ckpt).exists():
+            raise SystemExit(f"no checkpoint {args.trace_ckpt} for the trace graph: run `make train` (its last stage, "
+                             "finetune_v2.json) or rebuild it from the shipped file (tools/checkpoint_from_onnx.py), "
+                             "or give --trace-ckpt same")
+        trace_model, tck = load_checkpoint(Path(args.trace_ckpt))
+        meta["trace_branch"] = {"checkpoint": str(args.trace_ckpt), "step": tck.get("step"),
+                                "config": tck.get("config", {}).get("run_dir"),
+                                **{k: tck[k] for k in ("val_loss", "val_epe_px_by_combo") if k in tck},
+                                "network": _apply_settings(trace_model, args.trace_set)}
+    out = export_onnx(model, args.out, meta, trace_model=trace_model)
+    res = check_export(model, out, trace_model)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) from {ckpt_path} (step {ckpt.get('step')}); "
           f"max |onnx - torch| on a stand-in scene = {res['max_abs_onnx_minus_torch_m']:.2e} m"
           + (f" (with a trace: {res['max_abs_onnx_minus_torch_m_trace']:.2e} m)"

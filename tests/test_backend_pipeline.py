@@ -363,8 +363,8 @@ def test_output_marked_uninformative_is_not_written_and_the_notes_say_why(tmp_pa
 
 
 def test_shipped_model_marks_its_rupture_head_uninformative() -> None:
-    """The shipped 0.7.0 file says its rupture head has not learnt (models/export.py UNINFORMATIVE_OUTPUTS; AUC
-    0.48-0.54 on the held-out sets in models/MODEL_CARD.md), with the way to a trace in the reason."""
+    """The shipped file says its rupture head has not learnt (models/export.py UNINFORMATIVE_OUTPUTS; AUC 0.48-0.54
+    on the held-out sets in models/MODEL_CARD.md), with the way to a trace in the reason."""
     from backend.infer import extra_outputs
     from backend.model import DEFAULT_MODEL, read_metadata
 

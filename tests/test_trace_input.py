@@ -81,6 +81,26 @@ def test_run_with_a_trace_records_it_and_the_tools_reuse_it(tmp_path: Path, sim_
         trace_for_run(load_run(tmp_path / "blind"))
 
 
+def test_a_model_with_its_own_trace_weights_takes_them_on_every_tile(tmp_path: Path, sim_scene: dict) -> None:
+    """A model whose trace graph has weights of its own (metadata ``trace_branch``, 0.8.0) gets the trace on every
+    tile of a run with one, also on tiles the trace does not cross: else the two weight sets would meet at the tile
+    seams. The shipped file is such a model."""
+    import onnx
+
+    from backend.model import DEFAULT_MODEL, read_metadata
+
+    model = make_tiny_model(tmp_path / "tiny.onnx", channels=[*DEFAULT_CHANNELS, "fault_side"])
+    m = onnx.load(str(model))
+    props = {p.key: p for p in m.metadata_props}
+    meta = json.loads(props["quakefusion"].value)
+    props["quakefusion"].value = json.dumps(meta | {"trace_branch": {"step": 0}})
+    onnx.save(m, str(model))
+    west = _trace_across(sim_scene, tmp_path / "west.gpkg", at=0.2)  # crosses the western tiles only
+    tiled = run_estimate(_cfg(sim_scene, tmp_path / "tiled", model, trace=west, tile=64, overlap=8))
+    assert tiled.run["parameters"]["n_tiles"] == 4 and tiled.run["parameters"]["rupture_trace"]["tiles_crossed"] == 4
+    assert read_metadata(DEFAULT_MODEL).trace_branch_weights
+
+
 def test_a_trace_that_cannot_be_used_is_refused_by_name(tmp_path: Path, sim_scene: dict) -> None:
     model = make_tiny_model(tmp_path / "tiny.onnx", channels=[*DEFAULT_CHANNELS, "fault_side"])
     probs = check(_cfg(sim_scene, tmp_path / "o1", model, trace=tmp_path / "nope.gpkg"))

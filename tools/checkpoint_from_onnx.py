@@ -30,15 +30,28 @@ def _as_dict(v: object) -> dict:
     return v if isinstance(v, dict) else ast.literal_eval(str(v))
 
 
-def rebuild(onnx_path: Path) -> tuple[torch.nn.Module, dict]:
+def rebuild(onnx_path: Path, branch: str = "plain") -> tuple[torch.nn.Module, dict]:
+    """The checkpoint of the blind graph's weights (``plain``: the outer initializers) or, for a file whose trace
+    graph has weights of its own (metadata ``trace_branch``, 0.8.0), of those (``trace``: the If's then-branch
+    initializers, named ``trace/<parameter>``)."""
     m = onnx.load(str(onnx_path))
     meta = json.loads({p.key: p.value for p in m.metadata_props}["quakefusion"])
-    net = _as_dict(meta["network"])
+    net = _as_dict(meta["network"] if branch == "plain" else meta["trace_branch"]["network"])
     channels = [c["name"] for c in meta["channels"]]
     cfg_model = {k: v for k, v in net.items() if k not in EXPORT_SETTINGS}
+    if branch == "trace":  # the fine-tune's own config (its export settings were part of its training config)
+        cfg_model = {**_as_dict(meta["network"]), **cfg_model}
+        cfg_model = {k: v for k, v in cfg_model.items() if k not in EXPORT_SETTINGS}
     model = build_model({**cfg_model, **{k: v for k, v in net.items() if k in EXPORT_SETTINGS},
                          "channels": channels})
-    state = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in m.graph.initializer}
+    if branch == "plain":
+        inits = m.graph.initializer
+        state = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in inits}
+    else:
+        then = next(a.g for n in m.graph.node if n.op_type == "If" for a in n.attribute if a.name == "then_branch")
+        names = set(model.state_dict())
+        state = {i.name[len("trace/"):]: torch.from_numpy(numpy_helper.to_array(i).copy())
+                 for i in then.initializer if i.name.startswith("trace/") and i.name[len("trace/"):] in names}
     model.load_state_dict(state, strict=True)
     tr = meta.get("training", {})
     ckpt = {"model": model.state_dict(), "ema": None,
@@ -52,15 +65,22 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--onnx", type=Path, default=Path("models/quakefusion.onnx"))
     ap.add_argument("--out", type=Path, default=Path("runs/warp_fusion_blind/best.pt"))
+    ap.add_argument("--trace-out", type=Path, default=Path("runs/warp_fusion_v2/best.pt"),
+                    help="where the trace graph's own weights go (files with metadata trace_branch, 0.8.0)")
     a = ap.parse_args(argv)
     model, ckpt = rebuild(a.onnx)
-    err = check_export(model, a.onnx)["max_abs_onnx_minus_torch_m"]
+    meta = json.loads({p.key: p.value for p in onnx.load(str(a.onnx), load_external_data=False).metadata_props}
+                      ["quakefusion"])
+    trace = rebuild(a.onnx, "trace") if meta.get("trace_branch") else None
+    res = check_export(model, a.onnx, None if trace is None else trace[0])
+    err = max(res.values())
     if not err < 1e-3:
         raise SystemExit(f"rebuilt model differs from {a.onnx} by {err:.2e} (max abs output): not written")
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(ckpt, str(a.out))
-    print(f"{a.out}: weights of {a.onnx} (model {ckpt['rebuilt_model_version']}), max abs difference to ONNX "
-          f"Runtime {err:.1e}")
+    for out, ck in ((a.out, ckpt), *(() if trace is None else ((a.trace_out, trace[1]),))):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(ck, str(out))
+        print(f"{out}: weights of {a.onnx} (model {ck['rebuilt_model_version']}), max abs difference to ONNX "
+              f"Runtime {err:.1e}")
 
 
 if __name__ == "__main__":
