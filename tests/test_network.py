@@ -21,13 +21,16 @@ def test_outputs_in_metres_scale_with_pixel_size_and_every_subset_runs() -> None
         x, _, _ = features_and_target(rec, present)
         xt = torch.from_numpy(x[None])
         with torch.no_grad():
-            d, s, r = model(xt)
+            d, s, r, w = model(xt)
             x2 = xt.clone()
             x2[:, model.ix["pixel_size_m"]] *= 2.0
-            d2, s2, r2 = model(x2)
+            d2, s2, r2, w2 = model(x2)
         assert d.shape == (1, 3, 64, 64) and s.shape == (1, 3, 64, 64), combo
         assert torch.isfinite(d).all() and (s > 0).all(), combo
         assert r.shape == (1, 1, 64, 64) and ((r >= 0) & (r <= 1)).all() and torch.equal(r, r2), combo
+        # the SAR candidates' share of the horizontal: 0..1, none without the SAR pair, pixel-size free
+        assert w.shape == (1, 1, 64, 64) and ((w >= 0) & (w <= 1 + 1e-6)).all() and torch.equal(w, w2), combo
+        assert "sar" in present or (w == 0).all(), combo
         assert torch.allclose(d2, 2 * d, rtol=1e-5, atol=1e-6) and torch.allclose(s2, 2 * s, rtol=1e-5), combo
 
 
