@@ -36,7 +36,7 @@ OUTPUT_NAMES = {"displacement": "displacement.tif", "displacement_sigma": "displ
                 "horizontal": "horizontal_magnitude.tif", "uncertainty": "uncertainty.tif",
                 "rewrapped_phase": "rewrapped_phase.tif", "arrows": "displacement_arrows.gpkg",
                 "unwrap_regions": "unwrap_regions.tif"}
-SAR_SHARE_FILE = ".sar_share.tif"  # staged, never published: the model's sar_share output for the inversion
+SAR_SHARE_FILE = ".sar_share.tif"  # staged, never published: sar_share for the (experimental) inversion coupling
 COLUMN_CHUNK = 2048  # the writer works on column chunks: temporaries stay small on wide rasters
 
 
@@ -347,8 +347,11 @@ class InferenceWriter:
     """
 
     def __init__(self, staging: Staging, grid: Grid, tags: dict[str, str], angles: Any, extra: list[str],
-                 with_phase: bool) -> None:
+                 with_phase: bool, keep_sar_share: bool = False) -> None:
+        """``keep_sar_share``: stage the model's ``sar_share`` raster (``SAR_SHARE_FILE``, never published) for the
+        3-D inversion's SAR coupling; otherwise only its median is kept (``sar_share_median``), from the rows."""
         self.grid, self.angles, self.extra = grid, angles, extra
+        self.share_hist = np.zeros(101, np.int64)  # sar_share > 0.01 in 0.01 bins
         self.ds: dict[str, Any] = {}
         self.ds["displacement"] = open_out(staging.path("displacement"), grid,
                                            ["east displacement", "north displacement", "up displacement"],
@@ -359,7 +362,7 @@ class InferenceWriter:
             self.ds["rupture_probability"] = open_out(staging.path("rupture_probability"), grid,
                                                       ["probability that the pixel lies on a surface rupture"],
                                                       ["1"], tags)
-        if "sar_share" in extra:  # internal (a dot file: not published), for the 3-D inversion's SAR coupling
+        if "sar_share" in extra and keep_sar_share:  # a dot file: not published
             self.ds["sar_share"] = open_out(staging.tmp / SAR_SHARE_FILE, grid,
                                             ["share of the horizontal from the SAR amplitude candidates"], ["1"], tags)
         if angles.given and not with_phase:
@@ -377,6 +380,15 @@ class InferenceWriter:
     @property
     def channels(self) -> int:
         return 8 + len(self.extra)
+
+    @property
+    def sar_share_median(self) -> float | None:
+        """Median of the model's ``sar_share`` over the pixels that take any weight from the SAR pair (to 0.01),
+        None where none does (no SAR pair, or a model without that output)."""
+        n = int(self.share_hist.sum())
+        if n == 0:
+            return None
+        return float(np.searchsorted(np.cumsum(self.share_hist), (n + 1) // 2) / 100.0)
 
     def __call__(self, row0: int, block: np.ndarray) -> None:
         n = block.shape[1]
@@ -396,6 +408,12 @@ class InferenceWriter:
             self.ds["displacement"].write(disp, window=win)
             self.ds["displacement_sigma"].write(sig, window=win)
             for i, key in enumerate(self.extra):
+                if key == "sar_share":
+                    v = sub[6 + i][valid]
+                    v = v[v > 0.01]
+                    self.share_hist += np.bincount(np.clip(np.rint(v * 100), 0, 100).astype(np.int64), minlength=101)
+                    if key not in self.ds:
+                        continue
                 self.ds[key].write(np.where(valid, sub[6 + i], np.nan).astype(np.float32), 1, window=win)
             if "los_displacement" in self.ds:
                 lu = self.angles.los(row0, c0, n, cw)

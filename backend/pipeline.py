@@ -254,7 +254,8 @@ def _infer(r: _Run, model: OnnxModel, plan: TilePlan, sources: dict[str, Aligned
            with_phase: bool) -> products.ArrowGrid:
     """infer: tiles -> model -> blended rows -> displacement, sigma, LOS (without unwrapping), extra outputs,
     magnitudes. Sets ``r.valid_fraction`` (share of the grid with a displacement)."""
-    with out.InferenceWriter(staging, r.grid, tags, angles, extra_outputs(model.meta), with_phase) as writer:
+    with out.InferenceWriter(staging, r.grid, tags, angles, extra_outputs(model.meta), with_phase,
+                             keep_sar_share=r.cfg.sar_vertical_coupling) as writer:
         r.timings.update(infer_tiles(
             model, sources, angles, stats, r.grid, r.cfg, plan, writer, writer.channels,
             lambda i, n: r.report(0.05 + frac * i / n, f"inference: tile {i}/{n}"), r.cancel, r.trace_lines))
@@ -262,6 +263,7 @@ def _infer(r: _Run, model: OnnxModel, plan: TilePlan, sources: dict[str, Aligned
     r.trace_tiles = int(r.timings.pop("tiles_with_trace", 0))
     n_px = max(r.grid.width * r.grid.height, 1)
     r.valid_fraction = writer.valid_px / n_px
+    r.sar_share_median = writer.sar_share_median
     if writer.valid_px == 0:
         raise PipelineError("no pixel of the output grid has usable data (every input is no data, NaN, 0-filled or "
                             "without texture there), so nothing was written. Fix: check the inputs' nodata values "
@@ -350,25 +352,9 @@ def _unwrap_blocks(r: _Run, sources: dict[str, AlignedSource], angles: list[Angl
                    "displacement.tif is the network's estimate). Crop the grid (--extent) for the MCF unwrapper")
 
 
-def _sar_share(staging: out.Staging) -> np.ndarray | None:
-    """The model's ``sar_share`` (staged internal file, ``outputs.SAR_SHARE_FILE``), None without one or where no
-    pixel takes any weight from the SAR pair."""
-    p = staging.tmp / out.SAR_SHARE_FILE
-    if not p.exists():
-        return None
-    with rasterio.open(p) as ds:
-        share = ds.read(1)
-    return share if np.nanmax(np.nan_to_num(share, nan=0.0), initial=0.0) > 0.01 else None
-
-
-def _share_median(share: np.ndarray) -> float:
-    v = share[np.isfinite(share) & (share > 0.01)]
-    return float(np.median(v)) if v.size else 0.0
-
-
-def _sar_share_note(share: np.ndarray, coupled: bool) -> str:
+def _sar_share_note(median: float, coupled: bool) -> str:
     """What the SAR amplitude offsets' vertical leak means for this run (``inversion.sar_up_coupling``)."""
-    med = 100 * _share_median(share)
+    med = 100 * median
     head = (f"the SAR amplitude pair gives {med:.0f} % (median) of the horizontal's weight; a geocoded amplitude "
             "image moves by the horizontal minus U cot(incidence) along ground range, so that share of the "
             "horizontal carries the vertical (about U at Sentinel-1 incidences)")
@@ -380,15 +366,13 @@ def _sar_share_note(share: np.ndarray, coupled: bool) -> str:
 
 
 def _horizontal(r: _Run, staging: out.Staging, disp: np.ndarray, sig: np.ndarray, ang: Angles) -> Horizontal:
-    """The network's horizontal for the 3-D inversion, with the SAR pair's vertical leak noted (and modelled with
-    ``sar_vertical_coupling``, experimental) where the model gives its SAR share."""
+    """The network's horizontal for the 3-D inversion; with ``sar_vertical_coupling`` (experimental) the SAR pair's
+    vertical leak modelled from the staged SAR share, in the first interferogram's geometry."""
     horizontal = Horizontal(disp[0], disp[1], sig[0], sig[1])
-    share = _sar_share(staging)
-    if share is not None:
-        if r.cfg.sar_vertical_coupling:  # the first interferogram's geometry (EstimateConfig docstring)
-            horizontal.up_coupling = sar_up_coupling(share, ang.los(0, 0, *share.shape))
-        r.notes.append(_sar_share_note(share, r.cfg.sar_vertical_coupling))
-        r.sar_share_median = _share_median(share)
+    p = staging.tmp / out.SAR_SHARE_FILE
+    if r.cfg.sar_vertical_coupling and r.sar_share_median is not None and p.exists():
+        with rasterio.open(p) as ds:
+            horizontal.up_coupling = sar_up_coupling(ds.read(1), ang.los(0, 0, *disp.shape[1:]))
     return horizontal
 
 
@@ -629,11 +613,8 @@ def _run_staged(r: _Run, stack: ExitStack, staging: out.Staging) -> EstimateResu
         arrows = _insar(r, sources, angles, staging, tags, with_net, frac)
     elif insar:
         _unwrap_blocks(r, sources, angles, staging, tags, frac)
-    if with_net and not (insar and whole):  # no 3-D inversion: the network's horizontal as it is
-        share = _sar_share(staging)
-        if share is not None:
-            r.notes.append(_sar_share_note(share, False))
-            r.sar_share_median = _share_median(share)
+    if r.sar_share_median is not None:  # coupled only where the 3-D inversion ran with the option on
+        r.notes.append(_sar_share_note(r.sar_share_median, cfg.sar_vertical_coupling and insar and whole))
     r.check_cancel()
     r.notes += out.write_views(staging, r.grid, arrows)
     replaced = staging.stale()
