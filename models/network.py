@@ -52,17 +52,25 @@ class FusionBase(nn.Module):
         i = self.ix[name]
         return x[:, i:i + 1]
 
-    def context(self, x: torch.Tensor) -> torch.Tensor:
+    def context(self, x: torch.Tensor, pool: int = 1) -> torch.Tensor:
         """15 channels: InSAR cos/sin, coherence, wrapped-phase LOS gradients (pixels per pixel towards the
-        satellite, x300 to order 1), log fringe size, DEM slopes, LOS vector, the four masks."""
+        satellite, x300 to order 1), log fringe size, DEM slopes, LOS vector, the four masks; ``pool`` > 1: averaged
+        over pool x pool cells (the same values as pooling the full-resolution channels: the channels taken as they
+        are come from one pooling of ``x``, the derived ones are pooled after they are computed)."""
         c = self.c
         mi, fr = c(x, "mask_insar"), c(x, "fringe_px")
         pc, ps = c(x, "phase_cos"), c(x, "phase_sin")
         g = [-dphi / (2.0 * math.pi) * fr * 300.0 for dphi in fe.phase_gradient(pc, ps, mi)]
         logfr = (torch.log10(fr.clamp(min=1e-6)) + 2.5) * mi
-        return torch.cat([pc, ps, c(x, "coherence"), g[0], g[1], logfr, c(x, "dem_slope_east"),
-                          c(x, "dem_slope_north"), c(x, "los_east"), c(x, "los_north"), c(x, "los_up"),
-                          c(x, "mask_optical"), c(x, "mask_sar"), mi, c(x, "mask_dem")], 1)
+        if pool > 1:
+            xp = F.avg_pool2d(x, pool)
+            g, logfr = [F.avg_pool2d(t, pool) for t in g], F.avg_pool2d(logfr, pool)
+        else:
+            xp = x
+        cp = lambda name: self.c(xp, name)  # noqa: E731
+        return torch.cat([cp("phase_cos"), cp("phase_sin"), cp("coherence"), g[0], g[1], logfr, cp("dem_slope_east"),
+                          cp("dem_slope_north"), cp("los_east"), cp("los_north"), cp("los_up"),
+                          cp("mask_optical"), cp("mask_sar"), cp("mask_insar"), cp("mask_dem")], 1)
 
     def build_unet(self, cin: int, widths: tuple[int, int, int, int], first_stride: int) -> None:
         """Encoder e1..e4 (first level at input resolution / ``first_stride``, then halving) and decoder d3..d1."""

@@ -16,7 +16,7 @@ def test_real_texture_set_end_to_end(tmp_path):
     cfg.update({"count": 1, "size": 64, "pc_step": 8, "combos": ["optical"], "cache_dir": str(tmp_path / "cache"),
                 "out_dir": str(tmp_path / "out"), "seed_start": 9000002, "margin_px": 8})
     res = evaluate(cfg, ROOT / "models/quakefusion.onnx")
-    assert res["model_version"] == "0.8.0"
+    assert res["model_version"] == "0.8.1"
     assert set(res["methods"]) == {ZERO, CORR, DIS_MEDIUM, DIS_FS0, model_name("optical")}
     # the zero reference's near EPE is the mean true |d_EN| (px) over the evaluated near pixels
     rec = record_for(cfg, 9000002, 10.0)
