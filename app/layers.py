@@ -142,6 +142,24 @@ def _ramp(kind: str) -> Any:
     return ramp
 
 
+def legend_decimals(vmin: float, vmax: float) -> int:
+    """Decimals for a colour bar from ``vmin`` to ``vmax``: three significant figures of the larger end
+    (4.106277 m -> 4.11 m, 0.0123 m -> 0.0123 m), not QGIS's six decimals."""
+    top = max(abs(vmin), abs(vmax))
+    if not math.isfinite(top) or top <= 0:
+        return 2
+    return int(min(6, max(0, 2 - math.floor(math.log10(top)))))
+
+
+def legend_number_format(vmin: float, vmax: float) -> Any:
+    from qgis.core import QgsBasicNumericFormat
+
+    fmt = QgsBasicNumericFormat()
+    fmt.setNumberDecimalPlaces(legend_decimals(vmin, vmax))
+    fmt.setShowTrailingZeros(False)
+    return fmt
+
+
 def pseudocolor_renderer(provider: Any, band: int, vmin: float, vmax: float, kind: str, units: str) -> Any:
     from qgis.core import (
         QgsColorRampLegendNodeSettings,
@@ -157,6 +175,7 @@ def pseudocolor_renderer(provider: Any, band: int, vmin: float, vmax: float, kin
     shader.classifyColorRamp(255 if kind == "cyclic" else 9, -1)
     legend = QgsColorRampLegendNodeSettings()
     legend.setSuffix(f" {units}")
+    legend.setNumericFormat(legend_number_format(vmin, vmax))
     shader.setLegendSettings(legend)
     rs = QgsRasterShader()
     rs.setRasterShaderFunction(shader)

@@ -163,8 +163,14 @@ def step3(ok, text):
         # the rupture on top of the result group, the DEM (grey) underneath
         node = root.findLayer(rup.id())
         clone = node.clone(); root.insertChildNode(0, clone); node.parent().removeChildNode(node)
+        # the truth raster (a band several pixels wide at this scale) would hide the estimate's step: listed but
+        # hidden; the mapped trace (a thin line) shows where the rupture is
+        clone.setItemVisibilityChecked(False)
+        clone.setExpanded(False)
         dem_node = root.findLayer(layers["dem"].id())
         dem_node.setItemVisibilityChecked(False)
+        dem_node.setExpanded(False)
+
         iface.mapCanvas().setExtent(layers["dem"].extent())
         iface.mapCanvas().refreshAllLayers()
         QTimer.singleShot(3000, step4)
@@ -197,6 +203,16 @@ def unload_check():
 
 def step4():
     try:
+        # the run's group open and the inputs' legends closed, so the panel lists the layers a run adds
+        from qgis.core import QgsLayerTree
+        view = iface.layerTreeView()
+        for child in QgsProject.instance().layerTreeRoot().children():
+            group = QgsLayerTree.isGroup(child)
+            child.setExpanded(group)
+            index = view.node2index(child) if hasattr(view, "node2index") else \
+                view.layerTreeModel().node2index(child)
+            view.setExpanded(index, group)
+        QApplication.processEvents()
         shot("qgis_results.png", iface.mainWindow())
         (OUT / "unload_check.json").write_text(json.dumps(unload_check()))
         QgsApplication.exit(0)

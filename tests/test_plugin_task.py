@@ -144,6 +144,9 @@ def test_run_adds_styled_layers(plugin, qgis_new_project, qgis_iface, sim_scene,
     assert r.classificationMax() == pytest.approx(v, rel=1e-4) and r.classificationMin() == pytest.approx(-v, rel=1e-4)
     assert r.classificationMax() == pytest.approx(robust_abs_max(run_dir / "displacement_east.vrt"))
     assert r.shader().rasterShaderFunction().legendSettings().suffix() == " m"
+    # the colour bar reads three significant figures (e.g. "4.11 m"), not QGIS's six decimals
+    fmt = r.shader().rasterShaderFunction().legendSettings().numericFormat()
+    assert fmt.numberDecimalPlaces() == max(0, 2 - math.floor(math.log10(v)))
     rw = by_name["Re-wrapped phase (rad)"].renderer()
     assert isinstance(rw, QgsSingleBandPseudoColorRenderer)
     assert (rw.classificationMin(), rw.classificationMax()) == pytest.approx((-math.pi, math.pi))
