@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .layers import pseudocolor_renderer, robust_abs_max, robust_max
+from .layers import legend_number_format, pseudocolor_renderer, robust_abs_max, robust_max
 
 # key -> list of (layer name in the file (or raster band), display name, style kind)
 VECTORS: dict[str, list[tuple[str, str, str]]] = {
@@ -189,8 +189,6 @@ def open_vector(path: Path, table: str, name: str) -> Any:
 
 def nice_colour_bar(layer: Any) -> float:
     """Round the colour bar of a pseudocolour raster to a symmetric 1-2-2.5-5 limit; labels '±L m'."""
-    from qgis.core import QgsBasicNumericFormat
-
     from backend.report import nice_ceil
 
     r = layer.renderer()
@@ -202,10 +200,7 @@ def nice_colour_bar(layer: Any) -> float:
     shader.setMaximumValue(lim)
     shader.classifyColorRamp(9, -1)
     legend = shader.legendSettings()
-    fmt = QgsBasicNumericFormat()
-    fmt.setShowTrailingZeros(False)
-    fmt.setNumberDecimalPlaces(3)
-    legend.setNumericFormat(fmt)
+    legend.setNumericFormat(legend_number_format(-lim, lim))
     legend.setSuffix(" m")
     legend.setUseContinuousLegend(True)
     shader.setLegendSettings(legend)

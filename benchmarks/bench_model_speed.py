@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "quakefusion.onnx")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "a_model_speed.md",
-                    help="results file ('-': print only, e.g. to compare an older model on the same machine)")
+                    help="results file ('-': print only)")
     ap.add_argument("--compare", type=Path,
                     help="an older model file timed in turn with this one on the same tiles (paired: the ratio holds "
                          "when the machine's speed drifts)")

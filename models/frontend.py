@@ -180,19 +180,14 @@ def _run_slices(c: torch.Tensor, lo: int, hi: int, rmax: int, dim: int) -> torch
     return c[:, :, a:a_end, :] - c[:, :, b:b_end, :]
 
 
-def rect_means(x: torch.Tensor, rects: tuple[tuple[int, int, int, int], ...]) -> list[torch.Tensor]:
-    """Means of ``x`` over rectangles ``(top, bottom, left, right)`` (inclusive offsets from the pixel, rows down)
-    by separable running sums (float32-accurate: 1-D sums only), zeros outside, divided by the in-image count.
+def rect_sums(x: torch.Tensor, rects: tuple[tuple[int, int, int, int], ...]
+              ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Sums of ``x`` over rectangles ``(top, bottom, left, right)`` (inclusive offsets from the pixel, rows down)
+    by separable running sums (float32-accurate: 1-D sums only), zeros outside, with the in-image pixel count
+    (B,1,H,W) of each: (sum, count) per rectangle (the LK solve, ``lk_from_sums``, takes sums and the count).
 
     One-sided rectangles (e.g. the left or right half of a window) never straddle a discontinuity on the other
     side of the pixel: the model 0.3 front end measures offsets in them to stay sharp at surface ruptures."""
-    return [sx / so for sx, so in rect_sums(x, rects)]
-
-
-def rect_sums(x: torch.Tensor, rects: tuple[tuple[int, int, int, int], ...]
-              ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``rect_means`` as (sum, in-image pixel count (B,1,H,W)) per rectangle: callers that only need ratios of the
-    sums (``lk_from_sums`` with ``count``) skip a division of every channel."""
     rmax = max(max(abs(v) for v in r) for r in rects)
     ones = torch.ones_like(x[:1, :1])
     cx, co = (cumsum_cols(_pad_both(t, rmax)) for t in (x, ones))
@@ -218,17 +213,11 @@ def _column_range_rows(c: torch.Tensor, left: int, right: int, rmax: int) -> tor
     return torch.cumsum(_run_slices(c, left, right, rmax, 3), 2)
 
 
-def rect_means_sided(x: torch.Tensor, side: torch.Tensor, rects: tuple[tuple[int, int, int, int], ...]
-                     ) -> list[torch.Tensor]:
-    """``rect_means`` over only the pixels on the centre pixel's side of a trace: ``side`` (B,1,H,W) is 1 on its
-    right-hand side, 0 on its left. Sums over the right side, and all minus those for the left; one division by
-    the rectangle's in-image count (as ``rect_means``: the other side's pixels count as zeros)."""
-    return [sx / so for sx, so in rect_sums_sided(x, side, rects)]
-
-
 def rect_sums_sided(x: torch.Tensor, side: torch.Tensor, rects: tuple[tuple[int, int, int, int], ...]
                     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``rect_means_sided`` as (sum, in-image pixel count) per rectangle (see ``rect_sums``)."""
+    """``rect_sums`` over only the pixels on the centre pixel's side of a trace: ``side`` (B,1,H,W) is 1 on its
+    right-hand side, 0 on its left. Sums over the right side, and all minus those for the left; the count is the
+    rectangle's in-image count (as ``rect_sums``: the other side's pixels count as zeros)."""
     rmax = max(max(abs(v) for v in r) for r in rects)
     ones = torch.ones_like(x[:1, :1])
     right = side > 0.5

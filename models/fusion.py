@@ -165,7 +165,7 @@ def hard_select(cands: list[torch.Tensor], ldets: list[torch.Tensor], lress: lis
 
 def window_scores(ldets: list[torch.Tensor], lress: list[torch.Tensor]) -> list[torch.Tensor]:
     """Parameter-free preference per window: low fit residual first, then more texture."""
-    return [GAIN * (-r + 0.125 * d.clamp(-8.0, 4.0)) for r, d in zip(lress, ldets)]
+    return [score_stack(d, r) for r, d in zip(lress, ldets)]
 
 
 def residual_score(ldets: list[torch.Tensor], lress: list[torch.Tensor]) -> torch.Tensor:
@@ -174,8 +174,9 @@ def residual_score(ldets: list[torch.Tensor], lress: list[torch.Tensor]) -> torc
 
 
 def score_stack(ldet: torch.Tensor, lres: torch.Tensor) -> torch.Tensor:
-    """``residual_score`` of stacked (B, K, H, W) log dets / log residuals: the same values in one pass per
-    operation instead of K slices, K small operations and a concatenation (full resolution: memory-bound)."""
+    """The window score (``window_scores``) element-wise: of one window's (B, 1, H, W) or of stacked (B, K, H, W)
+    log dets / log residuals (at full resolution one pass per operation instead of K slices, K small operations
+    and a concatenation: memory-bound)."""
     return GAIN * (-lres + 0.125 * ldet.clamp(-8.0, 4.0))
 
 

@@ -150,27 +150,10 @@ def step3(ok, text):
         STATE["dlg"].hide()
         root = QgsProject.instance().layerTreeRoot()
         layers = STATE["layers"]
-        for name, lyr in layers.items():
-            node = root.findLayer(lyr.id())
-            node.setItemVisibilityChecked(name in ("rupture", "dem"))
-        rup = layers["rupture"]
-        from qgis.core import QgsSingleBandPseudoColorRenderer, QgsColorRampShader, QgsRasterShader
-        from qgis.PyQt.QtGui import QColor
-        sh = QgsColorRampShader(0, 1)
-        sh.setColorRampItemList([QgsColorRampShader.ColorRampItem(1, QColor("#000000"), "surface rupture")])
-        rs = QgsRasterShader(); rs.setRasterShaderFunction(sh)
-        rup.setRenderer(QgsSingleBandPseudoColorRenderer(rup.dataProvider(), 1, rs))
-        # the rupture on top of the result group, the DEM (grey) underneath
-        node = root.findLayer(rup.id())
-        clone = node.clone(); root.insertChildNode(0, clone); node.parent().removeChildNode(node)
-        # the truth raster (a band several pixels wide at this scale) would hide the estimate's step: listed but
-        # hidden; the mapped trace (a thin line) shows where the rupture is
-        clone.setItemVisibilityChecked(False)
-        clone.setExpanded(False)
-        dem_node = root.findLayer(layers["dem"].id())
-        dem_node.setItemVisibilityChecked(False)
-        dem_node.setExpanded(False)
-
+        # every input hidden (the truth raster, several pixels wide at this scale, would hide the estimate's
+        # step): the mapped trace (a thin line) shows where the rupture is
+        for lyr in layers.values():
+            root.findLayer(lyr.id()).setItemVisibilityChecked(False)
         iface.mapCanvas().setExtent(layers["dem"].extent())
         iface.mapCanvas().refreshAllLayers()
         QTimer.singleShot(3000, step4)
