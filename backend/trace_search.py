@@ -16,8 +16,12 @@ strike. This module does the same, with numbers a user can check:
    large): the grid is cut into ``surrogate_block_px`` squares, shuffled and turned at random (``surrogates``
    times, fixed seed). That keeps the noise's amplitude and correlation but breaks every long line. A candidate
    is accepted only when its ``z`` is at least ``min_ratio`` times the largest ``z`` of any surrogate
-   (``signif = z / z_null``), and the step has the line's sense in at least ``min_share`` of its pieces
-   (``chunk_px`` long, at least 4, each at least ``band_px``): one noise blob does not make a fault. Measured
+   (``signif = z / z_null``), and its pieces (``chunk_px`` long, at least 4, each at least ``band_px``) agree: in
+   at least ``min_share`` of them the step has the line's sense and at least ``min_piece_ratio`` of the largest
+   piece's step. One noise blob, or a cloud's edge along part of the line, does not make a fault: a rupture's
+   step is about the same piece after piece (measured on the blind model's output, real texture, set (d): the
+   smallest of 4 pieces 0.45-0.93 of the largest on the 17 true traces; 0.05-0.1 along a cloud's edge on the real
+   pair without motion, which 0.8.1's sense-only test accepted). Measured
    in tests/test_trace_search.py and docs/geologist_tools.md: 16 correlated-noise fields without a step: largest ratio
    1.12 (none accepted at 1.15); with a step of 4-6 times the pixel noise: 1.3-1.9.
 4. **Geometry**: each piece's offset is refined within ``+-band_px / 2`` (the bend of a curved trace), a running
@@ -28,13 +32,18 @@ strike. This module does the same, with numbers a user can check:
    a rupture that ends inside the scene keeps its end.
 5. Further traces: the band around an accepted trace is removed and the search repeated (``max_traces``).
 
+On a raster whose searched extent is under ``full_extent_px`` (320 px: a 384-px raster less its rims) the band and
+the surrogate blocks shrink in proportion (``LineSearchParams.scaled``): on a 256-px scene a 30-px band does not fit
+beside a trace 30 px from the data's edge, and 64-px blocks leave 3 x 3 squares whose shuffled pieces of the rupture
+itself make the null. A piece counts where each side's band is at least half covered by data.
+
 Every accepted trace carries its ``z`` and ``signif`` (``LineTrace``); the tools write them as attributes so that a
 geologist can judge a trace that the data only weakly support.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -52,11 +61,25 @@ class LineSearchParams:
     max_grid_px: int = 512
     min_length_frac: float = 0.3
     min_ratio: float = 1.15
-    min_share: float = 0.75
+    min_share: float = 0.85  # with 4-7 pieces: all of them; 8-14: all but one; ...
+    min_piece_ratio: float = 0.3
     surrogates: int = 6
     surrogate_block_px: float = 64.0
     max_traces: int = 3
     candidates: int = 8
+    full_extent_px: float = 320.0  # band_px and surrogate_block_px hold from this searched extent up (see scaled)
+
+    def scaled(self, shape: tuple[int, int]) -> LineSearchParams:
+        """These parameters for a (h, w) raster: on one whose searched extent (its smaller side less the two rims)
+        is under ``full_extent_px``, ``band_px`` and ``surrogate_block_px`` shrink in proportion. On a small raster a
+        30-px band does not fit beside a trace near the data's edge, and 64-px blocks leave the shuffled copies only
+        3 x 3 squares, some holding pieces of the rupture itself (the null then contains the signal)."""
+        extent = min(shape) - 2 * self.border_px
+        f = min(1.0, max(extent, 1) / self.full_extent_px)
+        if f >= 1.0:
+            return self
+        return replace(self, band_px=max(6.0, self.band_px * f),
+                       surrogate_block_px=max(16.0, self.surrogate_block_px * f))
 
 
 @dataclass
@@ -149,8 +172,8 @@ def search_lines(disp: np.ndarray, sigma: np.ndarray | None = None,
                  params: LineSearchParams | None = None) -> list[LineTrace]:
     """Traces of long displacement discontinuities in ``disp`` (C, H, W) (m; NaN = no data), with ``sigma``
     (C, H, W) or None; see the module docstring. Returns the accepted traces, most significant first."""
-    p = params or LineSearchParams()
     disp = np.asarray(disp, np.float64)
+    p = (params or LineSearchParams()).scaled(disp.shape[1:])
     sig = None if sigma is None else np.asarray(sigma, np.float64)
     h, w = disp.shape[1:]
     f = max(1, int(np.ceil(max(h, w) / p.max_grid_px)))
@@ -247,7 +270,7 @@ def _consistent_candidate(z, z_null, d_all, scale, phis, data, frame, band, gap,
         direction = d_all[:, a, rho] / scale
         direction = direction / np.linalg.norm(direction)
         phi, rho = _relocate(float(phis[a]), rho, data, frame, band, gap, scale, direction)
-        res = _pieces(phi, rho, direction, data, frame, band, gap, chunk, scale)
+        res = _pieces(phi, rho, direction, data, frame, band, gap, chunk, scale, p.min_piece_ratio)
         if res is not None and res[0] >= p.min_share:
             return res[1], float(zz[a, int(ir[k])]), res[2]
     return None
@@ -269,12 +292,18 @@ def _relocate(phi, rho, data, frame, band, gap, scale, direction):  # noqa: ANN0
     return best[1], best[2]
 
 
-def _pieces(phi, rho, direction, data, frame, band, gap, chunk, scale):  # noqa: ANN001, ANN202
-    """For the line (phi, rho): the share of its pieces whose step has the line's sense, its polyline (grid
-    row/col; offsets refined piece by piece) and its mean step vector. None when it has fewer than 4 pieces."""
+def _pieces(phi, rho, direction, data, frame, band, gap, chunk, scale, ratio=0.0):  # noqa: ANN001, ANN202
+    """For the line (phi, rho): the share of its pieces whose step has the line's sense and at least ``ratio``
+    of the largest piece's step (projected on the line's step direction), its polyline (grid row/col; offsets
+    refined piece by piece) and its mean step vector. None when it has fewer than 4 pieces."""
     sv, sm = frame.sample(data[0], phi), frame.sample(data[1], phi)  # (C, v, u)
     n = sv.shape[2]
-    cols = np.flatnonzero(sm.sum(axis=0)[max(rho - gap - band, 0):rho + gap + band + 1].min(axis=0) > 0)
+    # the columns where each side's band is at least half covered (a trace near the data's edge, or across a
+    # corner, keeps the pieces whose bands are partly outside: the band means are weighted means)
+    has = sm.sum(axis=0) > 0
+    left = has[max(rho - gap - band, 0):max(rho - gap, 0)].sum(axis=0)
+    right = has[rho + gap + 1:rho + gap + band + 1].sum(axis=0)
+    cols = np.flatnonzero((left >= band / 2) & (right >= band / 2))
     if cols.size == 0:
         return None
     u0, u1 = int(cols[0]), int(cols[-1]) + 1
@@ -295,7 +324,8 @@ def _pieces(phi, rho, direction, data, frame, band, gap, chunk, scale):  # noqa:
         centres.append((a + b - 1) / 2.0)
     if len(proj) < 4:
         return None
-    share = float(np.mean(np.asarray(proj) > 0))
+    proj = np.asarray(proj)
+    share = float(np.mean((proj > 0) & (proj >= ratio * proj.max())))
     offs = np.asarray(offs, float)
     if len(offs) >= 3:
         offs = np.concatenate([offs[:1], np.median(np.stack([offs[:-2], offs[1:-1], offs[2:]]), axis=0),

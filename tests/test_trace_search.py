@@ -26,10 +26,28 @@ def line_distance(rc: np.ndarray, r0: float, slope: float) -> np.ndarray:
     return np.abs(rc[:, 0] - r0 - slope * rc[:, 1]) / np.hypot(1.0, slope)
 
 
+@pytest.mark.parametrize("n", [384, 256])
 @pytest.mark.parametrize("seed", [0, 1, 9])
-def test_correlated_noise_alone_gives_no_trace(seed):
-    # the most significant line of pure noise is no more significant than those of shuffled copies of it
-    assert search_lines(correlated_noise(seed), None, LineSearchParams(max_traces=1)) == []
+def test_correlated_noise_alone_gives_no_trace(seed, n):
+    # the most significant line of pure noise is no more significant than those of shuffled copies of it; on a
+    # small raster too, where the band and the shuffled blocks shrink (LineSearchParams.scaled)
+    assert search_lines(correlated_noise(seed, n), None, LineSearchParams(max_traces=1)) == []
+
+
+@pytest.mark.parametrize("seed", [5, 8])
+def test_a_step_near_the_data_edge_of_a_small_raster_is_found(seed):
+    # a 256-px raster (192 px searched inside the rims), the rupture ~35 px inside the searched area: with 0.8.1's
+    # fixed 30-px band and 64-px blocks neither seed gave a trace (the band did not fit beside it, and 3 x 3
+    # shuffled squares holding pieces of it made the null)
+    d = correlated_noise(seed, n=256)
+    rr, cc = np.mgrid[0:256, 0:256]
+    d[0] += 6.0 * (rr > 64 + 0.15 * cc)
+    p = LineSearchParams(max_traces=2)
+    assert p.scaled((256, 256)).band_px == pytest.approx(18.0) and p.scaled((384, 384)) == p
+    found = search_lines(d, None, p)
+    assert len(found) == 1
+    assert found[0].signif >= 1.3
+    assert np.median(line_distance(found[0].rc, 64.0, 0.15)) <= 2.0
 
 
 @pytest.mark.parametrize("seed", [5, 8])
