@@ -61,7 +61,7 @@ class LineSearchParams:
     max_grid_px: int = 512
     min_length_frac: float = 0.3
     min_ratio: float = 1.15
-    min_share: float = 0.85  # with 4-7 pieces: all of them; 8-14: all but one; ...
+    min_share: float = 0.85  # with 4-6 pieces: all of them; 7-13: all but one; ...
     min_piece_ratio: float = 0.3
     surrogates: int = 6
     surrogate_block_px: float = 64.0
@@ -292,7 +292,7 @@ def _relocate(phi, rho, data, frame, band, gap, scale, direction):  # noqa: ANN0
     return best[1], best[2]
 
 
-def _pieces(phi, rho, direction, data, frame, band, gap, chunk, scale, ratio=0.0):  # noqa: ANN001, ANN202
+def _pieces(phi, rho, direction, data, frame, band, gap, chunk, scale, ratio):  # noqa: ANN001, ANN202
     """For the line (phi, rho): the share of its pieces whose step has the line's sense and at least ``ratio``
     of the largest piece's step (projected on the line's step direction), its polyline (grid row/col; offsets
     refined piece by piece) and its mean step vector. None when it has fewer than 4 pieces."""
