@@ -47,7 +47,9 @@ def test_a_step_near_the_data_edge_of_a_small_raster_is_found(seed):
     found = search_lines(d, None, p)
     assert len(found) == 1
     assert found[0].signif >= 1.3
-    assert np.median(line_distance(found[0].rc, 64.0, 0.15)) <= 2.0
+    # every vertex within 1 px (measured: 0.5 at most; before each piece's strip was turned to the trace's own
+    # direction, 2.2 and 6.6)
+    assert np.max(line_distance(found[0].rc, 64.0, 0.15)) <= 1.0
 
 
 @pytest.mark.parametrize("seed", [5, 8])
@@ -59,7 +61,9 @@ def test_a_step_in_correlated_noise_is_found_where_it_is(seed):
     assert len(found) == 1  # and no second trace
     tr = found[0]
     assert tr.signif >= 1.15
-    assert np.median(line_distance(tr.rc, 150.0, 0.4)) <= 2.0
+    # every vertex within 1.5 px (measured: 1.1 at most; 8.0 and 1.4 before each piece's strip was turned to the
+    # trace's own direction and its step read on the step vector)
+    assert np.max(line_distance(tr.rc, 150.0, 0.4)) <= 1.5
     assert abs(abs(tr.step[0]) - 6.0) < 1.0 and abs(tr.step[1]) < 1.2  # the step vector: east
     # runs across the raster: on from the searched area across the 32-px rim to both edges, where the step goes on
     assert tr.rc[:, 1].min() <= 1.0 and tr.rc[:, 1].max() >= 382.0
