@@ -1,16 +1,21 @@
 """Fill models/MODEL_CARD.md from the template and the held-out metrics (runs/eval*/metrics.json).
 
-    python tools/fill_model_card.py [--finetune "text"]
+    python tools/fill_model_card.py [--finetune "text"] [--no-keep]
 
 Tables are the evaluation's own markdown (models.evaluate.to_markdown); the targets tables are computed here from
-the same numbers, so the card cannot drift from the measurements. A set that was not evaluated (no
-``runs/<set>/metrics.json``) is left as a marked placeholder.
+the same numbers, so the card cannot drift from the measurements. A set that was not evaluated on this machine (no
+``runs/<set>/metrics.json``: ``runs/`` is not in git, and a new machine has none) keeps what the committed card
+says: its text is recovered from ``git show HEAD:`` of the card and of the template it was filled from (only when
+that split is unambiguous: the template's fixed text between two placeholders must not occur inside a fill).
+With ``--no-keep``, or without git, such a set is left as a marked placeholder.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -258,32 +263,95 @@ def relight_table() -> str:
     return "\n".join(out)
 
 
+PLACEHOLDER = re.compile(r"\{\{([A-Z0-9_]+)\}\}")
+
+
+def recover_fills(template: str, card: str) -> dict[str, str] | None:
+    """What each placeholder of ``template`` was filled with in ``card`` (filled from that template), or None when
+    the card does not match the template or the split is ambiguous (a lazy and a greedy match differ: the fixed
+    text after a placeholder also occurs inside its fill)."""
+    parts = PLACEHOLDER.split(template)
+    fixed, names = parts[0::2], parts[1::2]
+    # an evaluation's table ends with its run-time line: that tells two tables apart when only a blank line
+    # separates their placeholders
+    table_end = r"\nRun time \(s, whole test set\)[^\n]*"
+
+    def split(lazy: bool) -> tuple[str, ...] | None:
+        q = "?" if lazy else ""
+        rx = re.escape(fixed[0]) + "".join((f"(.*{q}{table_end})" if name in SETS else f"(.*{q})") + re.escape(f)
+                                           for name, f in zip(names, fixed[1:]))
+        m = re.fullmatch(rx, card, re.S)
+        return m.groups() if m else None
+
+    lazy, greedy = split(True), split(False)
+    if lazy is None or lazy != greedy:
+        return None
+    fills: dict[str, str] = {}
+    for name, text in zip(names, lazy):
+        if fills.setdefault(name, text) != text:  # a placeholder used twice must have been filled alike
+            return None
+    return fills
+
+
+def committed_fills() -> dict[str, str]:
+    """The fills of the committed card (git HEAD's card and template); {} without git or when ambiguous."""
+    def show(path: str) -> str | None:
+        try:
+            return subprocess.run(["git", "show", f"HEAD:{path}"], cwd=ROOT, capture_output=True, text=True,
+                                  check=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    template, card = show("models/MODEL_CARD.template.md"), show("models/MODEL_CARD.md")
+    fills = recover_fills(template, card) if template and card else None
+    if fills is None:
+        print("the committed card's tables could not be recovered: sets not evaluated here stay placeholders")
+    return fills or {}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--finetune", default="")
+    ap.add_argument("--no-keep", action="store_true",
+                    help="sets not evaluated on this machine become placeholders (default: the committed card's text)")
     a = ap.parse_args()
     out = (ROOT / "models" / "MODEL_CARD.template.md").read_text()
+    kept = {} if a.no_keep else committed_fills()
+    missing: list[str] = []
+
+    def put(ph: str, text: str | None, placeholder: str) -> None:
+        nonlocal out
+        if text is None:
+            text = kept.get(ph)
+            missing.append(ph if text is None else f"{ph} (kept from the committed card)")
+        out = out.replace("{{" + ph + "}}", placeholder if text is None else text)
+
     for ph, folder in SETS.items():
         md = ROOT / "runs" / folder / "metrics.md"
-        out = out.replace("{{" + ph + "}}", _table(md) if md.exists() else
-                          f"*(not evaluated: run `make evaluate` → `runs/{folder}/`)*")
+        put(ph, _table(md) if md.exists() else None, f"*(not evaluated: run `make evaluate` → `runs/{folder}/`)*")
     rnd, strong = _load("eval"), _load("eval_strong")
-    out = out.replace("{{TABLE_RELIGHT}}", relight_table())
-    out = out.replace("{{TARGETS}}", targets(rnd, strong) if rnd and strong else "*(not evaluated)*")
+    relight = all(_load(f) for pair in RELIGHT_PAIRS.values() for f in pair)
+    put("TABLE_RELIGHT", relight_table() if relight else None, relight_table())
+    put("TARGETS", targets(rnd, strong) if rnd and strong else None, "*(not evaluated)*")
     sets = {"strong": strong, "real": _load("eval_real_texture"), "real_large": _load("eval_real_texture_large"),
             "real_cloudmask": _load("eval_real_texture_large_cloudmask"),
             "no_motion": _load("eval_no_motion"), "no_motion_real": _load("eval_no_motion_real")}
-    out = out.replace("{{TARGETS_STEP7}}", targets_step7(sets))
+    put("TARGETS_STEP7", targets_step7(sets) if all(sets.values()) else None, targets_step7(sets))
     for ph, named in (("TARGETS_STEP7_TRACE", NAMED_TRACE), ("TARGETS_STEP7_EXTRACTED", NAMED_EXTRACTED)):
         loaded = {k: _load(SETS[f"TABLE_{k.upper()}"]) for k in named}
-        out = out.replace("{{" + ph + "}}", targets_step7(loaded, named, geologist_only=True))
+        table = targets_step7(loaded, named, geologist_only=True)
+        put(ph, table if all(loaded.values()) else None, table)
     out = out.replace("* {{FINETUNE}}\n", f"* {a.finetune}\n" if a.finetune else "")
     # facts measured outside the evaluation (training run, size, speed): models/card_facts.json, {"KEY": "text"}
     facts = ROOT / "models" / "card_facts.json"
     for key, text in (json.loads(facts.read_text()) if facts.exists() else {}).items():
         out = out.replace("{{" + key + "}}", str(text))
     (ROOT / "models" / "MODEL_CARD.md").write_text(out)
-    print("models/MODEL_CARD.md written")
+    kept_n = sum(m.endswith("(kept from the committed card)") for m in missing)
+    print("models/MODEL_CARD.md written" + (f"; {kept_n} of its tables kept from the committed card (not evaluated "
+                                            "here)" if kept_n else "")
+          + ("; placeholders left: " + ", ".join(m for m in missing if not m.endswith(")")) if len(missing) > kept_n
+             else ""))
 
 
 if __name__ == "__main__":
