@@ -157,9 +157,10 @@ def move_onto_band(rc: np.ndarray, band: np.ndarray, params: BandParams | None =
     o = offs[moved]
     if o.size >= 3:
         o[1:-1] = np.median(np.stack([o[:-2], o[1:-1], o[2:]]), axis=0)
-    full = np.zeros(len(pts))
-    inside = slice(moved[0], moved[-1] + 1)
-    full[inside] = np.interp(np.arange(len(pts))[inside], moved, o)
+    # stations between moved ones: interpolated; beyond the first / last moved station (where the band was not
+    # read: a strip off the raster's edge): the nearest moved station's shift, so that the line's ends do not
+    # bend back to where the displacement's step put them
+    full = np.interp(np.arange(len(pts)), moved, o)
     return pts + full[:, None] * nrm, float(moved.size / len(pts))
 
 
