@@ -376,8 +376,10 @@ def _refine(rc: np.ndarray, vw: np.ndarray, wt: np.ndarray, p: LineSearchParams,
     coarse grid's resolution: the coarse line is already the best long line, pieces only correct its rounding
     and follow bends); a running median of three stations removes single-piece jumps. Each piece's strip is
     turned (within +-4 degrees, 1-degree steps) to where its step peaks highest: the coarse polyline's pieces
-    are a few degrees off the trace, and a turned strip smears the step across offsets (measured on a 1 m step
-    with 5 cm noise, 256 px: vertices 0.3 px off at most with the turn, up to 1.9 px without)."""
+    are a few degrees off the trace, and a turned strip smears the step across offsets. The step is read on its
+    own step vector (``_strip_score``). Measured on a 1 m step with 5 cm noise, 256 px, 8 noise seeds: the worst
+    vertex 0.14-0.69 px off (the turn without the step vector: 1.0-6.3 px; the step vector without the turn:
+    0.3-1.9 px; neither, the code before 2026-12-02's second stop: 0.8-3.1 px)."""
     band = max(2, int(round(p.band_px)))
     half = p.chunk_px / 2.0
     seg = np.diff(rc, axis=0)
