@@ -404,9 +404,9 @@ def _refine(rc: np.ndarray, vw: np.ndarray, wt: np.ndarray, p: LineSearchParams,
         for dphi in np.radians(np.arange(-4.0, 4.5, 1.0)):
             cs, sn = np.cos(dphi), np.sin(dphi)
             tt = (t[0] * cs - t[1] * sn, t[0] * sn + t[1] * cs)
-            score = _strip_score(vw, wt, p0[0], p0[1], tt, u, vv, band)[band:-band]
-            if np.isfinite(score).any() and np.nanmax(score) > best[0]:
-                best = (float(np.nanmax(score)), score)
+            score = _strip_score(vw, wt, p0[0], p0[1], tt, u, vv, band)[band:-band]  # finite: no data reads 0
+            if score.max() > best[0]:
+                best = (float(score.max()), score)
         k = None if best[1] is None else _peak(best[1])
         pts.append(p0)
         normals.append(np.array([t[1], -t[0]]))

@@ -317,26 +317,29 @@ def main() -> None:
     a = ap.parse_args()
     out = (ROOT / "models" / "MODEL_CARD.template.md").read_text()
     kept = {} if a.no_keep else committed_fills()
-    missing: list[str] = []
+    used_kept: list[str] = []
+    left: list[str] = []
 
     def put(ph: str, text: str | None, placeholder: str) -> None:
+        """``text`` (None: not evaluated here) for ``{{ph}}``; else the committed card's, else ``placeholder``."""
         nonlocal out
         if text is None:
             text = kept.get(ph)
-            missing.append(ph if text is None else f"{ph} (kept from the committed card)")
+            (left if text is None else used_kept).append(ph)
         out = out.replace("{{" + ph + "}}", placeholder if text is None else text)
 
     for ph, folder in SETS.items():
         md = ROOT / "runs" / folder / "metrics.md"
         put(ph, _table(md) if md.exists() else None, f"*(not evaluated: run `make evaluate` → `runs/{folder}/`)*")
     rnd, strong = _load("eval"), _load("eval_strong")
-    relight = all(_load(f) for pair in RELIGHT_PAIRS.values() for f in pair)
-    put("TABLE_RELIGHT", relight_table() if relight else None, relight_table())
+    relight = relight_table()
+    put("TABLE_RELIGHT", None if relight.startswith("*(not evaluated") else relight, relight)
     put("TARGETS", targets(rnd, strong) if rnd and strong else None, "*(not evaluated)*")
     sets = {"strong": strong, "real": _load("eval_real_texture"), "real_large": _load("eval_real_texture_large"),
             "real_cloudmask": _load("eval_real_texture_large_cloudmask"),
             "no_motion": _load("eval_no_motion"), "no_motion_real": _load("eval_no_motion_real")}
-    put("TARGETS_STEP7", targets_step7(sets) if all(sets.values()) else None, targets_step7(sets))
+    step7 = targets_step7(sets)
+    put("TARGETS_STEP7", step7 if all(sets.values()) else None, step7)
     for ph, named in (("TARGETS_STEP7_TRACE", NAMED_TRACE), ("TARGETS_STEP7_EXTRACTED", NAMED_EXTRACTED)):
         loaded = {k: _load(SETS[f"TABLE_{k.upper()}"]) for k in named}
         table = targets_step7(loaded, named, geologist_only=True)
@@ -347,11 +350,9 @@ def main() -> None:
     for key, text in (json.loads(facts.read_text()) if facts.exists() else {}).items():
         out = out.replace("{{" + key + "}}", str(text))
     (ROOT / "models" / "MODEL_CARD.md").write_text(out)
-    kept_n = sum(m.endswith("(kept from the committed card)") for m in missing)
-    print("models/MODEL_CARD.md written" + (f"; {kept_n} of its tables kept from the committed card (not evaluated "
-                                            "here)" if kept_n else "")
-          + ("; placeholders left: " + ", ".join(m for m in missing if not m.endswith(")")) if len(missing) > kept_n
-             else ""))
+    print("models/MODEL_CARD.md written"
+          + (f"; {len(used_kept)} of its tables kept from the committed card (not evaluated here)" if used_kept else "")
+          + ("; placeholders left: " + ", ".join(left) if left else ""))
 
 
 if __name__ == "__main__":
