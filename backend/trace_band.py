@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from .trace_search import _Frame, _peak, distance_to_edge, line_band, shuffled_copies
+from .trace_search import _Frame, _peak, columns, distance_to_edge, each_angle, line_band, shuffled_copies
 
 PHASE_GLOB = "rewrapped_phase*.tif"
 
@@ -210,19 +210,30 @@ def _ridge_z(vals: np.ndarray, cnt: np.ndarray, frame, phis: np.ndarray, p: Band
              ) -> tuple[np.ndarray, np.ndarray]:
     """z of every line (angles, offsets): contrast x sqrt(ridge pixels) over its robust spread over all long lines;
     and the contrasts."""
-    cs, cover = [], []
-    for phi in phis:
-        sv, sm = frame.sample(vals[None], phi)[0], frame.sample(cnt[None], phi)[0]
-        c, m = _ridge_profile(sv.sum(axis=1), sm.sum(axis=1), p)
-        cs.append(c)
-        cover.append(m)
-    c, cover = np.stack(cs), np.stack(cover)
-    longer = cover >= p.min_length_frac * cover.max()
-    cn = c * np.sqrt(np.maximum(cover, 0))
-    x = cn[longer & np.isfinite(cn)]
-    scale = 1.4826 * float(np.median(np.abs(x - np.median(x)))) if x.size >= 10 else np.inf
-    z = np.where(longer & np.isfinite(cn), (cn - (np.median(x) if x.size else 0.0)) / (scale or np.inf), 0.0)
-    return z, c
+    return _ridge_z_many([(vals, cnt)], frame, phis, p)[0]
+
+
+def _ridge_z_many(grids: list, frame, phis: np.ndarray, p: BandSearchParams) -> list:  # noqa: ANN001
+    """``_ridge_z`` of several (values, counts) grids of one shape (the null's copies), each angle's sums of all
+    of them from one operator (``_Frame.sum_operator``)."""
+    stack = np.stack([a for g in grids for a in g])  # (2K, h, w)
+    cols = columns(stack)
+
+    def line(phi: float) -> list:
+        rows = frame.sum_operator(phi, stack.shape[1:]) @ cols
+        return [_ridge_profile(rows[2 * k], rows[2 * k + 1], p) for k in range(len(grids))]
+
+    per_angle = each_angle(line, phis)
+    out = []
+    for k in range(len(grids)):
+        c, cover = np.stack([pa[k][0] for pa in per_angle]), np.stack([pa[k][1] for pa in per_angle])
+        longer = cover >= p.min_length_frac * cover.max()
+        cn = c * np.sqrt(np.maximum(cover, 0))
+        x = cn[longer & np.isfinite(cn)]
+        scale = 1.4826 * float(np.median(np.abs(x - np.median(x)))) if x.size >= 10 else np.inf
+        z = np.where(longer & np.isfinite(cn), (cn - (np.median(x) if x.size else 0.0)) / (scale or np.inf), 0.0)
+        out.append((z, c))
+    return out
 
 
 def search_band(band: np.ndarray, params: BandSearchParams | None = None) -> list[tuple[np.ndarray, float, float]]:
@@ -269,10 +280,11 @@ def search_band(band: np.ndarray, params: BandSearchParams | None = None) -> lis
 
 def _band_null(vals: np.ndarray, cnt: np.ndarray, phis: np.ndarray, p: BandSearchParams) -> float:
     """The largest ridge z over block-shuffled, randomly turned copies of the band grid."""
-    best, frame = 0.0, None
-    for copy in shuffled_copies(np.stack([vals, cnt]), int(p.surrogate_block_px), p.surrogates):
-        frame = frame or _Frame(copy.shape[1:])
-        best = max(best, float(_ridge_z(copy[0], copy[1], frame, phis, p)[0].max()))
+    copies = list(shuffled_copies(np.stack([vals, cnt]), int(p.surrogate_block_px), p.surrogates))
+    if not copies:
+        return np.inf
+    zs = _ridge_z_many([(k[0], k[1]) for k in copies], _Frame(copies[0].shape[1:]), phis, p)
+    best = max(float(z.max()) for z, _ in zs)
     return best if best > 0 else np.inf
 
 

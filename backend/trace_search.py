@@ -46,10 +46,12 @@ geologist can judge a trace that the data only weakly support.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
 
 
 @dataclass
@@ -124,6 +126,33 @@ def _weighted_grid(disp: np.ndarray, sigma: np.ndarray | None, border: int, f: i
     return np.stack(vals), np.stack(wts)
 
 
+def each_angle(fn, phis) -> list:  # noqa: ANN001
+    """``[fn(phi) for phi in phis]``, the angles spread over up to 8 threads (most of each angle's work runs outside
+    the GIL: the line search on 384^2 takes 5.2 s on 2 threads, 9.7 s on one); the results in the order of
+    ``phis``."""
+    workers = min(8, os.cpu_count() or 1, len(phis))
+    if workers <= 1:
+        return [fn(phi) for phi in phis]
+    with ThreadPoolExecutor(workers) as ex:
+        return list(ex.map(fn, phis))
+
+
+def columns(arrs: np.ndarray) -> np.ndarray:
+    """(K, h, w) arrays as the (h*w, K) C-ordered matrix that ``_Frame.sum_operator`` multiplies (made once for all
+    angles)."""
+    return np.ascontiguousarray(arrs.reshape(len(arrs), -1).T)
+
+
+class _Rows:
+    """A frame's row-sum operator: ``op @ cols`` -> (K, 2r+1)."""
+
+    def __init__(self, op: sparse.csr_matrix):
+        self.op = op
+
+    def __matmul__(self, cols: np.ndarray) -> np.ndarray:
+        return np.asarray(self.op @ cols).T
+
+
 class _Frame:
     """Rotated sampling frame of a (h, w) grid: row ``v`` across the line direction, column ``u`` along it."""
 
@@ -131,15 +160,50 @@ class _Frame:
         h, w = shape
         self.cy, self.cx = (h - 1) / 2.0, (w - 1) / 2.0
         self.r = int(np.ceil(np.hypot(h, w) / 2.0)) + 1
-        self.s = np.arange(-self.r, self.r + 1, dtype=float)
 
     def sample(self, arrs: np.ndarray, phi: float) -> np.ndarray:
-        """(C, 2r+1, 2r+1) samples of ``arrs`` (C, h, w) in the frame of direction ``phi`` (rad, image x/y)."""
+        """(C, 2r+1, 2r+1) bilinear samples of ``arrs`` (C, h, w) in the frame of direction ``phi`` (rad, image
+        x/y), zero outside the grid: frame pixel (v + r, u + r) lies at (y, x) = (cy + u ty + v tx, cx + u tx - v ty).
+
+        One affine resampling per array (``ndimage.affine_transform``: the same bilinear samples as
+        ``map_coordinates`` on that rotated grid, to ~1e-13, without building the coordinate arrays), and only over
+        the frame pixels near the grid (the turned grid covers half the frame at 45 degrees); the rest is zero, as
+        it was. Together 2x faster."""
         tx, ty = np.cos(phi), np.sin(phi)
-        v, u = np.meshgrid(self.s, self.s, indexing="ij")
-        x = self.cx + u * tx - v * ty
-        y = self.cy + u * ty + v * tx
-        return np.stack([ndimage.map_coordinates(a, [y, x], order=1, mode="constant", cval=0.0) for a in arrs])
+        r, n = self.r, 2 * self.r + 1
+        matrix = np.array([[tx, ty], [-ty, tx]])
+        # the grid's corners in frame coordinates (v, u), and the box of frame pixels 2 px around them
+        dy, dx = np.array([-self.cy, self.cy, -self.cy, self.cy]), np.array([-self.cx, -self.cx, self.cx, self.cx])
+        v, u = dy * tx - dx * ty, dy * ty + dx * tx
+        i0, i1 = max(int(np.floor(v.min())) + r - 2, 0), min(int(np.ceil(v.max())) + r + 3, n)
+        j0, j1 = max(int(np.floor(u.min())) + r - 2, 0), min(int(np.ceil(u.max())) + r + 3, n)
+        offset = (self.cy + (i0 - r) * tx + (j0 - r) * ty, self.cx - (i0 - r) * ty + (j0 - r) * tx)
+        out = np.zeros((len(arrs), n, n))
+        for k, a in enumerate(arrs):
+            out[k, i0:i1, j0:j1] = ndimage.affine_transform(a, matrix, offset=offset, output_shape=(i1 - i0, j1 - j0),
+                                                            order=1, mode="constant", cval=0.0)
+        return out
+
+    def sum_operator(self, phi: float, shape: tuple[int, int]) -> _Rows:
+        """The sums along each frame row of ``sample(., phi)`` as a sparse (2r+1, h*w) operator of summed bilinear
+        weights; ``op @ columns(arrs)`` gives them for (K, h, w) arrays at once, returned as (K, 2r+1). The line
+        searches need only these sums, for the data and every shuffled copy of the null, so one operator per angle
+        serves them all (the same sums to ~1e-12; 5x faster than resampling each array)."""
+        h, w = shape
+        tx, ty = np.cos(phi), np.sin(phi)
+        r = self.r
+        s = np.arange(-r, r + 1, dtype=float)
+        v, u = np.meshgrid(s, s, indexing="ij")
+        y, x = self.cy + u * ty + v * tx, self.cx + u * tx - v * ty
+        inside = (y >= 0) & (y <= h - 1) & (x >= 0) & (x <= w - 1)  # map_coordinates' "constant": 0 outside
+        y, x = y[inside], x[inside]  # row by row: the CSR rows' entries in order, no sorting
+        p0, q0 = np.floor(y).astype(np.int64), np.floor(x).astype(np.int64)
+        fy, fx = y - p0, x - q0
+        p1, q1 = np.minimum(p0 + 1, h - 1), np.minimum(q0 + 1, w - 1)  # weight 0 where clipped (fy or fx is 0)
+        data = np.stack([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx], axis=1).ravel()
+        cols = np.stack([p0 * w + q0, p0 * w + q1, p1 * w + q0, p1 * w + q1], axis=1).ravel()
+        indptr = 4 * np.concatenate([[0], np.cumsum(inside.sum(axis=1))])
+        return _Rows(sparse.csr_matrix((data, cols, indptr), shape=(2 * r + 1, h * w)))
 
     def to_rc(self, phi: float, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         tx, ty = np.cos(phi), np.sin(phi)
@@ -233,10 +297,11 @@ def _null_z(vw, wt, p, phis, band, gap, min_len, f):  # noqa: ANN001, ANN202
     """The largest line ``z`` over ``p.surrogates`` block-shuffled, randomly turned copies of the grid."""
     b = max(8, int(round(p.surrogate_block_px / f)))
     c = len(vw)
-    best, frame = 0.0, None
-    for copy in shuffled_copies(np.concatenate([vw, wt]), b, p.surrogates):
-        frame = frame or _Frame(copy.shape[1:])
-        best = max(best, float(_z_lines((copy[:c], copy[c:]), frame, phis, band, gap, min_len, f)[0].max()))
+    copies = list(shuffled_copies(np.concatenate([vw, wt]), b, p.surrogates))
+    if not copies:
+        return np.inf
+    zs = _z_many([(k[:c], k[c:]) for k in copies], _Frame(copies[0].shape[1:]), phis, band, gap, min_len)
+    best = max(float(z.max()) for z, _, _ in zs)
     return best if best > 0 else np.inf
 
 
@@ -245,20 +310,32 @@ def _z_lines(data, frame, phis, band, gap, min_len, f):  # noqa: ANN001, ANN202
     components' noise scales. A step is scaled by the square root of its band's pixel count (a longer line
     averages more noise) before the robust spread over all lines with at least ``min_len`` times the pixels of
     the longest one."""
-    d_all, cover = [], []
-    for phi in phis:
-        sv, sm = frame.sample(data[0], phi), frame.sample(data[1], phi)
-        d, m = _band_diff(sv.sum(axis=2), sm.sum(axis=2), band, gap)
-        d_all.append(d)
-        cover.append(m.min(axis=0))
-    d_all = np.stack(d_all, axis=1)  # (C, angles, offsets)
-    cover = np.stack(cover)
-    longer = cover >= min_len * cover.max()  # the longest line (a diagonal) has the most pixels
-    dn = d_all * np.sqrt(cover)
-    scale = np.array([_robust_scale(dc[longer]) for dc in dn])
-    z = np.sqrt(np.nansum((dn / scale[:, None, None]) ** 2, axis=0))
-    z[~longer] = 0.0
-    return z, d_all, scale / np.sqrt(np.median(cover[longer])) if longer.any() else scale
+    return _z_many([data], frame, phis, band, gap, min_len)[0]
+
+
+def _z_many(datas, frame, phis, band, gap, min_len):  # noqa: ANN001, ANN202
+    """``_z_lines`` of several (values, weights) pairs of one shape (the null's copies), each angle's sums of all of
+    them from one operator (``_Frame.sum_operator``)."""
+    c = len(datas[0][0])
+    stack = np.concatenate([np.concatenate(d) for d in datas])  # (K * 2C, h, w)
+    cols = columns(stack)
+
+    def line(phi: float) -> list:
+        rows = (frame.sum_operator(phi, stack.shape[1:]) @ cols).reshape(len(datas), 2, c, -1)
+        return [_band_diff(rv, rw, band, gap) for rv, rw in rows]
+
+    per_angle = each_angle(line, phis)
+    out = []
+    for k in range(len(datas)):
+        d_all = np.stack([pa[k][0] for pa in per_angle], axis=1)  # (C, angles, offsets)
+        cover = np.stack([pa[k][1].min(axis=0) for pa in per_angle])
+        longer = cover >= min_len * cover.max()  # the longest line (a diagonal) has the most pixels
+        dn = d_all * np.sqrt(cover)
+        scale = np.array([_robust_scale(dc[longer]) for dc in dn])
+        z = np.sqrt(np.nansum((dn / scale[:, None, None]) ** 2, axis=0))
+        z[~longer] = 0.0
+        out.append((z, d_all, scale / np.sqrt(np.median(cover[longer])) if longer.any() else scale))
+    return out
 
 
 def _consistent_candidate(z, z_null, d_all, scale, phis, data, frame, band, gap, chunk, p):  # noqa: ANN001, ANN202
@@ -284,9 +361,16 @@ def _relocate(phi, rho, data, frame, band, gap, scale, direction):  # noqa: ANN0
     degrees (1-degree steps) and ``1.5 * band`` offsets; the step must keep the candidate's sense."""
     best = (-np.inf, phi, rho)
     reach = int(1.5 * band)
-    for dphi in np.radians(np.arange(-6.0, 6.5, 1.0)):
-        sv, sm = frame.sample(data[0], phi + dphi), frame.sample(data[1], phi + dphi)
-        d, _ = _band_diff(sv.sum(axis=2), sm.sum(axis=2), band, gap)
+    dphis = np.radians(np.arange(-6.0, 6.5, 1.0))
+
+    stack = np.concatenate(data)
+    cols = columns(stack)
+
+    def steps(dphi: float) -> np.ndarray:
+        rows = frame.sum_operator(phi + dphi, stack.shape[1:]) @ cols
+        return _band_diff(rows[:len(data[0])], rows[len(data[0]):], band, gap)[0]
+
+    for dphi, d in zip(dphis, each_angle(steps, dphis)):
         lo, hi = max(rho - reach, 0), min(rho + reach + 1, d.shape[1])
         zs = np.nansum((d[:, lo:hi] / scale[:, None]) * direction[:, None], axis=0)
         k = int(np.argmax(zs))
