@@ -102,3 +102,41 @@ def test_auto_falls_back_to_the_line_search_and_says_why(mw69_run):
     run.sigma = None
     with pytest.raises(ToolsError, match="no rupture trace found .line search"):
         extract_trace_stats(run)
+
+
+@pytest.mark.parametrize("shape", [(96, 96), (80, 131)])
+def test_the_line_sums_operator_equals_summing_the_resampled_frame(shape):
+    # the searches read each line's sums from one sparse operator per angle (fast); they must be the sums of the
+    # bilinear frame samples that the pieces and the band lines still resample, at every angle, for several arrays
+    # at once, and with a zero rim (as the searches' grids have) also at the angles whose samples fall on the edge
+    from backend.trace_search import _Frame, columns
+
+    rng = np.random.default_rng(3)
+    arrs = rng.normal(size=(3, *shape))
+    arrs[:, :2], arrs[:, -2:], arrs[:, :, :2], arrs[:, :, -2:] = 0, 0, 0, 0
+    frame = _Frame(shape)
+    for phi in np.radians([0.0, 17.0, 45.0, 90.0, 133.0, 178.0]):
+        sums = frame.sum_operator(phi, shape) @ columns(arrs)
+        assert sums.shape == (3, 2 * frame.r + 1)
+        samples = frame.sample(arrs, phi)
+        np.testing.assert_allclose(sums, samples.sum(axis=2), rtol=0, atol=1e-10)
+        assert np.abs(sums).max() > 1.0  # real sums, not zeros
+        # and the samples are map_coordinates' bilinear ones at the frame's points (the definition)
+        s = np.arange(-frame.r, frame.r + 1, dtype=float)
+        v, u = np.meshgrid(s, s, indexing="ij")
+        yx = [frame.cy + u * np.sin(phi) + v * np.cos(phi), frame.cx + u * np.cos(phi) - v * np.sin(phi)]
+        ref = np.stack([ndimage.map_coordinates(a, yx, order=1, mode="constant", cval=0.0) for a in arrs])
+        np.testing.assert_allclose(samples, ref, rtol=0, atol=1e-10)
+
+
+def test_the_angles_on_threads_give_the_serial_result(monkeypatch):
+    import backend.trace_search as ts
+
+    d = correlated_noise(5)
+    rr, cc = np.mgrid[0:384, 0:384]
+    d[0] += 6.0 * (rr > 150 + 0.4 * cc)
+    (threaded,) = search_lines(d, None, LineSearchParams(max_traces=1))
+    monkeypatch.setattr(ts.os, "cpu_count", lambda: 1)
+    (serial,) = search_lines(d, None, LineSearchParams(max_traces=1))
+    np.testing.assert_array_equal(threaded.rc, serial.rc)
+    assert threaded.z == serial.z and threaded.signif == serial.signif
