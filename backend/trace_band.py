@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from .trace_search import _Frame, _peak, columns, distance_to_edge, each_angle, line_band, shuffled_copies
+from .trace_search import _Frame, _peak, distance_to_edge, line_band, shuffled_copies
 
 PHASE_GLOB = "rewrapped_phase*.tif"
 
@@ -215,15 +215,10 @@ def _ridge_z(vals: np.ndarray, cnt: np.ndarray, frame, phis: np.ndarray, p: Band
 
 def _ridge_z_many(grids: list, frame, phis: np.ndarray, p: BandSearchParams) -> list:  # noqa: ANN001
     """``_ridge_z`` of several (values, counts) grids of one shape (the null's copies), each angle's sums of all
-    of them from one operator (``_Frame.sum_operator``)."""
+    of them at once (``_Frame.line_sums``)."""
     stack = np.stack([a for g in grids for a in g])  # (2K, h, w)
-    cols = columns(stack)
-
-    def line(phi: float) -> list:
-        rows = frame.sum_operator(phi, stack.shape[1:]) @ cols
-        return [_ridge_profile(rows[2 * k], rows[2 * k + 1], p) for k in range(len(grids))]
-
-    per_angle = each_angle(line, phis)
+    per_angle = [[_ridge_profile(rows[2 * k], rows[2 * k + 1], p) for k in range(len(grids))]
+                 for rows in frame.line_sums(stack, phis)]
     out = []
     for k in range(len(grids)):
         c, cover = np.stack([pa[k][0] for pa in per_angle]), np.stack([pa[k][1] for pa in per_angle])

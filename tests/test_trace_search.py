@@ -109,14 +109,14 @@ def test_the_line_sums_operator_equals_summing_the_resampled_frame(shape):
     # the searches read each line's sums from one sparse operator per angle (fast); they must be the sums of the
     # bilinear frame samples that the pieces and the band lines still resample, at every angle, for several arrays
     # at once, and with a zero rim (as the searches' grids have) also at the angles whose samples fall on the edge
-    from backend.trace_search import _Frame, columns
+    from backend.trace_search import _Frame
 
     rng = np.random.default_rng(3)
     arrs = rng.normal(size=(3, *shape))
     arrs[:, :2], arrs[:, -2:], arrs[:, :, :2], arrs[:, :, -2:] = 0, 0, 0, 0
     frame = _Frame(shape)
     for phi in np.radians([0.0, 17.0, 45.0, 90.0, 133.0, 178.0]):
-        sums = frame.sum_operator(phi, shape) @ columns(arrs)
+        (sums,) = frame.line_sums(arrs, [phi])
         assert sums.shape == (3, 2 * frame.r + 1)
         samples = frame.sample(arrs, phi)
         np.testing.assert_allclose(sums, samples.sum(axis=2), rtol=0, atol=1e-10)
