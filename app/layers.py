@@ -38,7 +38,9 @@ LAYERS: list[tuple[str, str, str, str, int]] = [
     ("unwrap_regions", "unwrap_regions.tif", "Unwrapping regions (same id = consistent cycles)", "regions", 1),
     ("rupture_probability", "rupture_probability.tif", "Surface rupture probability (0..1)", "probability", 1),
     ("arrows", "displacement_arrows.gpkg", "Displacement arrows (horizontal)", "arrows", 0),
+    ("rupture_trace", "rupture_trace.gpkg", "Rupture trace (found by the run, check it)", "trace", 0),
 ]
+VECTOR_LAYER_NAMES = {"arrows": "displacement_arrows", "trace": "rupture_trace"}  # kind -> layer in its GeoPackage
 LAYER_NAMES = {k: name for k, _f, name, _kind, _b in LAYERS}
 PER_IFG = ("los_displacement", "unwrapped_phase", "rewrapped_phase", "unwrap_regions")
 REGION_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22",
@@ -238,9 +240,14 @@ def _open_layer(path: Path, name: str, kind: str) -> Any:
     """The QGIS layer of one result file (the arrows are a GeoPackage layer, the rest GDAL rasters)."""
     from qgis.core import QgsRasterLayer, QgsVectorLayer
 
-    if kind == "arrows":
-        return QgsVectorLayer(f"{path}|layername=displacement_arrows", name, "ogr")
+    if kind in VECTOR_LAYER_NAMES:
+        return QgsVectorLayer(layer_source(path, kind), name, "ogr")
     return QgsRasterLayer(str(path), name, "gdal")
+
+
+def layer_source(path: Path, kind: str) -> str:
+    """The QGIS data source of a result file: ``file.gpkg|layername=...`` for the vector kinds."""
+    return f"{path}|layername={VECTOR_LAYER_NAMES[kind]}" if kind in VECTOR_LAYER_NAMES else str(path)
 
 
 def write_styles(files: dict[str, Path]) -> dict[str, dict[str, Any]]:
@@ -253,6 +260,13 @@ def write_styles(files: dict[str, Path]) -> dict[str, dict[str, Any]]:
             mx = float(lyr.maximumValue(lyr.fields().indexOf("horiz_m")) or 0.0) if lyr.featureCount() else 0.0
             lyr.setRenderer(arrow_renderer(mx if mx > 0 else 1.0))
             info[key] = {"kind": kind, "max": mx, "features": lyr.featureCount()}
+        elif kind == "trace":  # the trace a run found (--trace auto): the geologist tools' style, in the file too
+            from .tool_layers import save_vector_style, style_vector
+
+            style_vector(lyr, "trace")
+            save_vector_style(lyr, Path(path), VECTOR_LAYER_NAMES[kind])
+            info[key] = {"kind": kind, "features": lyr.featureCount()}
+            continue
         elif kind == "regions":
             v = raster_style_values(key, path)
             lyr.setRenderer(regions_renderer(int(v["max"])))
@@ -285,9 +299,9 @@ def add_layers(files: dict[str, Path], group_name: str, project: Any = None) -> 
             continue
         project.addMapLayer(lyr, False)
         layers.append(lyr)
-    # arrows on top, then the components in LAYERS order; only arrows and east visible at first
-    layers.sort(key=lambda lyr: lyr.name() != LAYER_NAMES["arrows"])
-    shown = (layer_name("east", LAYER_NAMES["east"], reasons), LAYER_NAMES["arrows"])
+    # the trace and the arrows on top, then the components in LAYERS order; only they and east visible at first
+    layers.sort(key=lambda lyr: lyr.name() not in (LAYER_NAMES["rupture_trace"], LAYER_NAMES["arrows"]))
+    shown = (layer_name("east", LAYER_NAMES["east"], reasons), LAYER_NAMES["arrows"], LAYER_NAMES["rupture_trace"])
     for lyr in layers:
         node = group.addLayer(lyr)
         if lyr.name() not in shown:

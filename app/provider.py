@@ -158,6 +158,11 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
                 "TRACE (optional): a known surface rupture trace (a mapped or drawn line layer, or rupture_trace.gpkg "
                 "of a first run): the network's windows stop at it, so the offset across it is read sharp; a layer "
                 "that is not a file is saved to OUTPUT_FOLDER/trace_inputs/<run>.gpkg. "
+                "FIND_TRACE (no trace at hand): a blind first pass, its rupture trace extracted (line search, placed "
+                "on "
+                "the interferogram's decorrelation band when there is one), then the run with that trace, which is "
+                "written as rupture_trace.gpkg in the run folder; where no trace is significant the blind run is the "
+                "result and run.json says why. About twice the time. "
                 "RELIGHT (advanced, on by default): with a DEM, the sun of each optical image is fitted to the DEM's "
                 "shading and the pre image is relit to the post image's sun, so a sun that differs between the dates "
                 "is not read as motion on relief. "
@@ -209,6 +214,9 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterVectorLayer(
             "TRACE", "Rupture trace, if known (line layer: the network's windows stop at it)",
             [QgsProcessing.TypeVectorLine], optional=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "FIND_TRACE", "No trace at hand: find it on a blind first pass and run again with it (about twice the "
+            "time)", defaultValue=False))
         self.addParameter(QgsProcessingParameterExtent("EXTENT", "Extent (empty: intersection of the inputs)",
                                                        optional=True))
         self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", ["Auto", "GPU (CUDA)", "CPU"],
@@ -328,6 +336,7 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
         run_name = self.parameterAsString(parameters, "RUN_NAME", context) or default_run_name()
         return RunSpec(out_root=out_root, run_name=run_name, inputs=inputs,
                        trace=self._trace(parameters, context, out_root, run_name, write_trace),
+                       find_trace=self.parameterAsBoolean(parameters, "FIND_TRACE", context),
                        incidence_deg=self.parameterAsDouble(parameters, "INCIDENCE_CONSTANT", context),
                        heading_deg=self.parameterAsDouble(parameters, "HEADING_CONSTANT", context),
                        wavelength_m=wavelength if "phase" in inputs else None,
@@ -388,15 +397,15 @@ class EstimateDisplacementAlgorithm(QgsProcessingAlgorithm):
         return {}
 
     def _load(self, outcome: Any, run_name: str, context: QgsProcessingContext, load_all: bool) -> None:
-        from .layers import entries, layer_name, nan_reasons
+        from .layers import entries, layer_name, layer_source, nan_reasons
 
         if context.project() is None:
             return
         reasons = nan_reasons(outcome.files)
         for key, path, name, kind in entries(outcome.files):
-            if not load_all and key not in ("east", "north", "up", "arrows"):
+            if not load_all and key not in ("east", "north", "up", "arrows", "rupture_trace"):
                 continue
-            src = f"{path}|layername=displacement_arrows" if kind == "arrows" else str(path)
+            src = layer_source(path, kind)
             details = QgsProcessingContext.LayerDetails(f"{run_name}: {layer_name(key, name, reasons)}",
                                                         context.project(), key)
             context.addLayerToLoadOnCompletion(src, details)

@@ -70,6 +70,7 @@ class RunSpec:
     more_ifgs: MoreIfgs | None = None
     products: list[str] = field(default_factory=list)
     trace: str | None = None  # a line file: a known rupture trace (backend EstimateConfig.trace)
+    find_trace: bool = False  # no trace at hand: find it on a blind first pass (backend EstimateConfig.trace_auto)
     illumination: str = "auto"  # relight the pre optical image from the DEM (backend EstimateConfig.illumination)
 
 
@@ -138,6 +139,7 @@ def build_config(spec: RunSpec, out_dir: Path, found: list[Problem] | None = Non
     cfg = EstimateConfig(out_dir=out_dir, wavelength_m=spec.wavelength_m, phase_sign=int(spec.phase_sign),
                          extent=spec.extent, intersection=spec.intersection, device=spec.device,
                          tile=int(spec.tile), model_path=spec.model_path, trace=spec.trace,
+                         trace_auto=bool(spec.find_trace),
                          illumination=spec.illumination, **kw)
     more, _ = _more_ifgs(spec, cfg)
     prod_ifgs, prod_dem, prod_problems, _ = _product_ifgs(spec)

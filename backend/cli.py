@@ -97,7 +97,10 @@ def _add_estimate_args(ap: argparse.ArgumentParser) -> None:
     o.add_argument("--trace", metavar="LINES", default=None,
                    help="a known rupture trace (line file: GeoPackage, shapefile, GeoJSON; e.g. a first run's "
                         "rupture_trace.gpkg): the network's windows stop at it, so each side is measured from its own "
-                        "pixels (sharper, less biased offsets across it; docs/geologist_tools.md)")
+                        "pixels (sharper, less biased offsets across it; docs/geologist_tools.md); 'auto': find it "
+                        "(a blind first pass, its trace extracted as `python -m backend trace` does, then the run "
+                        "with that trace, written as rupture_trace.gpkg; no trace found: the blind run, and "
+                        "run.json says why)")
     o.add_argument("--illumination", choices=C.ILLUMINATION_MODES, default="auto",
                    help="auto (default): with a DEM, relight the pre optical image to the post image's sun (each "
                         "image's sun fitted to the DEM's shading; only when that makes the pair more alike): a sun "
@@ -213,7 +216,8 @@ def config_and_notes(a: argparse.Namespace) -> tuple[C.EstimateConfig, list[C.Pr
         **single, grid_like=_raster(a.grid_like), extent=None if a.extent is None else (*a.extent, a.extent_crs),
         device=a.device, tile=a.tile, overlap=a.overlap, batch=a.batch,
         threads=a.threads, model_path=Path(a.model) if a.model else None, unwrap=not a.no_unwrap,
-        coh_min=a.coh_min, trace=a.trace, illumination=a.illumination)
+        coh_min=a.coh_min, trace=None if a.trace == "auto" else a.trace, trace_auto=a.trace == "auto",
+        illumination=a.illumination)
     return cfg, problems, notes
 
 

@@ -271,6 +271,11 @@ class EstimateConfig:
     ``trace``: a line file (GeoPackage, shapefile, GeoJSON; layer ``rupture_trace`` or the first line layer) with a
     known surface rupture trace, e.g. ``rupture_trace.gpkg`` of a first run, edited, or a mapped trace. The
     network's windows then stop at it: each side is measured from its own pixels only (docs/geologist_tools.md).
+    ``trace_auto``: no trace at hand: find it (the geologist's two-step workflow in one job). A first, blind run
+    (in a hidden folder inside ``out_dir``, removed afterwards), its trace extracted as ``python -m backend trace``
+    does (line search, placed on the interferogram's decorrelation band when there is one), then the run proper
+    with that trace, which is written to ``out_dir/rupture_trace.gpkg``; where the search finds no trace, the blind
+    run is the result and run.json says why (``backend.pipeline``). Not with ``trace``.
 
     ``illumination``: "auto" (default) relights the pre optical image to the post image's sun where a DEM is given,
     both images show its shading and the relit pair is more alike (``backend.illumination``); "off" leaves the
@@ -309,6 +314,7 @@ class EstimateConfig:
     los_vector: LosVector | None = None
     interferograms: list[Interferogram] = field(default_factory=list)
     trace: Path | None = None
+    trace_auto: bool = False
     illumination: str = "auto"
     sar_vertical_coupling: bool = False
 
@@ -512,6 +518,14 @@ def _run_problems(cfg: EstimateConfig, label: Any) -> list[Problem]:
         out.append(Problem("trace", f"rupture trace ({cfg.trace}): file not found",
                            f"give an existing line file ({label('trace')}), e.g. a run's rupture_trace.gpkg, or "
                            "leave it out"))
+    if cfg.trace_auto and cfg.trace is not None:
+        out.append(Problem("trace", f"a rupture trace is given ({cfg.trace}) and is also to be found",
+                           f"give the trace ({label('trace')}) or ask for it to be found, not both"))
+    if cfg.trace_auto and cfg.optical_pre is None and cfg.sar_pre is None:
+        out.append(Problem("trace", "the rupture trace is to be found, but no optical or SAR amplitude pair is "
+                           "given: the trace is found on the network's displacement",
+                           "give an optical or SAR amplitude pair, or leave the trace search off (an interferogram "
+                           "alone: draw the trace, or run `python -m backend trace --method band` on the run)"))
     if cfg.model_path is not None and not Path(cfg.model_path).is_file():
         out.append(Problem("model", f"model ({cfg.model_path}): file not found",
                            f"run `make export` or give an existing .onnx ({label('model')})"))

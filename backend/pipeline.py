@@ -48,7 +48,7 @@ import shutil
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,7 @@ class _Run:
     trace_lines: list[np.ndarray] | None = None  # the given rupture trace in the grid's CRS (cfg.trace)
     trace_tiles: int = 0  # tiles given the trace: those it crosses, or all for a model with trace weights of its own
     sar_share_median: float | None = None  # the SAR pair's median share of the horizontal (model output sar_share)
+    found_trace: dict[str, Any] | None = None  # cfg.trace_auto: the trace found on the first pass (_found_trace)
 
     def report(self, fraction: float, message: str) -> None:
         self.log.append(f"{time.perf_counter() - self.t_start:8.2f} s  {100 * fraction:5.1f} %  {message}")
@@ -154,7 +155,9 @@ def _validate_and_grid(r: _Run) -> None:
                             "(--grid-like, --extent)", r.grid_ref)
     if cfg.trace is not None:
         r.trace_lines = _read_trace(cfg.trace, r.grid)
-        r.notes.append(f"rupture trace given ({cfg.trace}, {len(r.trace_lines)} line(s)): the network's windows stop "
+        given = (f"found on a first, blind pass: rupture_trace.gpkg, {r.found_trace['source']}"
+                 if r.found_trace is not None else str(cfg.trace))
+        r.notes.append(f"rupture trace given ({given}, {len(r.trace_lines)} line(s)): the network's windows stop "
                        "at it, each side is measured from its own pixels. Where the trace misses the rupture by k px, "
                        "those k px are smeared as without a trace; the geologist tools use this trace by default")
     r.coverage = {name: check_overlap(inp, r.grid) for name, inp in r.opened.items()}
@@ -534,9 +537,10 @@ def _run_json(r: _Run, model: OnnxModel | None, plan: TilePlan | None, stats: di
                        "n_tiles": plan.n_tiles if plan else 0, "threads": threads,
                        "device_requested": cfg.device, "intersection": cfg.intersection, "unwrap": r.unwrap_info,
                        "illumination": cfg.illumination,
-                       "rupture_trace": None if cfg.trace is None else
-                       {"path": str(Path(cfg.trace).resolve()), "lines": len(r.trace_lines or []),
-                        "tiles_crossed": r.trace_tiles}},
+                       "rupture_trace": _found_trace_json(r) if r.found_trace is not None else
+                       None if cfg.trace is None else {"path": str(Path(cfg.trace).resolve()),
+                                                       "lines": len(r.trace_lines or []),
+                                                       "tiles_crossed": r.trace_tiles}},
         "inversion": r.inversion,
         "grid": grid.to_json() | {"defined_by": r.grid_ref, "extent": None if cfg.extent is None
                                   else [str(v) if i == 4 else float(v) for i, v in enumerate(cfg.extent)]},
@@ -562,7 +566,13 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
                  cancel: CancelToken | Callable[[], bool] | None = None,
                  log: Callable[[str], None] | None = None) -> EstimateResult:
     """Run the whole pipeline; see the module docstring. Raises PipelineError (user-fixable) or Cancelled."""
-    r = _Run(cfg, progress, cancel)
+    if cfg.trace_auto:
+        return _with_found_trace(cfg, progress, cancel)
+    return _run_once(_Run(cfg, progress, cancel))
+
+
+def _run_once(r: _Run) -> EstimateResult:
+    cfg = r.cfg
     # GDAL_PAM_ENABLED=NO: reading never leaves *.aux.xml files beside the user's inputs
     with rasterio.Env(GDAL_PAM_ENABLED="NO"), ExitStack() as stack:
         r.report(0.0, "checking inputs")
@@ -575,6 +585,93 @@ def run_estimate(cfg: EstimateConfig, progress: Callable[[float, str], None] | N
             return _run_staged(r, stack, staging)
         except (OSError, rasterio.errors.RasterioError) as exc:
             raise _io_error(exc, staging) from exc
+
+
+FIRST_PASS_PREFIX = ".quakefusion-first-pass-"  # the blind first pass of a run that finds its trace (hidden)
+
+
+def _with_found_trace(cfg: EstimateConfig, progress: Callable[[float, str], None] | None,
+                      cancel: CancelToken | Callable[[], bool] | None) -> EstimateResult:
+    """``cfg.trace_auto``: the geologist's two-step workflow as one job. A blind first pass into a hidden folder
+    inside ``out_dir``; its rupture trace extracted as ``python -m backend trace`` does (``backend.trace``: the line
+    search, placed on the interferogram's decorrelation band when there is one, refused where no line is
+    significant); then the run proper with that trace (the network's windows stop at it), which is written beside
+    it as ``rupture_trace.gpkg``. No trace found: the blind pass is the result, and run.json says why. Either way
+    ``out_dir`` receives one complete run (nothing when the job fails or is cancelled); the first pass's folder is
+    removed."""
+    import uuid
+
+    from .geodata import ToolsError
+    from .trace import TRACE_FILE, write_run_trace
+
+    raise_first(check(cfg))  # the whole job's problems before the first pass starts
+    t0 = time.perf_counter()
+
+    def part(lo: float, hi: float, what: str) -> Callable[[float, str], None] | None:
+        if progress is None:
+            return None
+        return lambda f, m: progress(lo + (hi - lo) * f, f"{what}: {m}")
+
+    out_dir = Path(cfg.out_dir)
+    existed = out_dir.exists()
+    first_dir = out_dir / f"{FIRST_PASS_PREFIX}{uuid.uuid4().hex[:8]}"
+    try:
+        first = _run_once(_Run(replace(cfg, trace_auto=False, out_dir=first_dir),
+                               part(0.0, 0.45, "first pass, blind"), cancel))
+        if progress is not None:
+            progress(0.46, "finding the rupture trace on the first pass (line search)")
+        t1 = time.perf_counter()
+        try:
+            path, lines, source, stats = write_run_trace(first_dir, out=first_dir / f".found-{TRACE_FILE}")
+        except ToolsError as exc:
+            check_cancel(cancel)
+            return _adopt_first_pass(first_dir, cfg, first, str(exc), time.perf_counter() - t1)
+        check_cancel(cancel)
+        found = {"file": path, "lines": len(lines), "source": source, "stats": stats,
+                 "first_pass_s": round(t1 - t0, 2), "trace_search_s": round(time.perf_counter() - t1, 2)}
+        r = _Run(replace(cfg, trace_auto=False, trace=path), part(0.5, 1.0, "second pass, windows stop at the "
+                                                                           "trace"), cancel,
+                 t_start=t0, found_trace=found)
+        return _run_once(r)
+    finally:
+        shutil.rmtree(first_dir, ignore_errors=True)
+        if not existed and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # the job created it and failed: nothing left behind
+
+
+def _found_trace_json(r: _Run) -> dict[str, Any]:
+    f = r.found_trace or {}
+    return {"path": str((Path(r.cfg.out_dir) / f["file"].name.removeprefix(".found-")).resolve()),
+            "lines": len(r.trace_lines or []), "tiles_crossed": r.trace_tiles, "found_by": "first pass (blind)",
+            "source": f.get("source"), "per_line": f.get("stats")}
+
+
+def _adopt_first_pass(first_dir: Path, cfg: EstimateConfig, first: EstimateResult, why: str,
+                      search_s: float) -> EstimateResult:
+    """No trace found: the first (blind) pass becomes the run in ``out_dir``, its run.json and run.log saying so."""
+    note = (f"rupture trace to be found: none found on the first pass ({why.split('. Fix:')[0]}); this is the blind "
+            "run (the network's windows did not stop at a trace). Draw or load the trace where you know it and run "
+            "again with it")
+    run = dict(first.run)
+    run["notes"] = [*run.get("notes", []), note]
+    run["parameters"] = dict(run.get("parameters") or {}) | {
+        "rupture_trace": {"path": None, "found_by": "first pass (blind)", "found": False, "why": why}}
+    run["timings"] = dict(run.get("timings") or {}) | {"trace_search_s": round(search_s, 2)}
+    with out.Staging(cfg.out_dir) as staging:
+        for p in first_dir.iterdir():
+            if p.is_file() and out.is_output_name(p.name):
+                shutil.move(str(p), str(staging.tmp / p.name))
+        replaced = staging.stale()
+        run["replaced_previous_run_files"] = replaced
+        if replaced:
+            run["notes"].append(f"replaced the previous run's files in {cfg.out_dir}: {', '.join(replaced)}")
+        log = staging.file("run.log")
+        log.write_text((log.read_text(encoding="utf-8") if log.exists() else "") + f"note: {note}\n",
+                       encoding="utf-8")
+        out.write_run_json(staging.path("run_json"), run)
+        final = staging.commit()
+    final.pop("run", None)
+    return EstimateResult(outputs=final, device=first.device, grid=first.grid, run=run)
 
 
 def _run_staged(r: _Run, stack: ExitStack, staging: out.Staging) -> EstimateResult:
@@ -616,6 +713,13 @@ def _run_staged(r: _Run, stack: ExitStack, staging: out.Staging) -> EstimateResu
     if r.sar_share_median is not None:  # coupled only where the 3-D inversion ran with the option on
         r.notes.append(_sar_share_note(r.sar_share_median, cfg.sar_vertical_coupling and insar and whole))
     r.check_cancel()
+    if r.found_trace is not None:  # the trace this run found on its first pass, beside the run that used it
+        f = r.found_trace
+        shutil.copyfile(f["file"], staging.file(f["file"].name.removeprefix(".found-")))
+        r.timings.update(first_pass_s=f["first_pass_s"], trace_search_s=f["trace_search_s"])
+        r.notes.append("the rupture trace was found by this run (--trace auto): check rupture_trace.gpkg on the map; "
+                       "offsets across a wrongly placed trace are sharp at the wrong place. Move it and run again "
+                       "with it, or draw the trace where you know it")
     r.notes += out.write_views(staging, r.grid, arrows)
     replaced = staging.stale()
     if replaced:

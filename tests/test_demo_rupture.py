@@ -21,6 +21,8 @@ within 2 px of the true trace (91 % within 1 px, mean 6 m; before 12 m), and the
 half this rupture; the band moves the trace back and the stations at the raster's edge, which the band cannot read,
 take the nearest moved station's shift: 92 % within 1 px, 100 % within 2 px, mean 6 m; second run 6.33 m (-0 %),
 jump 6.23 m (99 %).
+2026-12-02 (third stop): the second run is one job, ``--trace auto`` (``EstimateConfig.trace_auto``): its own blind
+first pass gives the same trace as the tool on the first run, and the same numbers.
 """
 
 from __future__ import annotations
@@ -47,8 +49,14 @@ def test_simulated_rupture_demo_beats_dis_and_zero_and_reads_the_offset(tmp_path
     assert c["epe_px_near"] < 0.4 * c["zero_epe_px_near"]
     assert 6.0 < c["step_true_m"] < 6.8
     assert abs(c["step_model_m"] - c["step_true_m"]) < 0.05 * c["step_true_m"]
-    # the second run, given the trace extracted from the first (line search): the same offset, and sharp
+    # the second run finds its trace (--trace auto: a blind first pass, the trace extracted, the run with it): the
+    # trace the Rupture trace tool extracts from the first run, written beside the run; the same offset, and sharp
     assert c["trace_source"].startswith("line") and "decorrelation band" in c["trace_source"]
+    assert c["trace_as_the_tool"] and c["first_pass_s"] > 0
+    second = json.loads((Path(c["out_with_trace"]) / "run.json").read_text())
+    assert second["parameters"]["rupture_trace"]["path"] == str(Path(c["out_with_trace"]) / "rupture_trace.gpkg")
+    assert second["parameters"]["rupture_trace"]["per_line"][0]["signif"] > 1.15
+    assert not [p for p in Path(c["out_with_trace"]).iterdir() if p.name.startswith(".")]
     assert c["trace_within_2px"] >= 0.95 and c["trace_within_1px"] >= 0.8  # measured 1.00 / 0.90
     assert abs(c["step_with_trace_m"] - c["step_true_m"]) < 0.02 * c["step_true_m"]
     # the jump within +-3 px of the trace: blind the step is spread (0.51 of it), given the trace sharp (0.99)

@@ -128,3 +128,84 @@ def test_cli_takes_a_trace(tmp_path: Path, sim_scene: dict) -> None:
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["parameters"]["rupture_trace"]["path"] == str(trace.resolve())
     assert "--trace" in run_backend("estimate", "--help").stdout
+
+
+# ------------------------------------------------------------------ --trace auto: the trace found by the run itself
+def test_find_trace_without_a_trace_keeps_the_blind_run_and_says_why(tmp_path: Path, sim_scene: dict) -> None:
+    """``trace_auto`` where the line search finds nothing (this scene's noise through the stand-in network): the
+    blind first pass is the run, pixel for pixel; run.json and run.log say why; no trace file, no hidden folder,
+    and the previous run's files in the folder are replaced as by any run. (A trace found: the demo's rupture,
+    tests/test_demo_rupture.py.)"""
+    model = make_tiny_model(tmp_path / "tiny.onnx", channels=[*DEFAULT_CHANNELS, "fault_side"])
+    blind = run_estimate(_cfg(sim_scene, tmp_path / "blind", model))
+    out = tmp_path / "found"
+    out.mkdir()
+    (out / "fault_offsets.csv").write_text("an earlier run's tool output\n")
+    msgs: list[tuple[float, str]] = []
+    res = run_estimate(_cfg(sim_scene, out, model, trace_auto=True), progress=lambda f, m: msgs.append((f, m)))
+    rt = res.run["parameters"]["rupture_trace"]
+    assert rt["found"] is False and rt["path"] is None and rt["why"].startswith("no rupture trace found")
+    assert any("none found on the first pass" in n for n in res.run["notes"])
+    assert "none found on the first pass" in (out / "run.log").read_text()
+    assert json.loads((out / "run.json").read_text())["parameters"]["rupture_trace"] == rt
+    for band in (1, 2):
+        assert np.array_equal(read_band(blind.outputs["displacement"], band),
+                              read_band(res.outputs["displacement"], band), equal_nan=True)
+    names = {p.name for p in out.iterdir()}
+    assert "rupture_trace.gpkg" not in names and "fault_offsets.csv" not in names
+    assert not [n for n in names if n.startswith(".")]
+    assert res.run["replaced_previous_run_files"] == ["fault_offsets.csv"]
+    assert res.outputs["displacement"] == out / "displacement.tif"
+    # progress: the first pass in the first half, then the search, monotone
+    fr = [f for f, _ in msgs]
+    assert fr == sorted(fr) and any(m.startswith("first pass, blind") for _, m in msgs)
+    assert any(m.startswith("finding the rupture trace") for _, m in msgs)
+
+
+def test_find_trace_cancelled_leaves_the_folder_as_it_was(tmp_path: Path, sim_scene: dict) -> None:
+    """Cancelled between the passes: the previous run's files stay untouched, a new folder is not left behind,
+    and the first pass's hidden folder is gone."""
+    from backend.config import CancelToken
+    from backend.errors import Cancelled
+
+    model = make_tiny_model(tmp_path / "tiny.onnx", channels=[*DEFAULT_CHANNELS, "fault_side"])
+    out = tmp_path / "run"
+    run_estimate(_cfg(sim_scene, out, model))
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    for folder in (out, tmp_path / "new" / "run"):
+        token = CancelToken()
+
+        def progress(f: float, m: str, token: CancelToken = token) -> None:
+            if m.startswith("finding the rupture trace"):
+                token.cancel()
+
+        with pytest.raises(Cancelled):
+            run_estimate(_cfg(sim_scene, folder, model, trace_auto=True), progress=progress, cancel=token)
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    assert not (tmp_path / "new" / "run").exists()
+
+
+def test_find_trace_is_refused_with_a_trace_or_without_a_pair(tmp_path: Path, sim_scene: dict) -> None:
+    model = make_tiny_model(tmp_path / "tiny.onnx", channels=[*DEFAULT_CHANNELS, "fault_side"])
+    trace = _trace_across(sim_scene, tmp_path / "trace.gpkg")
+    with pytest.raises(PipelineError) as err:
+        run_estimate(_cfg(sim_scene, tmp_path / "o1", model, trace=trace, trace_auto=True))
+    assert err.value.input_name == "trace" and "not both" in str(err.value)
+    p = sim_scene["paths"]
+    insar = EstimateConfig(out_dir=tmp_path / "o2", phase=InputRaster(p["phase"]), wavelength_m=0.0555,
+                           incidence_deg=39.0, heading_deg=-12.0, trace_auto=True)
+    probs = check(insar)
+    assert [q.input for q in probs] == ["trace"] and "no optical or SAR amplitude pair" in probs[0].message
+    assert "--method band" in probs[0].fix
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_cli_finds_the_trace_with_trace_auto(tmp_path: Path, sim_scene: dict) -> None:
+    model = make_tiny_model(tmp_path / "tiny.onnx", channels=[*DEFAULT_CHANNELS, "fault_side"])
+    opt = sim_scene["paths"]["optical"]
+    p = run_backend("estimate", "--optical-pre", f"{opt}:1", "--optical-post", f"{opt}:2", "--trace", "auto",
+                    "--model", str(model), "--out", str(tmp_path / "run"), "--no-unwrap", "--quiet")
+    assert p.returncode == 0, p.stderr
+    rt = json.loads((tmp_path / "run" / "run.json").read_text())["parameters"]["rupture_trace"]
+    assert rt["found_by"] == "first pass (blind)" and rt["found"] is False
+    assert "'auto'" in run_backend("estimate", "--help").stdout

@@ -122,3 +122,55 @@ def test_tools_dialog_hands_the_runs_trace_to_the_main_dialog(qgis_app, qgis_ifa
         tools.close()
         main.disconnect_project()
         main.close()
+
+
+def test_find_the_trace_in_the_dialog_processing_and_the_layers(qgis_app, qgis_iface, qgis_new_project, provider,  # noqa: F811
+                                                                 qf_plugin_pkg, qf_clean_settings,
+                                                                 tmp_path: Path) -> None:
+    """"No trace at hand: find it" (``trace_auto``): the dialog's box is off by default and greyed out while a trace
+    layer is chosen; Processing's FIND_TRACE reaches the backend (run.json: found on a first pass, here none in the
+    stand-in network's output); a run folder's rupture_trace.gpkg is loaded on top, visible, in the trace style."""
+    import processing
+    from quakefusion.app.layers import LAYER_NAMES, add_layers, write_styles
+    from quakefusion.ui.main_dialog import MainDialog
+
+    from backend.trace import write_trace
+
+    drawn = _drawn_line()
+    QgsProject.instance().addMapLayer(drawn)
+    dlg = MainDialog(qgis_iface, None, start_task=None)
+    try:
+        dlg.fw_output.setFilePath(str(tmp_path / "out"))
+        assert not dlg.chk_find_trace.isChecked() and dlg.chk_find_trace.isEnabled()
+        assert dlg.spec(with_extent=False).find_trace is False
+        dlg.chk_find_trace.setChecked(True)
+        assert dlg.spec(with_extent=False).find_trace is True
+        dlg.cb_trace.setLayer(drawn)  # a trace at hand: nothing to find
+        assert not dlg.chk_find_trace.isEnabled() and not dlg.chk_find_trace.isChecked()
+        assert dlg.spec(with_extent=False).find_trace is False
+        dlg.cb_trace.setLayer(None)
+        assert dlg.chk_find_trace.isEnabled()
+    finally:
+        dlg.disconnect_project()
+        dlg.close()
+    model = make_tiny_model(tmp_path / "tiny.onnx", channels=[*DEFAULT_CHANNELS, "fault_side"])
+    res = processing.run(ALG, {"OPTICAL_PRE": str(DARFIELD / "optical.tif"), "OPTICAL_PRE_BAND": 1,
+                               "OPTICAL_POST": str(DARFIELD / "optical.tif"), "OPTICAL_POST_BAND": 2,
+                               "FIND_TRACE": True, "MODEL": str(model), "DEVICE": 2, "RUN_NAME": "found",
+                               "OUTPUT_FOLDER": str(tmp_path / "o")})
+    run_dir = Path(res["RUN_FOLDER"])
+    rt = json.loads((run_dir / "run.json").read_text())["parameters"]["rupture_trace"]
+    assert rt["found_by"] == "first pass (blind)" and rt["found"] is False and "no rupture trace" in rt["why"]
+    # a run that found its trace writes rupture_trace.gpkg beside its rasters: loaded with them
+    with rasterio.open(run_dir / "displacement.tif") as ds:
+        b, wkt = ds.bounds, ds.crs.to_wkt()
+    x = (b.left + b.right) / 2
+    write_trace(run_dir / "rupture_trace.gpkg", [np.array([[x, b.top - 100], [x, b.bottom + 100]])], wkt, "line")
+    files = {"east": run_dir / "displacement_east.vrt", "rupture_trace": run_dir / "rupture_trace.gpkg"}
+    styles = write_styles(files)
+    assert styles["rupture_trace"] == {"kind": "trace", "features": 1}
+    assert (run_dir / "rupture_trace_rupture_trace.qml").is_file()
+    group, layers = add_layers(files, "found run")
+    assert [lyr.name() for lyr in layers][0] == LAYER_NAMES["rupture_trace"]
+    trace = layers[0]
+    assert trace.isValid() and trace.featureCount() == 1 and group.findLayer(trace.id()).isVisible()

@@ -216,6 +216,8 @@ class MainDialog(QDialog, FORM_CLASS):
         self.cb_trace.setAllowEmptyLayer(True)
         self.cb_trace.setShowCrs(True)
         self.cb_trace.setLayer(None)
+        # finding the trace is for runs without one: off and greyed out while a trace layer is chosen
+        self.cb_trace.layerChanged.connect(self._trace_changed)
         s = QgsSettings()
         self.const_incidence.setValue(float(s.value(SETTINGS_PREFIX + "incidence_deg", 39.0)))
         self.const_heading.setValue(float(s.value(SETTINGS_PREFIX + "heading_deg", -12.0)))
@@ -673,7 +675,13 @@ class MainDialog(QDialog, FORM_CLASS):
                        phase_sign=self.phase_sign(), device=str(self.cb_device.currentData()),
                        tile=int(self.spin_tile.value()), model_path=Path(model) if model else None,
                        extent=extent, intersection=True, more_ifgs=self.more_ifgs(), products=self.products(),
-                       illumination="auto" if self.chk_relight.isChecked() else "off")
+                       illumination="auto" if self.chk_relight.isChecked() else "off",
+                       find_trace=self.chk_find_trace.isEnabled() and self.chk_find_trace.isChecked())
+
+    def _trace_changed(self, layer: Any) -> None:
+        self.chk_find_trace.setEnabled(layer is None)
+        if layer is not None:
+            self.chk_find_trace.setChecked(False)
 
     def use_trace(self, trace: Any) -> Any:
         """Choose ``trace`` (a line layer, or a file such as a run's rupture_trace.gpkg: loaded into the project
