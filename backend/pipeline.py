@@ -14,6 +14,8 @@ re-estimated per pixel by weighted least squares from the network's horizontal (
 given) and every unwrapped LOS; components the data do not constrain are NaN (one interferogram alone: LOS only).
 An InSAR-only run does not run the network (its output would not be used). Grids above :data:`MCF_MAX_PX` keep
 the block-wise unwrapper (unwrap.unwrap_grid) and the network's estimate (whirlwind needs the whole raster).
+``trace_auto`` (``--trace auto``): the whole pipeline twice, a blind first pass whose rupture trace
+(``trace.write_run_trace``) is given to the second (:func:`_with_found_trace`).
 
 Stable API for the dialog, the Processing algorithm and the CLI (see docs/architecture.md)::
 
@@ -115,7 +117,7 @@ class _Run:
     trace_lines: list[np.ndarray] | None = None  # the given rupture trace in the grid's CRS (cfg.trace)
     trace_tiles: int = 0  # tiles given the trace: those it crosses, or all for a model with trace weights of its own
     sar_share_median: float | None = None  # the SAR pair's median share of the horizontal (model output sar_share)
-    found_trace: dict[str, Any] | None = None  # cfg.trace_auto: the trace found on the first pass (_found_trace)
+    found_trace: dict[str, Any] | None = None  # cfg.trace_auto: the trace found on the first pass (_with_found_trace)
 
     def report(self, fraction: float, message: str) -> None:
         self.log.append(f"{time.perf_counter() - self.t_start:8.2f} s  {100 * fraction:5.1f} %  {message}")
