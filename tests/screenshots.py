@@ -1,6 +1,7 @@
 """Screenshots of the real QGIS desktop under Xvfb: the filled-in dialog and the result layers over the rupture.
 
-    .venv/bin/python tests/screenshots.py   # -> docs/img/qgis_dialog(_insar|_trace|_advanced).png, qgis_results.png
+    .venv/bin/python tests/screenshots.py   # -> docs/img/qgis_dialog(_insar|_trace|_find_trace|_advanced).png,
+    #                                            qgis_results.png
 
 Starts Xvfb, then ``qgis`` with a throw-away profile in which the plugin (a ``quakefusion`` symlink on
 QGIS_PLUGINPATH) is enabled, and a ``--code`` script that simulates a scene (models.scene), loads it, fills the
@@ -134,6 +135,10 @@ def step2():
             area.ensureWidgetVisible(dlg.cb_trace, 50, 120)
             shot("qgis_dialog_trace.png", dlg)
             dlg.cb_trace.setLayer(None)
+            dlg.chk_find_trace.setChecked(True)  # no trace at hand: find it (shown; the run below stays blind)
+            area.ensureWidgetVisible(dlg.chk_find_trace, 50, 120)
+            shot("qgis_dialog_find_trace.png", dlg)
+            dlg.chk_find_trace.setChecked(False)
             area.ensureWidgetVisible(dlg.chk_relight, 50, 20)  # Advanced: device, tile, model, relighting
             shot("qgis_dialog_advanced.png", dlg)
             area.verticalScrollBar().setValue(0)
