@@ -118,6 +118,7 @@ class _Run:
     trace_tiles: int = 0  # tiles given the trace: those it crosses, or all for a model with trace weights of its own
     sar_share_median: float | None = None  # the SAR pair's median share of the horizontal (model output sar_share)
     found_trace: dict[str, Any] | None = None  # cfg.trace_auto: the trace found on the first pass (_with_found_trace)
+    model: OnnxModel | None = None  # loaded by the first stage that needs it; given to a trace_auto second pass
 
     def report(self, fraction: float, message: str) -> None:
         self.log.append(f"{time.perf_counter() - self.t_start:8.2f} s  {100 * fraction:5.1f} %  {message}")
@@ -618,8 +619,9 @@ def _with_found_trace(cfg: EstimateConfig, progress: Callable[[float, str], None
     existed = out_dir.exists()
     first_dir = out_dir / f"{FIRST_PASS_PREFIX}{uuid.uuid4().hex[:8]}"
     try:
-        first = _run_once(_Run(replace(cfg, trace_auto=False, out_dir=first_dir),
-                               part(0.0, 0.45, "first pass, blind"), cancel))
+        first_run = _Run(replace(cfg, trace_auto=False, out_dir=first_dir), part(0.0, 0.45, "first pass, blind"),
+                         cancel)
+        first = _run_once(first_run)
         if progress is not None:
             progress(0.46, "finding the rupture trace on the first pass (line search)")
         t1 = time.perf_counter()
@@ -633,7 +635,7 @@ def _with_found_trace(cfg: EstimateConfig, progress: Callable[[float, str], None
                  "first_pass_s": round(t1 - t0, 2), "trace_search_s": round(time.perf_counter() - t1, 2)}
         r = _Run(replace(cfg, trace_auto=False, trace=path), part(0.5, 1.0, "second pass, windows stop at the "
                                                                            "trace"), cancel,
-                 t_start=t0, found_trace=found)
+                 t_start=t0, found_trace=found, model=first_run.model)
         return _run_once(r)
     finally:
         shutil.rmtree(first_dir, ignore_errors=True)
@@ -687,9 +689,11 @@ def _run_staged(r: _Run, stack: ExitStack, staging: out.Staging) -> EstimateResu
     tags = {"model_version": NO_NET_TAG, "software": "QuakeFusion backend"}
     arrows = None
     if with_net:
-        r.report(0.02, "loading the model")
-        with r.clock("model_load_s"):
-            model = OnnxModel(cfg.model_path, device=cfg.device, threads=cfg.threads)
+        if r.model is None:  # a second pass (trace_auto) keeps the first pass's session
+            r.report(0.02, "loading the model")
+            with r.clock("model_load_s"):
+                r.model = OnnxModel(cfg.model_path, device=cfg.device, threads=cfg.threads)
+        model = r.model
         if r.trace_lines is not None and "fault_side" not in [feat.channel_name(c) for c in model.meta.channels]:
             raise PipelineError(f"the model ({cfg.model_path or 'shipped'}, version {model.meta.version}) takes no "
                                 "rupture trace (it has no fault_side channel). Fix: leave the trace out, or use model "
