@@ -317,6 +317,19 @@ def test_device_cuda_is_explicit(tmp_path: Path, good: dict[str, Path], tiny_mod
 
     m = OnnxModel(tiny_model, device="auto")
     assert m.device in ("cpu", "cuda")
+    # "auto" asks a one-node model whether the CUDA provider starts (not the network: a network session whose CUDA
+    # provider fails falls back to a slow default CPU build, 33-45 s for the shipped model); same answer
+    import onnx
+
+    from backend.model import _PROBE_MODEL, cuda_provider_initialises
+
+    probe = onnx.load_from_string(_PROBE_MODEL)
+    onnx.checker.check_model(probe)
+    assert [n.op_type for n in probe.graph.node] == ["Identity"]
+    x = np.array([1.5], np.float32)
+    cpu = ort.InferenceSession(_PROBE_MODEL, providers=["CPUExecutionProvider"])
+    assert cpu.run(None, {"x": x})[0].tolist() == [1.5]
+    assert cuda_provider_initialises() == (m.device == "cuda")
     if m.device == "cpu":  # no working CUDA here: asking for it is an error that says what to do
         assert "CUDAExecutionProvider" not in m.providers
         with pytest.raises(PipelineError, match="CUDA"):
