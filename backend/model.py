@@ -205,32 +205,11 @@ _PROBE_MODEL = (b'\x08\x07:;\n\x10\n\x01x\x12\x01y"\x08Identity\x12\x05probeZ\x0
                 b'\x02\x08\x01b\x0f\n\x01y\x12\n\n\x08\x08\x01\x12\x04\n\x02\x08\x01B\x04\n\x00\x10\r')
 
 
-@functools.lru_cache(maxsize=1)
-def cuda_provider_initialises() -> bool:
-    """True if ONNX Runtime's CUDA provider starts here (a one-node model; cached per process; ORT's loader errors
-    silenced). False at once without onnxruntime-gpu."""
+def _try_cuda(model_bytes_or_path: str | bytes, so: Any) -> Any | None:
+    """A session of the model with the CUDA provider first, or None when CUDA does not run it (ORT's loader errors
+    silenced)."""
     import onnxruntime as ort
 
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        return False
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    ort.set_default_logger_severity(4)
-    try:
-        sess = ort.InferenceSession(_PROBE_MODEL, so, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
-    except Exception:
-        return False
-    finally:
-        ort.set_default_logger_severity(2)
-    return sess.get_providers()[0] == "CUDAExecutionProvider"
-
-
-def _cuda_session(model_bytes_or_path: str, so: Any) -> Any | None:
-    """A CUDA session if the CUDA provider initialises, else None (ORT's loader errors silenced)."""
-    import onnxruntime as ort
-
-    if not cuda_provider_initialises():
-        return None
     ort.set_default_logger_severity(4)
     try:
         sess = ort.InferenceSession(model_bytes_or_path, so,
@@ -242,13 +221,31 @@ def _cuda_session(model_bytes_or_path: str, so: Any) -> Any | None:
     return sess if sess.get_providers()[0] == "CUDAExecutionProvider" else None
 
 
+@functools.lru_cache(maxsize=1)
+def cuda_provider_initialises() -> bool:
+    """True if ONNX Runtime's CUDA provider starts here (asked of a one-node model; cached per process). False at
+    once without onnxruntime-gpu."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return False
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    return _try_cuda(_PROBE_MODEL, so) is not None
+
+
+def _cuda_session(model_path: str, so: Any) -> Any | None:
+    """A CUDA session of the model if the CUDA provider initialises here, else None."""
+    return _try_cuda(model_path, so) if cuda_provider_initialises() else None
+
+
 @functools.lru_cache(maxsize=4)
 def cuda_initialises(path: str | None = None) -> bool:
     """True if a CUDA session of the model (default: the shipped one) really starts here (cached per process)."""
     import onnxruntime as ort
 
     model = Path(path) if path else DEFAULT_MODEL
-    if not model.exists() or not cuda_provider_initialises():
+    if not model.exists():
         return False
     so = ort.SessionOptions()
     so.log_severity_level = 3

@@ -236,11 +236,13 @@ class Staging:
     * on any exit removes the temporary folder and the lock (and ``out_dir`` if the run created it and failed).
     """
 
-    def __init__(self, out_dir: Path, need_bytes: int = 0) -> None:
+    def __init__(self, out_dir: Path, need_bytes: int = 0, tmp: Path | None = None) -> None:
+        """``tmp``: an existing temporary folder of ``out_dir`` (see :meth:`new_tmp`) whose files are staged already
+        (a blind first pass of ``trace_auto`` that becomes the run); default: a new one."""
         self.out_dir = Path(os.path.abspath(out_dir))
         self.need_bytes = int(need_bytes)
         self.created = False
-        self.tmp = self.out_dir / f"{TMP_PREFIX}{uuid.uuid4().hex[:8]}"
+        self.tmp = Path(os.path.abspath(tmp)) if tmp is not None else self.new_tmp(self.out_dir)
         self.lock = FolderLock(self.out_dir)
         self.removed: list[str] = []
 
@@ -262,7 +264,7 @@ class Staging:
                 raise _folder_error(self.out_dir, exc) from exc
             self._remove_stale_tmp()
             try:
-                self.tmp.mkdir()
+                self.tmp.mkdir(exist_ok=True)
                 probe = self.tmp / ".write-test"
                 probe.write_bytes(b"0" * 4096)
                 probe.unlink()
@@ -278,9 +280,15 @@ class Staging:
             raise
         return self
 
+    @staticmethod
+    def new_tmp(out_dir: Path, tag: str = "") -> Path:
+        """A new temporary folder name inside ``out_dir`` (not created): hidden, and removed by the next run into
+        ``out_dir`` when a killed run left it behind."""
+        return Path(os.path.abspath(out_dir)) / f"{TMP_PREFIX}{tag}{uuid.uuid4().hex[:8]}"
+
     def _remove_stale_tmp(self) -> None:
         for p in self.out_dir.glob(TMP_PREFIX + "*"):
-            if p.is_dir() and not p.is_symlink():
+            if p.is_dir() and not p.is_symlink() and p != self.tmp:
                 shutil.rmtree(p, ignore_errors=True)
 
     def path(self, key: str) -> Path:

@@ -590,22 +590,17 @@ def _run_once(r: _Run) -> EstimateResult:
             raise _io_error(exc, staging) from exc
 
 
-FIRST_PASS_PREFIX = ".quakefusion-first-pass-"  # the blind first pass of a run that finds its trace (hidden)
-
-
 def _with_found_trace(cfg: EstimateConfig, progress: Callable[[float, str], None] | None,
                       cancel: CancelToken | Callable[[], bool] | None) -> EstimateResult:
-    """``cfg.trace_auto``: the geologist's two-step workflow as one job. A blind first pass into a hidden folder
-    inside ``out_dir``; its rupture trace extracted as ``python -m backend trace`` does (``backend.trace``: the line
+    """``cfg.trace_auto``: the geologist's two-step workflow as one job. A blind first pass into a temporary folder
+    inside ``out_dir`` (``outputs.Staging.new_tmp``: hidden, and removed by the next run into ``out_dir`` if this
+    job is killed); its rupture trace extracted as ``python -m backend trace`` does (``backend.trace``: the line
     search, placed on the interferogram's decorrelation band when there is one, refused where no line is
     significant); then the run proper with that trace (the network's windows stop at it), which is written beside
-    it as ``rupture_trace.gpkg``. No trace found: the blind pass is the result, and run.json says why. Either way
-    ``out_dir`` receives one complete run (nothing when the job fails or is cancelled); the first pass's folder is
-    removed."""
-    import uuid
-
+    it as ``rupture_trace.gpkg``. No trace found: the first pass becomes the run, and run.json says why. Either way
+    ``out_dir`` receives one complete run (nothing when the job fails or is cancelled)."""
     from .geodata import ToolsError
-    from .trace import TRACE_FILE, write_run_trace
+    from .trace import write_run_trace
 
     raise_first(check(cfg))  # the whole job's problems before the first pass starts
     t0 = time.perf_counter()
@@ -617,7 +612,7 @@ def _with_found_trace(cfg: EstimateConfig, progress: Callable[[float, str], None
 
     out_dir = Path(cfg.out_dir)
     existed = out_dir.exists()
-    first_dir = out_dir / f"{FIRST_PASS_PREFIX}{uuid.uuid4().hex[:8]}"
+    first_dir = out.Staging.new_tmp(out_dir, "first-pass-")
     try:
         first_run = _Run(replace(cfg, trace_auto=False, out_dir=first_dir), part(0.0, 0.45, "first pass, blind"),
                          cancel)
@@ -626,13 +621,15 @@ def _with_found_trace(cfg: EstimateConfig, progress: Callable[[float, str], None
             progress(0.46, "finding the rupture trace on the first pass (line search)")
         t1 = time.perf_counter()
         try:
-            path, lines, source, stats = write_run_trace(first_dir, out=first_dir / f".found-{TRACE_FILE}")
+            path, lines, source, stats = write_run_trace(first_dir)
         except ToolsError as exc:
             check_cancel(cancel)
             return _adopt_first_pass(first_dir, cfg, first, str(exc), time.perf_counter() - t1)
         check_cancel(cancel)
-        found = {"file": path, "lines": len(lines), "source": source, "stats": stats,
-                 "first_pass_s": round(t1 - t0, 2), "trace_search_s": round(time.perf_counter() - t1, 2)}
+        found = {"lines": lines, "source": source, "stats": stats, "first_pass_s": round(t1 - t0, 2),
+                 "trace_search_s": round(time.perf_counter() - t1, 2)}
+        # the second pass reads the trace before its Staging removes the first pass's folder (a stale temporary
+        # folder of out_dir) and writes it into its own outputs from memory
         r = _Run(replace(cfg, trace_auto=False, trace=path), part(0.5, 1.0, "second pass, windows stop at the "
                                                                            "trace"), cancel,
                  t_start=t0, found_trace=found, model=first_run.model)
@@ -644,31 +641,33 @@ def _with_found_trace(cfg: EstimateConfig, progress: Callable[[float, str], None
 
 
 def _found_trace_json(r: _Run) -> dict[str, Any]:
+    from .trace import TRACE_FILE
+
     f = r.found_trace or {}
-    return {"path": str((Path(r.cfg.out_dir) / f["file"].name.removeprefix(".found-")).resolve()),
-            "lines": len(r.trace_lines or []), "tiles_crossed": r.trace_tiles, "found_by": "first pass (blind)",
-            "source": f.get("source"), "per_line": f.get("stats")}
+    return {"path": str((Path(r.cfg.out_dir) / TRACE_FILE).resolve()), "lines": len(r.trace_lines or []),
+            "tiles_crossed": r.trace_tiles, "found_by": "first pass (blind)", "source": f.get("source"),
+            "per_line": f.get("stats")}
+
+
+def _replaced_note(out_dir: Path, replaced: list[str]) -> list[str]:
+    return [f"replaced the previous run's files in {out_dir}: {', '.join(replaced)}"] if replaced else []
 
 
 def _adopt_first_pass(first_dir: Path, cfg: EstimateConfig, first: EstimateResult, why: str,
                       search_s: float) -> EstimateResult:
-    """No trace found: the first (blind) pass becomes the run in ``out_dir``, its run.json and run.log saying so."""
+    """No trace found: the first (blind) pass, staged in ``first_dir``, is committed as the run in ``out_dir``, its
+    run.json and run.log saying so."""
     note = (f"rupture trace to be found: none found on the first pass ({why.split('. Fix:')[0]}); this is the blind "
             "run (the network's windows did not stop at a trace). Draw or load the trace where you know it and run "
             "again with it")
     run = dict(first.run)
-    run["notes"] = [*run.get("notes", []), note]
     run["parameters"] = dict(run.get("parameters") or {}) | {
         "rupture_trace": {"path": None, "found_by": "first pass (blind)", "found": False, "why": why}}
     run["timings"] = dict(run.get("timings") or {}) | {"trace_search_s": round(search_s, 2)}
-    with out.Staging(cfg.out_dir) as staging:
-        for p in first_dir.iterdir():
-            if p.is_file() and out.is_output_name(p.name):
-                shutil.move(str(p), str(staging.tmp / p.name))
+    with out.Staging(cfg.out_dir, tmp=first_dir) as staging:
         replaced = staging.stale()
         run["replaced_previous_run_files"] = replaced
-        if replaced:
-            run["notes"].append(f"replaced the previous run's files in {cfg.out_dir}: {', '.join(replaced)}")
+        run["notes"] = [*run.get("notes", []), note, *_replaced_note(cfg.out_dir, replaced)]
         log = staging.file("run.log")
         log.write_text((log.read_text(encoding="utf-8") if log.exists() else "") + f"note: {note}\n",
                        encoding="utf-8")
@@ -720,16 +719,17 @@ def _run_staged(r: _Run, stack: ExitStack, staging: out.Staging) -> EstimateResu
         r.notes.append(_sar_share_note(r.sar_share_median, cfg.sar_vertical_coupling and insar and whole))
     r.check_cancel()
     if r.found_trace is not None:  # the trace this run found on its first pass, beside the run that used it
+        from .trace import TRACE_FILE, write_trace
+
         f = r.found_trace
-        shutil.copyfile(f["file"], staging.file(f["file"].name.removeprefix(".found-")))
+        write_trace(staging.file(TRACE_FILE), f["lines"], r.grid.crs.to_wkt(), f["source"], f["stats"])
         r.timings.update(first_pass_s=f["first_pass_s"], trace_search_s=f["trace_search_s"])
         r.notes.append("the rupture trace was found by this run (--trace auto): check rupture_trace.gpkg on the map; "
                        "offsets across a wrongly placed trace are sharp at the wrong place. Move it and run again "
                        "with it, or draw the trace where you know it")
     r.notes += out.write_views(staging, r.grid, arrows)
     replaced = staging.stale()
-    if replaced:
-        r.notes.append(f"replaced the previous run's files in {cfg.out_dir}: {', '.join(replaced)}")
+    r.notes += _replaced_note(cfg.out_dir, replaced)
     staging.file("run.log").write_text("\n".join(r.log + [f"note: {n}" for n in r.notes]) + "\n", encoding="utf-8")
     run = _run_json(r, model, plan, stats, staging.produced(), replaced)
     out.write_run_json(staging.path("run_json"), run)

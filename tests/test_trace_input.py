@@ -141,6 +141,11 @@ def test_find_trace_without_a_trace_keeps_the_blind_run_and_says_why(tmp_path: P
     out = tmp_path / "found"
     out.mkdir()
     (out / "fault_offsets.csv").write_text("an earlier run's tool output\n")
+    from backend.outputs import Staging
+
+    killed = Staging.new_tmp(out, "first-pass-")  # a first pass left by a killed job: removed by the next run
+    killed.mkdir()
+    (killed / "displacement.tif").write_bytes(b"partial")
     msgs: list[tuple[float, str]] = []
     res = run_estimate(_cfg(sim_scene, out, model, trace_auto=True), progress=lambda f, m: msgs.append((f, m)))
     rt = res.run["parameters"]["rupture_trace"]
